@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a machine with only python3 and pip:
+#   make demo   creates .venv, installs numpy-rnn, runs the main job
+#   make test   creates .venv, installs the test dependencies (torch==2.13.0), runs the suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP_BASE := $(VENV)/.installed-base
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_BASE): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[cli,plot]'
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[cli,plot,test]'
+	touch $@ $(STAMP_BASE)
+
+demo: $(STAMP_BASE)
+	$(PY) -m numpy_rnn demo
+
+test: $(STAMP_TEST)
+	$(PY) -m pytest
+
+bench: $(STAMP_TEST)
+	$(PY) benchmarks/bench_layers.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
