@@ -1,1 +1,7 @@
-"""numpy-rnn."""
+"""numpy-rnn: recurrent networks in NumPy alone, with exact, checked BPTT gradients."""
+from .cells import Cell, ElmanCell, GRUCell, LSTMCell
+from .layers import GRU, LSTM, Linear, Recurrent, SimpleRNN
+
+__version__ = "0.1.0"
+
+__all__ = ["Cell", "ElmanCell", "GRU", "GRUCell", "LSTM", "LSTMCell", "Linear", "Recurrent", "SimpleRNN"]

@@ -1,0 +1,103 @@
+"""Argument validation shared by every public entry point.
+
+Validation lives here so that the maths in the layers stays free of bookkeeping. Every
+message names the owner (class or function), the argument, the expected and the actual value.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_size(owner: str, name: str, value, *, minimum: int = 1) -> int:
+    """An integer >= minimum; bool and float are refused (``True`` is not a size)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{owner}: expected {name} to be an int >= {minimum}, got {type(value).__name__} {value!r}"
+        )
+    if value < minimum:
+        raise ValueError(f"{owner}: expected {name} >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_dtype(owner: str, dtype) -> np.dtype:
+    """float32 or float64, as a numpy dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{owner}: expected dtype float32 or float64, got {dtype!r}") from exc
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"{owner}: expected dtype float32 or float64, got {dt}")
+    return dt
+
+
+def check_float(owner: str, name: str, value, *, low=None, high=None, high_open=False) -> float:
+    """A finite real number inside [low, high] (or [low, high) with high_open)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: expected {name} to be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    in_range = np.isfinite(value) and (low is None or value >= low) and (
+        high is None or (value < high if high_open else value <= high)
+    )
+    if not in_range:
+        interval = f"[{low}, {high}{')' if high_open else ']'}"
+        raise ValueError(f"{owner}: expected {name} finite and in {interval}, got {value}")
+    return value
+
+
+def check_array(owner: str, name: str, value, dtype: np.dtype, *, check_finite: bool = False) -> np.ndarray:
+    """A floating ndarray of exactly ``dtype``: ints, bools, complex and objects are refused.
+
+    Lists are accepted and converted; nothing is cast silently between float32 and float64.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "f":
+        raise TypeError(f"{owner}: expected {name} of a floating dtype ({dtype}), got dtype {arr.dtype}")
+    if arr.dtype != dtype:
+        raise TypeError(
+            f"{owner}: expected {name} of dtype {dtype} (the weights' dtype), got {arr.dtype}; "
+            f"convert it explicitly with .astype(np.{dtype})"
+        )
+    if check_finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}: expected finite values in {name}, got NaN or inf")
+    return arr
+
+
+def shape_str(shape) -> str:
+    """A shape written like ``(B, T, 8)``; strings stay as they are."""
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def check_shape(owner: str, name: str, arr: np.ndarray, expected: tuple) -> None:
+    """Exactly ``expected`` (no broadcasting): a wrong state shape must not pass silently."""
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{owner}: expected {name} of shape {shape_str(expected)}, got {shape_str(arr.shape)}")
+
+
+def check_lengths(owner: str, lengths, batch: int, steps: int) -> np.ndarray | None:
+    """``lengths`` (B,) of integers in [1, T], any order; returns an int64 copy (or None)."""
+    if lengths is None:
+        return None
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{owner}: expected lengths of an integer dtype, got dtype {arr.dtype}")
+    if arr.shape != (batch,):
+        raise ValueError(f"{owner}: expected lengths of shape ({batch},), got {shape_str(arr.shape)}")
+    if arr.size and (arr.min() < 1 or arr.max() > steps):
+        raise ValueError(
+            f"{owner}: expected every length in [1, {steps}] (T = {steps}), "
+            f"got min {arr.min()} and max {arr.max()}"
+        )
+    return arr.astype(np.int64)
+
+
+def as_generator(rng) -> np.random.Generator:
+    """``rng`` as a Generator: None (fresh entropy), an int seed, or a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(f"expected rng to be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")

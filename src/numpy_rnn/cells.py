@@ -1,0 +1,259 @@
+"""One time step of each recurrent cell, next to its derivative.
+
+A cell knows the maths of a single step and nothing else: the layers in
+:mod:`numpy_rnn.layers` unroll it over time, stack it, run it in both directions, mask
+variable lengths and check its gradients. Writing a new cell means subclassing :class:`Cell`
+(see ``docs/custom_cells.md``).
+
+The contract, with ``G`` gates, hidden size ``H`` and batch ``B``:
+
+* The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
+  computed for all steps in one matmul before the time loop. The cell owns every other
+  parameter (:meth:`Cell.param_shapes`, usually ``R (H, G*H)``).
+* ``step(p, xw, state) -> (new_state, cache)``: ``xw (B, G*H)``; ``state`` a tuple of
+  ``(B, H)`` arrays whose first element is the output ``h``.
+* ``step_backward(p, g, d_state, cache) -> (d_xw, d_rec, d_state_prev)``: the gradient of the
+  loss w.r.t. ``xw``, w.r.t. the recurrent pre-activation (``h(t-1) R`` for the built-in cells;
+  ``None`` when the cell accumulates its own parameter gradients into ``g`` step by step), and
+  w.r.t. the previous state.
+* ``recurrent_grads(p, g, h_prev, d_rec, caches)``: after the loop, add the gradients of the
+  cell's parameters from all steps at once (default: ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
+
+``step`` is written with ``@`` and ``[..., None, :]`` biases so that parameters may carry extra
+leading axes: the vectorised gradient check evaluates a whole batch of perturbed parameter sets
+in one pass this way. ``step_backward`` only ever sees plain ``(B, .)`` arrays.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function as ``(1 + tanh(x/2)) / 2``: no overflow, keeps the dtype."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _tanh_derivative(a):
+    return 1.0 - a * a
+
+
+def _relu(s):
+    return np.maximum(s, 0.0)
+
+
+def _relu_derivative(a):
+    return a > 0
+
+
+# name -> (activation, its derivative written in terms of the activation's output)
+NONLINEARITIES = {"tanh": (np.tanh, _tanh_derivative), "relu": (_relu, _relu_derivative)}
+
+
+class Cell(ABC):
+    """Base class of a recurrent cell; see the module docstring for the contract."""
+
+    num_gates = 1
+    state_size = 1
+    #: torch.nn class that computes the same maths, or None (see :mod:`numpy_rnn.interop`)
+    torch_equivalent: str | None = None
+
+    def __init__(self, hidden_size: int):
+        self.hidden_size = hidden_size
+
+    def param_shapes(self) -> dict[str, tuple]:
+        """Shapes of the cell's own parameters (besides the layer's ``W`` and ``b``)."""
+        H = self.hidden_size
+        return {"R": (H, self.num_gates * H)}
+
+    @abstractmethod
+    def step(self, p, xw, state):
+        """One step forward: ``(new_state, cache)``."""
+
+    @abstractmethod
+    def step_backward(self, p, g, d_state, cache):
+        """One step backward: ``(d_xw, d_rec or None, d_state_prev)``."""
+
+    def recurrent_grads(self, p, g, h_prev, d_rec, caches) -> None:
+        """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul."""
+        if d_rec is not None:
+            g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ d_rec.reshape(-1, d_rec.shape[-1])
+
+
+class ElmanCell(Cell):
+    """Elman step: ``s(t) = xw(t) + a(t-1) R``, ``a(t) = phi(s(t))``, phi tanh or relu.
+
+    Backward: ``ds(t) = da(t) * phi'(s(t))`` (``1 - a**2`` for tanh, ``a > 0`` for relu),
+    ``da(t-1) = ds(t) R^T``.
+    """
+
+    torch_equivalent = "RNN"
+
+    def __init__(self, hidden_size: int, nonlinearity: str = "tanh"):
+        super().__init__(hidden_size)
+        self.nonlinearity = nonlinearity
+        self._phi, self._phi_prime = NONLINEARITIES[nonlinearity]
+
+    def step(self, p, xw, state):
+        (h_prev,) = state
+        h = self._phi(xw + h_prev @ p["R"])  # (B, H)
+        return (h,), h
+
+    def step_backward(self, p, g, d_state, h):
+        (dh,) = d_state
+        ds = dh * self._phi_prime(h)  # (B, H)
+        return ds, ds, (ds @ p["R"].T,)
+
+
+class LSTMCell(Cell):
+    """LSTM step with torch's gate order ``i, f, g, o``; optional peepholes.
+
+    ``z = xw + h(t-1) R`` split into four ``(B, H)`` blocks, then
+    ``i = sig(z_i + p_i * c(t-1))``, ``f = sig(z_f + p_f * c(t-1))``, ``g = tanh(z_g)``,
+    ``c(t) = f * c(t-1) + i * g``, ``o = sig(z_o + p_o * c(t))``, ``h(t) = o * tanh(c(t))``.
+    The peephole vectors ``p_i, p_f, p_o (H,)`` (Gers & Schmidhuber 2000, in the notation of
+    Greff et al. 2017) exist only with ``peepholes=True``; without them this is torch.nn.LSTM.
+
+    Backward, with ``dc`` the total gradient reaching ``c(t)``:
+    ``dz_o = dh * tanh(c) * o(1-o)``, ``dc = dc(t) + dh * o * (1 - tanh(c)**2) + dz_o * p_o``,
+    ``dz_i = dc * g * i(1-i)``, ``dz_f = dc * c(t-1) * f(1-f)``, ``dz_g = dc * i * (1-g**2)``,
+    ``dc(t-1) = dc * f + dz_i * p_i + dz_f * p_f``, ``dh(t-1) = dz R^T``.
+    """
+
+    num_gates = 4
+    state_size = 2
+
+    def __init__(self, hidden_size: int, peepholes: bool = False):
+        super().__init__(hidden_size)
+        self.peepholes = peepholes
+        self.torch_equivalent = None if peepholes else "LSTM"
+
+    def param_shapes(self):
+        shapes = super().param_shapes()
+        if self.peepholes:
+            shapes.update({name: (self.hidden_size,) for name in ("p_i", "p_f", "p_o")})
+        return shapes
+
+    def step(self, p, xw, state):
+        h_prev, c_prev = state
+        H = self.hidden_size
+        z = xw + h_prev @ p["R"]  # (B, 4H)
+        if self.peepholes:
+            z[..., :H] += p["p_i"][..., None, :] * c_prev
+            z[..., H:2 * H] += p["p_f"][..., None, :] * c_prev
+        i, f = sigmoid(z[..., :H]), sigmoid(z[..., H:2 * H])
+        g = np.tanh(z[..., 2 * H:3 * H])
+        c = f * c_prev + i * g  # (B, H)
+        if self.peepholes:
+            z[..., 3 * H:] += p["p_o"][..., None, :] * c
+        o = sigmoid(z[..., 3 * H:])
+        tanh_c = np.tanh(c)
+        return (o * tanh_c, c), (i, f, g, o, c_prev, c, tanh_c)
+
+    def step_backward(self, p, grads, d_state, cache):
+        dh, dc = d_state
+        i, f, g, o, c_prev, c, tanh_c = cache
+        dz_o = dh * tanh_c * o * (1.0 - o)
+        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+        if self.peepholes:
+            dc += dz_o * p["p_o"]
+        dz_i = dc * g * i * (1.0 - i)
+        dz_f = dc * c_prev * f * (1.0 - f)
+        dz_g = dc * i * (1.0 - g * g)
+        dc_prev = dc * f
+        if self.peepholes:
+            dc_prev += dz_i * p["p_i"] + dz_f * p["p_f"]
+        dz = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)  # (B, 4H)
+        return dz, dz, (dz @ p["R"].T, dc_prev)
+
+    def recurrent_grads(self, p, g, h_prev, d_rec, caches):
+        """``dR`` as in :class:`Cell`; peepholes ``dp_i = sum dz_i * c(t-1)`` and so on."""
+        super().recurrent_grads(p, g, h_prev, d_rec, caches)
+        if self.peepholes:
+            H = self.hidden_size
+            c_prev = np.stack([cache[4] for cache in caches])  # (T, B, H)
+            c = np.stack([cache[5] for cache in caches])
+            g["p_i"] += np.einsum("tbh,tbh->h", d_rec[..., :H], c_prev)
+            g["p_f"] += np.einsum("tbh,tbh->h", d_rec[..., H:2 * H], c_prev)
+            g["p_o"] += np.einsum("tbh,tbh->h", d_rec[..., 3 * H:], c)
+
+
+class GRUCell(Cell):
+    """GRU step with torch's gate order ``r, z, n``.
+
+    ``reset_after=True`` (torch.nn.GRU): ``u = h(t-1) R`` split into ``u_r, u_z, u_n``;
+    ``r = sig(xw_r + u_r)``, ``z = sig(xw_z + u_z)``, ``n = tanh(xw_n + r * (u_n + b_hn))``,
+    ``h(t) = (1 - z) * n + z * h(t-1)``; ``b_hn (H,)`` is torch's ``bias_hh`` n block.
+
+    ``reset_after=False`` (Cho et al. 2014): ``n = tanh(xw_n + (r * h(t-1)) R_n)``; no ``b_hn``.
+
+    Backward: ``dn_pre = dh (1-z)(1-n**2)``, ``dz_pre = dh (h(t-1) - n) z(1-z)``,
+    ``dr_pre = dn_pre (u_n + b_hn) r(1-r)`` (reset after) or
+    ``dr_pre = (dn_pre R_n^T) h(t-1) r(1-r)`` (reset before), and
+    ``dh(t-1) = dh z + d_rec R^T`` (reset after, ``d_rec = [dr_pre, dz_pre, dn_pre r]``) or
+    ``dh z + [dr_pre, dz_pre] R_rz^T + (dn_pre R_n^T) r`` (reset before).
+    """
+
+    num_gates = 3
+
+    def __init__(self, hidden_size: int, reset_after: bool = True):
+        super().__init__(hidden_size)
+        self.reset_after = reset_after
+        self.torch_equivalent = "GRU" if reset_after else None
+
+    def param_shapes(self):
+        shapes = super().param_shapes()
+        if self.reset_after:
+            shapes["b_hn"] = (self.hidden_size,)
+        return shapes
+
+    def step(self, p, xw, state):
+        (h_prev,) = state
+        H, R = self.hidden_size, p["R"]
+        if self.reset_after:
+            u = h_prev @ R  # (B, 3H)
+            rz = sigmoid(xw[..., :2 * H] + u[..., :2 * H])
+            r = rz[..., :H]
+            extra = u[..., 2 * H:] + p["b_hn"][..., None, :]  # u_n + b_hn
+            n = np.tanh(xw[..., 2 * H:] + r * extra)
+        else:
+            rz = sigmoid(xw[..., :2 * H] + h_prev @ R[..., :, :2 * H])
+            r = rz[..., :H]
+            extra = r * h_prev  # the input of R_n
+            n = np.tanh(xw[..., 2 * H:] + extra @ R[..., :, 2 * H:])
+        z = rz[..., H:]
+        h = n + z * (h_prev - n)  # (1 - z) n + z h(t-1)
+        return (h,), (h_prev, r, z, n, extra)
+
+    def step_backward(self, p, g, d_state, cache):
+        (dh,) = d_state
+        h_prev, r, z, n, extra = cache
+        H, R = self.hidden_size, p["R"]
+        dn_pre = dh * (1.0 - z) * (1.0 - n * n)
+        dz_pre = dh * (h_prev - n) * z * (1.0 - z)
+        dh_prev = dh * z
+        if self.reset_after:
+            dr_pre = dn_pre * extra * r * (1.0 - r)
+            d_xw = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)  # (B, 3H)
+            d_rec = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=-1)
+            dh_prev += d_rec @ R.T
+        else:
+            d_rh = dn_pre @ R[:, 2 * H:].T
+            dr_pre = d_rh * h_prev * r * (1.0 - r)
+            d_xw = d_rec = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)
+            dh_prev += d_rh * r + d_xw[:, :2 * H] @ R[:, :2 * H].T
+        return d_xw, d_rec, (dh_prev,)
+
+    def recurrent_grads(self, p, g, h_prev, d_rec, caches):
+        """Reset after: ``dR`` as in :class:`Cell`, ``db_hn = sum d_rec_n``. Reset before:
+        ``dR_rz = sum h(t-1)^T d_rz``, ``dR_n = sum (r h(t-1))^T dn_pre``."""
+        H = self.hidden_size
+        if self.reset_after:
+            super().recurrent_grads(p, g, h_prev, d_rec, caches)
+            g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
+            return
+        rh = np.stack([cache[4] for cache in caches]).reshape(-1, H)  # (T*B, H)
+        d_rec = d_rec.reshape(-1, 3 * H)
+        g["R"][:, :2 * H] += h_prev.reshape(-1, H).T @ d_rec[:, :2 * H]
+        g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]

@@ -1,0 +1,110 @@
+"""Weight initialisers, chosen per weight by name or by callable.
+
+Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray``. Recurrent weights
+stack G gate blocks side by side, ``R`` of shape ``(H, G*H)``: the square initialisers
+(identity, orthogonal) fill each ``(H, H)`` gate block on its own.
+
+| name | rule |
+|---|---|
+| ``torch`` | U(-1/sqrt(H), 1/sqrt(H)), PyTorch's default for every RNN weight and bias |
+| ``zeros`` | 0 |
+| ``identity`` | I in each square gate block (Le, Jaitly & Hinton 2015); ``scaled_identity(s)`` for s*I |
+| ``orthogonal`` | a random orthogonal matrix per square block (Saxe et al. 2014) |
+| ``lecun_uniform`` / ``lecun_normal`` | U(+-sqrt(3/fan_in)) / N(0, 1/fan_in) |
+| ``glorot_uniform`` / ``glorot_normal`` | U(+-sqrt(6/(fan_in+fan_out))) / N(0, 2/(fan_in+fan_out)) |
+
+``fan_in`` is ``shape[0]`` and ``fan_out`` ``shape[-1]`` (a bias has fan_in = its length).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Initializer = Callable[[tuple, np.random.Generator, np.dtype], np.ndarray]
+
+
+def _fans(shape: tuple) -> tuple[int, int]:
+    return shape[0], shape[-1]
+
+
+def torch_default(hidden_size: int) -> Initializer:
+    """An initialiser giving U(-1/sqrt(H), 1/sqrt(H)) for a layer of hidden size H."""
+    bound = 1.0 / np.sqrt(hidden_size)
+
+    def init(shape, rng, dtype):
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    init.__name__ = f"torch_default({hidden_size})"
+    return init
+
+
+def zeros(shape, rng, dtype):
+    return np.zeros(shape, dtype=dtype)
+
+
+def _square_blocks(shape: tuple, make_block) -> np.ndarray:
+    """Fill a (H, G*H) matrix block by block; anything else is an error."""
+    if len(shape) != 2 or shape[1] % shape[0]:
+        raise ValueError(f"init: expected a (H, G*H) matrix for a square initialiser, got shape {shape}")
+    return np.concatenate([make_block(shape[0]) for _ in range(shape[1] // shape[0])], axis=1)
+
+
+def scaled_identity(scale: float) -> Initializer:
+    """An initialiser giving ``scale * I`` in each square gate block."""
+    def init(shape, rng, dtype):
+        return _square_blocks(shape, lambda n: scale * np.eye(n)).astype(dtype)
+    init.__name__ = f"scaled_identity({scale})"
+    return init
+
+
+identity = scaled_identity(1.0)
+identity.__name__ = "identity"
+
+
+def orthogonal(shape, rng, dtype):
+    """QR of a Gaussian matrix with the sign of diag(R) folded in (uniform over O(n))."""
+    def block(n):
+        q, r = np.linalg.qr(rng.standard_normal((n, n)))
+        return q * np.sign(np.diag(r))
+    return _square_blocks(shape, block).astype(dtype)
+
+
+def lecun_uniform(shape, rng, dtype):
+    bound = np.sqrt(3.0 / _fans(shape)[0])
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def lecun_normal(shape, rng, dtype):
+    return (rng.standard_normal(shape) / np.sqrt(_fans(shape)[0])).astype(dtype)
+
+
+def glorot_uniform(shape, rng, dtype):
+    bound = np.sqrt(6.0 / sum(_fans(shape)))
+    return rng.uniform(-bound, bound, size=shape).astype(dtype)
+
+
+def glorot_normal(shape, rng, dtype):
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / sum(_fans(shape)))).astype(dtype)
+
+
+INITIALIZERS: dict[str, Initializer] = {
+    "zeros": zeros,
+    "identity": identity,
+    "orthogonal": orthogonal,
+    "lecun_uniform": lecun_uniform,
+    "lecun_normal": lecun_normal,
+    "glorot_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+}
+
+
+def get_initializer(spec, hidden_size: int) -> Initializer:
+    """A registered name (``"torch"`` needs the layer's ``hidden_size``) or a callable."""
+    if callable(spec):
+        return spec
+    if spec == "torch":
+        return torch_default(hidden_size)
+    if isinstance(spec, str) and spec in INITIALIZERS:
+        return INITIALIZERS[spec]
+    valid = ", ".join(sorted([*INITIALIZERS, "torch"]))
+    raise ValueError(f"init: unknown initialiser {spec!r}; valid names: {valid}")

@@ -1,0 +1,462 @@
+"""Recurrent layers (SimpleRNN, LSTM, GRU) and Linear, with exact backward passes.
+
+A recurrent layer unrolls a :class:`~numpy_rnn.cells.Cell` over time, for ``num_layers``
+stacked layers and one or two directions, with optional variable ``lengths`` and dropout
+between layers. For one direction of one layer, with ``h(0)`` the initial state::
+
+    xw = x W + b                        # (T, B, G*H), one matmul for all steps
+    for t in range(T):
+        state(t), cache(t) = cell.step(p, xw[t], state(t-1))
+        out[t] = h(t)                   # zero past a sequence's length
+
+and the backward pass runs the steps in reverse, then forms ``dW = x^T dxw``,
+``db = sum dxw``, ``dx = dxw W^T`` and the cell's ``dR`` with one matmul or sum each.
+
+Parameters of a one-layer, one-direction layer are named ``W, R, b`` (plus the cell's own);
+otherwise ``l{k}.W`` and ``l{k}_reverse.W`` for layer ``k`` and its reverse direction.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _checks
+from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell
+from .init import get_initializer
+
+
+def _project(seq, W, b):
+    """``seq W + b`` over all steps: one GEMM when the weights carry no leading axes."""
+    if W.ndim == 2:
+        out = seq.reshape(-1, seq.shape[-1]) @ W  # (T*B, G*H)
+        out += b
+        return out.reshape(seq.shape[:-1] + (W.shape[-1],))
+    return seq @ W + b[..., None, :]
+
+
+def _expand(mask, ndim):
+    """A (T, B, F) mask reshaped to broadcast against (T, *lead, B, F)."""
+    return mask.reshape(mask.shape[:1] + (1,) * (ndim - 3) + mask.shape[1:])
+
+
+def _reverse(seq, reverse_index):
+    """Time-reverse each sequence over its valid steps (the whole sequence without lengths)."""
+    if reverse_index is None:
+        return seq[::-1]
+    idx = reverse_index.reshape(reverse_index.shape[:1] + (1,) * (seq.ndim - 3) + reverse_index.shape[1:] + (1,))
+    return np.take_along_axis(seq, idx, axis=0)
+
+
+def _unroll(cell, p, xw, state0, step_mask):
+    """Run ``cell`` over the projected inputs ``xw (T, *lead, B, G*H)``.
+
+    Returns ``out (T, *lead, B, H)`` (zero past each length), the final state and the
+    cache ``(hs, caches)`` with ``hs (T+1, *lead, B, H)`` every carried ``h``, ``hs[0] = h(0)``.
+    """
+    steps, H = xw.shape[0], cell.hidden_size
+    hs = np.empty((steps + 1,) + xw.shape[1:-1] + (H,), dtype=xw.dtype)
+    hs[0] = state0[0]
+    state, caches = state0, []
+    for t in range(steps):
+        new_state, cache = cell.step(p, xw[t], state)
+        if step_mask is not None:  # past its length a sequence keeps its state
+            new_state = tuple(np.where(step_mask[t], new, old) for new, old in zip(new_state, state))
+        hs[t + 1] = new_state[0]
+        caches.append(cache)
+        state = new_state
+    out = hs[1:] if step_mask is None else np.where(_expand(step_mask, hs.ndim), hs[1:], 0.0)
+    return out, state, (hs, caches)
+
+
+def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask):
+    """BPTT through :func:`_unroll`: returns ``d_xw (T, B, G*H)`` and the initial state's
+    gradient; adds the cell's parameter gradients into ``g``."""
+    hs, caches = run_cache
+    d_state, d_xw, d_rec = d_state_n, None, None
+    for t in reversed(range(len(caches))):
+        d_here = (d_state[0] + d_out[t],) + d_state[1:]
+        if step_mask is not None:
+            d_here = tuple(d * step_mask[t] for d in d_here)  # no gradient past a length
+        dxw_t, drec_t, d_prev = cell.step_backward(p, g, d_here, caches[t])
+        if d_xw is None:
+            d_xw = np.empty((len(caches),) + dxw_t.shape, dtype=dxw_t.dtype)
+            if drec_t is not None and drec_t is not dxw_t:
+                d_rec = np.empty((len(caches),) + drec_t.shape, dtype=drec_t.dtype)
+        d_xw[t] = dxw_t
+        if d_rec is not None:
+            d_rec[t] = drec_t
+        if step_mask is not None:  # a state carried past a length passes its gradient on
+            d_prev = tuple(np.where(step_mask[t], dp, ds) for dp, ds in zip(d_prev, d_state))
+        d_state = d_prev
+    if d_rec is None and drec_t is not None:  # d_rec is d_xw for this cell
+        d_rec = d_xw
+    cell.recurrent_grads(p, g, hs[:-1], d_rec, caches)
+    return d_xw, d_state
+
+
+class Recurrent:
+    """A stack of ``num_layers`` recurrent layers of one cell type, uni- or bidirectional.
+
+    ``forward(x, state=None, lengths=None) -> (out, state_n)``:
+    ``x`` is ``(B, T, D)`` or an unbatched ``(T, D)``; ``out`` is ``(B, T, directions*H)``,
+    the last layer's outputs; the state is ``(num_layers*directions, B, H)`` as in torch (a
+    pair ``(h, c)`` for LSTM); ``lengths (B,)`` in any order makes outputs past a length zero
+    and the final state that of each sequence's last valid step.
+
+    ``backward(d_out, d_state=None) -> (dx, d_state0)`` adds every parameter's gradient into
+    ``grads`` and returns the gradients of the input and the initial state.
+
+    ``dropout`` applies inverted dropout to the outputs of every layer but the last while
+    ``training`` (masks drawn from ``rng``); ``eval()`` switches it off.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, dropout=0.0,
+                 init=None, rng=None, dtype=np.float64, cell=None):
+        name = type(self).__name__
+        self.input_size = _checks.check_size(name, "input_size", input_size)
+        self.hidden_size = _checks.check_size(name, "hidden_size", hidden_size)
+        self.num_layers = _checks.check_size(name, "num_layers", num_layers)
+        if not isinstance(bidirectional, bool):
+            raise TypeError(f"{name}: expected bidirectional to be a bool, got {bidirectional!r}")
+        self.dropout = _checks.check_float(name, "dropout", dropout, low=0.0, high=1.0, high_open=True)
+        self.dtype = _checks.check_dtype(name, dtype)
+        self.rng = _checks.as_generator(rng)
+        self.cell = self._make_cell() if cell is None else cell(self.hidden_size)
+        if not isinstance(self.cell, Cell):
+            raise TypeError(f"{name}: expected cell to make a numpy_rnn.cells.Cell, got {type(self.cell).__name__}")
+        self.num_directions = 2 if bidirectional else 1
+        self.bidirectional = bidirectional
+        self.training = True
+        self.params: dict[str, np.ndarray] = {}
+        self._init_params(init or {})
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self._cache = None
+
+    def _make_cell(self) -> Cell:
+        raise TypeError(f"{type(self).__name__}: expected cell= (a Cell class or a callable hidden_size -> Cell)")
+
+    # ---------------------------------------------------------------- parameters
+    def _prefix(self, layer: int, direction: int) -> str:
+        if self.num_layers == 1 and self.num_directions == 1:
+            return ""
+        return f"l{layer}{'_reverse' if direction else ''}."
+
+    def _runs(self):
+        """``(k, layer, direction, prefix)`` for every direction of every layer, in torch's order."""
+        for layer in range(self.num_layers):
+            for direction in range(self.num_directions):
+                yield layer * self.num_directions + direction, layer, direction, self._prefix(layer, direction)
+
+    def _shapes(self, layer: int) -> dict[str, tuple]:
+        D = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+        GH = self.cell.num_gates * self.hidden_size
+        return {"W": (D, GH), **self.cell.param_shapes(), "b": (GH,)}
+
+    def _init_params(self, init: dict) -> None:
+        names = set(self._shapes(0))
+        if not isinstance(init, dict):
+            raise TypeError(f"{type(self).__name__}: expected init to be a dict of parameter name -> initialiser, got {type(init).__name__}")
+        unknown = set(init) - names
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)} in init; valid names: {', '.join(sorted(names))}")
+        makers = {key: get_initializer(init.get(key, "torch"), self.hidden_size) for key in names}
+        for _, layer, _, prefix in self._runs():
+            for key, shape in self._shapes(layer).items():
+                value = np.asarray(makers[key](shape, self.rng, self.dtype), dtype=self.dtype)
+                _checks.check_shape(type(self).__name__, f"init[{key!r}] result", value, shape)
+                self.params[prefix + key] = value
+
+    def _view(self, arrays, prefix):
+        """The arrays of one run under their short names (``W``, ``R``, ...); views, not copies."""
+        return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix) and "." not in key[len(prefix):]}
+
+    def zero_grad(self) -> None:
+        for value in self.grads.values():
+            value.fill(0.0)
+
+    def train(self, mode: bool = True):
+        self.training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x, state=None, lengths=None, *, check_finite=False):
+        """Run the layer; see the class docstring. NaN or inf in ``x`` propagate like any
+        other value unless ``check_finite=True``, which makes them a ValueError."""
+        x_tm, state0, lengths, unbatched = self._check_input(x, state, lengths, check_finite)
+        masks = self._draw_dropout_masks(x_tm.shape[0], x_tm.shape[1])
+        out, state_n, cache = self._run(self.params, x_tm, state0, lengths, masks)
+        self._cache = cache + (unbatched,)
+        out = np.ascontiguousarray(np.moveaxis(out, 0, -2))
+        return self._format_output(out, state_n, unbatched)
+
+    def apply(self, params, x, state=None, lengths=None, dropout_masks=None):
+        """Functional forward without validation or caching, used by gradient checks.
+
+        ``x (..., B, T, D)``, ``state (..., L*dirs, B, H)`` and every parameter may carry extra
+        leading axes that broadcast: a whole batch of perturbed copies is evaluated at once.
+        ``dropout_masks`` is the list that a training forward drew (``None``: no dropout).
+        """
+        x_tm = np.moveaxis(x, -2, 0)
+        state0 = self._split_state(state, x_tm.shape[-2])
+        lengths = None if lengths is None else np.asarray(lengths)
+        out, state_n, _ = self._run(params, x_tm, state0, lengths, dropout_masks)
+        return np.moveaxis(out, 0, -2), self._join_state(state_n)
+
+    def _draw_dropout_masks(self, steps, batch):
+        if not (self.training and self.dropout > 0 and self.num_layers > 1):
+            return None
+        F, keep = self.num_directions * self.hidden_size, 1.0 - self.dropout
+        return [((self.rng.random((steps, batch, F)) < keep) / keep).astype(self.dtype)
+                for _ in range(self.num_layers - 1)]
+
+    def _run(self, params, x_tm, state0, lengths, masks):
+        """Every layer and direction over time-major ``x_tm (T, *lead, B, D)``."""
+        steps, batch = x_tm.shape[0], x_tm.shape[-2]
+        step_mask = reverse_index = None
+        if lengths is not None:
+            t = np.arange(steps)[:, None]
+            step_mask = (t < lengths)[:, :, None]  # (T, B, 1)
+            reverse_index = np.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+        inp, finals, runs = x_tm, [None] * len(state0), []
+        for layer in range(self.num_layers):
+            outs = []
+            for k, _, direction, prefix in self._runs_of(layer):
+                seq = inp if direction == 0 else _reverse(inp, reverse_index)
+                p = self._view(params, prefix)
+                out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p["b"]), state0[k], step_mask)
+                runs.append((seq, run_cache))
+                outs.append(out if direction == 0 else _reverse(out, reverse_index))
+            inputs_of_next = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+            if masks is not None and layer < self.num_layers - 1:
+                inputs_of_next = inputs_of_next * _expand(masks[layer], inputs_of_next.ndim)
+            inp = inputs_of_next
+        return inp, finals, (runs, masks, step_mask, reverse_index, batch)
+
+    def _runs_of(self, layer):
+        return [run for run in self._runs() if run[1] == layer]
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, d_out, d_state=None):
+        """Gradients w.r.t. the input and the initial state; parameter gradients are added
+        into ``grads``. ``d_out`` has the shape of ``out``; ``d_state`` that of the final
+        state (``None``, or for LSTM ``None`` in either place, means zero)."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
+        runs, masks, step_mask, reverse_index, batch, unbatched = self._cache
+        d_out_tm, d_state_n = self._check_upstream(d_out, d_state, runs[0][0].shape[0], batch, unbatched)
+        H, d_state0 = self.hidden_size, [None] * len(runs)
+        d_inp = d_out_tm
+        for layer in reversed(range(self.num_layers)):
+            if masks is not None and layer < self.num_layers - 1:
+                d_inp = d_inp * masks[layer]
+            d_below = None
+            for k, _, direction, prefix in self._runs_of(layer):
+                seq, run_cache = runs[k]
+                d_part = d_inp[..., direction * H:(direction + 1) * H]
+                if direction:
+                    d_part = _reverse(d_part, reverse_index)
+                p, g = self._view(self.params, prefix), self._view(self.grads, prefix)
+                d_xw, d_state0[k] = _unroll_backward(self.cell, p, g, d_part, d_state_n[k], run_cache, step_mask)
+                d_seq = self._input_grads(p, g, seq, d_xw)
+                d_seq = d_seq if direction == 0 else _reverse(d_seq, reverse_index)
+                d_below = d_seq if d_below is None else d_below + d_seq
+            d_inp = d_below
+        dx = np.moveaxis(d_inp, 0, -2)
+        return self._format_output(np.ascontiguousarray(dx), d_state0, unbatched)
+
+    @staticmethod
+    def _input_grads(p, g, seq, d_xw):
+        """``dW += seq^T d_xw``, ``db += sum d_xw``; returns ``d_seq = d_xw W^T`` (one GEMM each)."""
+        seq2, d2 = seq.reshape(-1, seq.shape[-1]), d_xw.reshape(-1, d_xw.shape[-1])
+        g["W"] += seq2.T @ d2
+        g["b"] += d2.sum(axis=0)
+        return (d2 @ p["W"].T).reshape(seq.shape)
+
+    # ---------------------------------------------------------------- shapes and checks
+    def _state_shape(self, batch, unbatched):
+        L = self.num_layers * self.num_directions
+        return (L, self.hidden_size) if unbatched else (L, batch, self.hidden_size)
+
+    def _split_state(self, state, batch):
+        """Public state (arrays (..., L*dirs, B, H)) -> per-run tuples of (..., B, H) arrays."""
+        if state is None:
+            zero = np.zeros((batch, self.hidden_size), dtype=self.dtype)
+            return [(zero,) * self.cell.state_size for _ in self._runs()]
+        parts = state if self.cell.state_size > 1 else (state,)
+        return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._runs()]
+
+    def _join_state(self, per_run):
+        parts = tuple(np.stack([run[i] for run in per_run], axis=-3) for i in range(self.cell.state_size))
+        return parts if self.cell.state_size > 1 else parts[0]
+
+    def _format_output(self, out, per_run_state, unbatched):
+        state = self._join_state(per_run_state)
+        if unbatched:
+            out = out[0]
+            state = tuple(s[:, 0] for s in state) if isinstance(state, tuple) else state[:, 0]
+        return out, state
+
+    def _check_input(self, x, state, lengths, check_finite):
+        name = type(self).__name__
+        x = _checks.check_array(name, "x", x, self.dtype, check_finite=check_finite)
+        D = self.input_size
+        if x.ndim not in (2, 3) or x.shape[-1] != D:
+            raise ValueError(f"{name}: expected x of shape (B, T, {D}) or (T, {D}), got {_checks.shape_str(x.shape)}")
+        unbatched = x.ndim == 2
+        x = x[None] if unbatched else x
+        batch, steps = x.shape[0], x.shape[1]
+        if steps == 0 or batch == 0:
+            raise ValueError(f"{name}: expected at least one time step and one sequence, got x of shape {_checks.shape_str(x.shape)}")
+        lengths = _checks.check_lengths(name, lengths, batch, steps)
+        state0 = self._split_state(self._check_state(state, batch, unbatched, check_finite), batch)
+        return np.ascontiguousarray(np.moveaxis(x, 1, 0)), state0, lengths, unbatched
+
+    def _check_state(self, state, batch, unbatched, check_finite, arg="state"):
+        """A state of exactly the expected shape (never broadcast); returned batched."""
+        if state is None:
+            return None
+        name, shape = type(self).__name__, self._state_shape(batch, unbatched)
+        if self.cell.state_size > 1:
+            if not isinstance(state, (tuple, list)) or len(state) != self.cell.state_size:
+                raise TypeError(f"{name}: expected {arg} to be a pair (h, c) of arrays of shape {_checks.shape_str(shape)}, got {type(state).__name__}")
+            parts = [_checks.check_array(name, f"{arg}[{i}]", s, self.dtype, check_finite=check_finite) for i, s in enumerate(state)]
+            for i, part in enumerate(parts):
+                _checks.check_shape(name, f"{arg}[{i}] ({'hc'[i]})", part, shape)
+        else:
+            parts = [_checks.check_array(name, arg, state, self.dtype, check_finite=check_finite)]
+            _checks.check_shape(name, arg, parts[0], shape)
+        parts = [p[:, None] if unbatched else p for p in parts]
+        return tuple(parts) if self.cell.state_size > 1 else parts[0]
+
+    def _check_upstream(self, d_out, d_state, steps, batch, unbatched):
+        name = type(self).__name__
+        d_out = _checks.check_array(name, "d_out", d_out, self.dtype)
+        F = self.num_directions * self.hidden_size
+        expected = (steps, F) if unbatched else (batch, steps, F)
+        _checks.check_shape(name, "d_out", d_out, expected)
+        d_out = d_out[None] if unbatched else d_out
+        if self.cell.state_size > 1 and isinstance(d_state, (tuple, list)):  # None means zero
+            zero = np.zeros(self._state_shape(batch, unbatched), dtype=self.dtype)
+            d_state = tuple(zero if d is None else d for d in d_state)
+        d_state = self._check_state(d_state, batch, unbatched, False, arg="d_state")
+        return np.moveaxis(d_out, 1, 0), self._split_state(d_state, batch)
+
+    def __repr__(self):
+        opts = f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
+        opts += ", bidirectional=True" if self.bidirectional else ""
+        opts += f", dropout={self.dropout}" if self.dropout else ""
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{opts}, dtype={self.dtype})"
+
+
+class SimpleRNN(Recurrent):
+    """Elman layer: ``s(t) = x(t) W + a(t-1) R + b``, ``a(t) = tanh(s(t))`` (or relu).
+
+    torch.nn.RNN's maths with one bias ``b = bias_ih + bias_hh``. Parameters ``W (D, H)``,
+    ``R (H, H)``, ``b (H,)``; see :class:`Recurrent` for the call contract.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **options):
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"SimpleRNN: unknown nonlinearity {nonlinearity!r}; valid names: {', '.join(NONLINEARITIES)}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, **options)
+
+    def _make_cell(self):
+        return ElmanCell(self.hidden_size, self.nonlinearity)
+
+
+class LSTM(Recurrent):
+    """LSTM layer with torch.nn.LSTM's maths (gates ``i, f, g, o``), optional peepholes.
+
+    Parameters ``W (D, 4H)``, ``R (H, 4H)``, ``b (4H,)`` and with ``peepholes=True``
+    ``p_i, p_f, p_o (H,)``; the state is the pair ``(h, c)``. ``forget_bias`` sets the forget
+    gate's block of ``b`` after initialisation (Jozefowicz et al. 2015 recommend 1).
+    See :class:`~numpy_rnn.cells.LSTMCell` for the equations.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, peepholes=False, forget_bias=None, **options):
+        if not isinstance(peepholes, bool):
+            raise TypeError(f"LSTM: expected peepholes to be a bool, got {peepholes!r}")
+        self.peepholes = peepholes
+        super().__init__(input_size, hidden_size, num_layers, **options)
+        if forget_bias is not None:
+            value = _checks.check_float("LSTM", "forget_bias", forget_bias)
+            H = self.hidden_size
+            for *_, prefix in self._runs():
+                self.params[prefix + "b"][H:2 * H] = value
+
+    def _make_cell(self):
+        return LSTMCell(self.hidden_size, self.peepholes)
+
+
+class GRU(Recurrent):
+    """GRU layer with torch.nn.GRU's maths (gates ``r, z, n``; ``reset_after=True``) or the
+    original form of Cho et al. 2014 (``reset_after=False``).
+
+    Parameters ``W (D, 3H)``, ``R (H, 3H)``, ``b (3H,)`` and, resetting after, ``b_hn (H,)``.
+    See :class:`~numpy_rnn.cells.GRUCell` for the equations.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **options):
+        if not isinstance(reset_after, bool):
+            raise TypeError(f"GRU: expected reset_after to be a bool, got {reset_after!r}")
+        self.reset_after = reset_after
+        super().__init__(input_size, hidden_size, num_layers, **options)
+
+    def _make_cell(self):
+        return GRUCell(self.hidden_size, self.reset_after)
+
+
+class Linear:
+    """Affine read-out ``y = x W + b`` over the last axis: ``W (D, K)``, ``b (K,)``.
+
+    ``forward(x (..., D)) -> (..., K)``; ``backward(dy) -> dx`` with ``dW = x^T dy`` and
+    ``db = sum dy`` over all leading axes, added into ``grads``.
+    """
+
+    def __init__(self, input_size, output_size, *, init=None, rng=None, dtype=np.float64):
+        self.input_size = _checks.check_size("Linear", "input_size", input_size)
+        self.output_size = _checks.check_size("Linear", "output_size", output_size)
+        self.dtype = _checks.check_dtype("Linear", dtype)
+        rng = _checks.as_generator(rng)
+        init = init or {}
+        shapes = {"W": (self.input_size, self.output_size), "b": (self.output_size,)}
+        unknown = set(init) - set(shapes)
+        if unknown:
+            raise ValueError(f"Linear: unknown parameter(s) {sorted(unknown)} in init; valid names: W, b")
+        self.params = {key: np.asarray(get_initializer(init.get(key, "torch"), self.input_size)(shape, rng, self.dtype), dtype=self.dtype)
+                       for key, shape in shapes.items()}
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self._x = None
+
+    def forward(self, x):
+        x = _checks.check_array("Linear", "x", x, self.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.input_size:
+            raise ValueError(f"Linear: expected x of shape (..., {self.input_size}), got {_checks.shape_str(x.shape)}")
+        self._x = x
+        return self.apply(self.params, x)
+
+    @staticmethod
+    def apply(params, x):
+        """``x W + b``; parameters may carry leading axes (see ``Recurrent.apply``)."""
+        return x @ params["W"] + params["b"][..., None, :] if params["W"].ndim > 2 else x @ params["W"] + params["b"]
+
+    def backward(self, dy):
+        if self._x is None:
+            raise RuntimeError("Linear: backward() called before forward()")
+        dy = _checks.check_array("Linear", "dy", dy, self.dtype)
+        expected = self._x.shape[:-1] + (self.output_size,)
+        _checks.check_shape("Linear", "dy", dy, expected)
+        x2, dy2 = self._x.reshape(-1, self.input_size), dy.reshape(-1, self.output_size)
+        self.grads["W"] += x2.T @ dy2
+        self.grads["b"] += dy2.sum(axis=0)
+        return dy @ self.params["W"].T
+
+    def zero_grad(self) -> None:
+        for value in self.grads.values():
+            value.fill(0.0)
+
+    def __repr__(self):
+        return f"Linear({self.input_size}, {self.output_size}, dtype={self.dtype})"
