@@ -30,12 +30,13 @@ def _project(seq, W, b):
         out = seq.reshape(-1, seq.shape[-1]) @ W  # (T*B, G*H)
         out += b
         return out.reshape(seq.shape[:-1] + (W.shape[-1],))
+    seq = _expand(seq, W.ndim + 1)  # (T, *lead, B, D) against W (*lead, D, G*H)
     return seq @ W + b[..., None, :]
 
 
-def _expand(mask, ndim):
-    """A (T, B, F) mask reshaped to broadcast against (T, *lead, B, F)."""
-    return mask.reshape(mask.shape[:1] + (1,) * (ndim - 3) + mask.shape[1:])
+def _expand(a, ndim):
+    """A time-major (T, B, F) array reshaped to broadcast against (T, *lead, B, F)."""
+    return a.reshape(a.shape[:1] + (1,) * (ndim - a.ndim) + a.shape[1:])
 
 
 def _reverse(seq, reverse_index):

@@ -1,0 +1,321 @@
+"""Safe checkpoints: named numeric arrays plus JSON metadata, without pickle.
+
+File format (version 1), all integers little-endian:
+
+======================  ==========================================================
+bytes                   content
+======================  ==========================================================
+``[0, 8)``              magic ``b"NPRNNCKP"``
+``[8, 12)``             format version, uint32 (``1``)
+``[12, 20)``            header length ``L`` in bytes, uint64
+``[20, 20 + L)``        header: UTF-8 JSON object ``{"arrays": [...], "meta": ...}``
+``[20 + L, end - 32)``  data: the raw bytes of every array, C order, little-endian,
+                        packed back to back in header order
+``[end - 32, end)``     SHA-256 digest of every byte before it
+======================  ==========================================================
+
+Each entry of ``"arrays"`` is ``{"name", "dtype", "shape", "offset", "nbytes"}``: the name
+(any non-empty string; dotted names such as ``layers.0.W`` are usual), the dtype string
+(``"<f8"``, ``"|b1"``, ...; bool, integer, float and complex types only), the shape as a list,
+and the offset (from the start of the data section) and size of its bytes. ``"meta"`` is the
+caller's JSON data: configuration, step, generator state (``Generator.bit_generator.state``
+of PCG64 is plain JSON data), data position, and so on.
+
+Writes are atomic: the file is written to a temporary file in the same directory, flushed and
+fsynced, renamed over ``path`` with ``os.replace``, and the directory is fsynced. Loading parses
+only JSON and raw numbers, never pickle, and checks the magic, the version, the checksum, and
+that the header describes exactly the bytes present.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import secrets
+import struct
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["CheckpointError", "FORMAT_VERSION", "MAGIC", "load_checkpoint", "save_checkpoint"]
+
+MAGIC = b"NPRNNCKP"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sIQ")  # magic, version, header length
+_DIGEST_SIZE = hashlib.sha256().digest_size
+_DTYPES = {
+    np.dtype(name).newbyteorder("<").str: np.dtype(name)
+    for name in (
+        "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+        "float16", "float32", "float64", "complex64", "complex128",
+    )
+}  # stored dtype string -> native dtype
+_ENTRY_KEYS = {"name", "dtype", "shape", "offset", "nbytes"}
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be saved or loaded; the message names the file and the cause."""
+
+
+# ----------------------------------------------------------------------------- saving
+def save_checkpoint(path, arrays: dict, meta: dict) -> None:
+    """Write ``arrays`` (name -> numeric ndarray) and ``meta`` (JSON data) to ``path`` atomically.
+
+    Raises TypeError or ValueError for bad arguments (before touching the disk) and
+    CheckpointError when the file system fails; then any previous file at ``path`` is intact
+    and no temporary file is left. The arrays passed in are never modified.
+    """
+    path = _check_path("save_checkpoint", path)
+    entries = _check_arrays(arrays)
+    header = _header_bytes(entries, meta)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    try:
+        _write_file(tmp, header, [a for _, a in entries])
+        os.replace(tmp, path)
+    except BaseException as exc:
+        _remove_quietly(tmp)
+        if isinstance(exc, OSError):
+            raise CheckpointError(f"cannot save checkpoint '{path}': {_describe(exc)}") from exc
+        raise
+    try:
+        _fsync_directory(directory)
+    except OSError as exc:
+        raise CheckpointError(
+            f"checkpoint '{path}' was written but its directory could not be synced: "
+            f"{_describe(exc)}"
+        ) from exc
+
+
+def _check_path(owner: str, path) -> str:
+    """``path`` as a str; TypeError unless a str or os.PathLike."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{owner}: expected path to be a str or os.PathLike, got {type(path).__name__}")
+    return os.fspath(path)
+
+
+def _check_arrays(arrays) -> list[tuple[str, np.ndarray]]:
+    """Validate ``arrays``; return ``(name, little-endian C-contiguous array)`` pairs.
+
+    Conversion copies only where needed, and never writes to the caller's arrays.
+    """
+    if not isinstance(arrays, dict):
+        raise TypeError(f"save_checkpoint: expected arrays to be a dict, got {type(arrays).__name__}")
+    entries = []
+    for name, array in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"save_checkpoint: expected array names to be non-empty str, got {name!r}")
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"save_checkpoint: expected arrays[{name!r}] to be a numpy.ndarray, "
+                f"got {type(array).__name__}"
+            )
+        stored = array.dtype.newbyteorder("<")
+        if stored.str not in _DTYPES or array.dtype.names is not None:
+            raise TypeError(
+                f"save_checkpoint: expected arrays[{name!r}] of a bool, integer, float or "
+                f"complex dtype, got {array.dtype}"
+            )
+        entries.append((name, array.astype(stored, order="C", copy=False)))
+    return entries
+
+
+def _header_bytes(entries, meta) -> bytes:
+    """The UTF-8 JSON header describing ``entries`` and holding ``meta``."""
+    if not isinstance(meta, dict):
+        raise TypeError(f"save_checkpoint: expected meta to be a dict, got {type(meta).__name__}")
+    described, offset = [], 0
+    for name, array in entries:
+        described.append({"name": name, "dtype": array.dtype.str, "shape": list(array.shape),
+                          "offset": offset, "nbytes": array.nbytes})
+        offset += array.nbytes
+    try:
+        text = json.dumps({"arrays": described, "meta": meta}, allow_nan=False)
+    except TypeError as exc:
+        raise TypeError(f"save_checkpoint: expected meta to be JSON data, got {exc}") from None
+    except ValueError as exc:  # NaN, infinity or a circular reference
+        raise ValueError(f"save_checkpoint: expected meta to be JSON data, got {exc}") from None
+    if json.loads(text)["meta"] != meta:
+        raise TypeError(
+            "save_checkpoint: expected meta to survive JSON unchanged (str keys, lists not "
+            "tuples), got a value that does not"
+        )
+    return text.encode("utf-8")
+
+
+def _write_file(tmp: str, header: bytes, arrays: list[np.ndarray]) -> None:
+    """Create ``tmp`` exclusively and write the whole file to it, checksum last, then fsync."""
+    digest = hashlib.sha256()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    with os.fdopen(os.open(tmp, flags, 0o666), "wb") as f:
+        for chunk in (_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header)), header, *arrays):
+            f.write(chunk)
+            digest.update(chunk)
+        f.write(digest.digest())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _remove_quietly(path: str) -> None:
+    """Remove ``path`` if it exists; a failure here must not hide the original error."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename in ``directory`` durable (POSIX; Windows has no directory handles)."""
+    if os.name == "nt":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _describe(exc: OSError) -> str:
+    """A short cause such as ``[Errno 28] No space left on device``."""
+    if exc.errno is not None:
+        return f"[Errno {exc.errno}] {exc.strerror or os.strerror(exc.errno)}"
+    return str(exc) or type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- loading
+def load_checkpoint(path, expected: Mapping | None = None) -> tuple[dict, dict]:
+    """Read ``(arrays, meta)`` from ``path``, verifying everything; never runs code.
+
+    ``expected`` optionally maps every name to ``(shape, dtype)``; the file must hold exactly
+    those names with exactly those shapes and dtypes. Any problem with the file raises
+    CheckpointError naming it and saying what is wrong.
+    """
+    path = _check_path("load_checkpoint", path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {_describe(exc)}") from exc
+    header, data_start = _verify_frame(path, data)
+    entries, meta = _parse_header(path, header)
+    arrays = _read_arrays(path, entries, memoryview(data)[data_start : len(data) - _DIGEST_SIZE])
+    if expected is not None:
+        _check_expected(path, arrays, expected)
+    return arrays, meta
+
+
+def _verify_frame(path: str, data: bytes) -> tuple[bytes, int]:
+    """Check magic, version, checksum and header bounds; return the header and data start."""
+    if data[: len(MAGIC)] != MAGIC[: len(data)]:
+        raise CheckpointError(
+            f"'{path}' is not a numpy_rnn checkpoint: expected magic {MAGIC!r}, "
+            f"got {data[: len(MAGIC)]!r}"
+        )
+    minimum = _PREFIX.size + _DIGEST_SIZE
+    if len(data) < minimum:
+        raise CheckpointError(
+            f"checkpoint '{path}' is truncated: expected at least {minimum} bytes, got {len(data)}"
+        )
+    _, version, header_len = _PREFIX.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint '{path}' has format version {version}; this library reads "
+            f"version {FORMAT_VERSION}"
+        )
+    body, digest = data[:-_DIGEST_SIZE], data[-_DIGEST_SIZE:]
+    if hashlib.sha256(body).digest() != digest:
+        raise CheckpointError(f"checkpoint '{path}' is corrupted or truncated: SHA-256 mismatch")
+    data_start = _PREFIX.size + header_len
+    if data_start > len(body):
+        raise CheckpointError(
+            f"checkpoint '{path}': header length {header_len} runs past the end of the file"
+        )
+    return body[_PREFIX.size : data_start], data_start
+
+
+def _parse_header(path: str, header: bytes) -> tuple[list, object]:
+    """Decode the JSON header; return its array entries (checked for form) and the meta."""
+    try:
+        parsed = json.loads(header.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint '{path}': header is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(parsed, dict) or set(parsed) != {"arrays", "meta"}:
+        raise CheckpointError(
+            f"checkpoint '{path}': expected a header object with keys 'arrays' and 'meta'"
+        )
+    if not isinstance(parsed["arrays"], list) or not isinstance(parsed["meta"], dict):
+        raise CheckpointError(
+            f"checkpoint '{path}': expected 'arrays' to be a list and 'meta' an object"
+        )
+    for entry in parsed["arrays"]:
+        _check_entry(path, entry)
+    names = [entry["name"] for entry in parsed["arrays"]]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"checkpoint '{path}': duplicate array names in {names}")
+    return parsed["arrays"], parsed["meta"]
+
+
+def _check_entry(path: str, entry) -> None:
+    """Check the form of one array entry of the header (types and dtype; sizes come later)."""
+    if not isinstance(entry, dict) or set(entry) != _ENTRY_KEYS:
+        raise CheckpointError(
+            f"checkpoint '{path}': expected array entries with keys {sorted(_ENTRY_KEYS)}, "
+            f"got {entry!r}"
+        )
+    shape = entry["shape"]
+    sizes = [entry["offset"], entry["nbytes"], *(shape if isinstance(shape, list) else [None])]
+    if (
+        not isinstance(entry["name"], str)
+        or not entry["name"]
+        or entry["dtype"] not in _DTYPES
+        or not all(type(v) is int and v >= 0 for v in sizes)
+    ):
+        raise CheckpointError(f"checkpoint '{path}': invalid array entry {entry!r}")
+
+
+def _read_arrays(path: str, entries: list, data: memoryview) -> dict:
+    """Copy every array out of the data section, checking that the entries tile it exactly."""
+    arrays, offset = {}, 0
+    for entry in entries:
+        name, dtype = entry["name"], _DTYPES[entry["dtype"]]
+        size = math.prod(entry["shape"]) * dtype.itemsize
+        if entry["offset"] != offset or entry["nbytes"] != size or offset + size > len(data):
+            raise CheckpointError(
+                f"checkpoint '{path}': array {name!r} ({entry['dtype']}, shape "
+                f"{entry['shape']}) expects {size} bytes at offset {offset} of a "
+                f"{len(data)}-byte data section, the header says {entry['nbytes']} at "
+                f"{entry['offset']}"
+            )
+        raw = np.frombuffer(data, dtype=np.dtype(entry["dtype"]), count=size // dtype.itemsize,
+                            offset=offset)
+        if dtype.kind == "b" and np.any(raw.view(np.uint8) > 1):
+            raise CheckpointError(f"checkpoint '{path}': bool array {name!r} holds bytes other than 0 and 1")
+        arrays[name] = raw.astype(dtype).reshape(entry["shape"])
+        offset += size
+    if offset != len(data):
+        raise CheckpointError(
+            f"checkpoint '{path}': data section has {len(data)} bytes, the header describes {offset}"
+        )
+    return arrays
+
+
+def _check_expected(path: str, arrays: dict, expected) -> None:
+    """CheckpointError unless ``arrays`` has exactly the names, shapes and dtypes expected."""
+    if not isinstance(expected, Mapping):
+        raise TypeError(
+            f"load_checkpoint: expected `expected` to be a dict of name -> (shape, dtype), "
+            f"got {type(expected).__name__}"
+        )
+    problems = [f"missing {name!r}" for name in expected if name not in arrays]
+    problems += [f"unexpected {name!r}" for name in arrays if name not in expected]
+    for name in expected.keys() & arrays.keys():
+        shape, dtype = expected[name]
+        got = arrays[name]
+        if tuple(shape) != got.shape or np.dtype(dtype) != got.dtype:
+            problems.append(
+                f"{name!r}: expected shape {tuple(shape)} dtype {np.dtype(dtype)}, "
+                f"got shape {got.shape} dtype {got.dtype}"
+            )
+    if problems:
+        raise CheckpointError(f"checkpoint '{path}' does not match expected: {'; '.join(problems)}")

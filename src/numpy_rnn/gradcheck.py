@@ -1,0 +1,236 @@
+"""Numerical gradients, gradient-check reports and the notebook's ``gradient_check``.
+
+Central differences of a scalar function ``f`` of named arrays, in float64:
+
+* ``stencil=2``: ``f'(w) ~ (f(w+e) - f(w-e)) / (2e)``, error O(e**2) (the notebook's rule);
+* ``stencil=4``: ``f'(w) ~ (8 (f(w+e) - f(w-e)) - (f(w+2e) - f(w-2e))) / (12e)``, error O(e**4),
+  so a larger ``e`` keeps rounding noise low: the default, with ``e = 1e-4``.
+
+Vectorised: ``f`` receives every array with one extra leading axis of P perturbed copies and
+returns P values; the layers' ``apply`` methods broadcast over such axes, so all the
+perturbations of a chunk of elements cost one forward pass instead of 2 (or 4) Python-level
+calls per element. :func:`directional_check` compares ``(f(w+ev) - f(w-ev)) / 2e`` with
+``<grad, v>`` for a few random directions ``v``: a constant number of passes for any model size.
+
+Report per array: ``max_rel_error = max |a-n| / max(|a|, |n|, TINY)``, ``max_abs_diff``, the index
+of the worst element, and ``passed``: every element has ``rel <= rtol`` or ``|a-n| <= atol``
+(defaults ``rtol = 1e-7``, ``atol = 1e-10``: below ``atol`` a difference is the rounding noise of
+the finite difference itself). float32 cannot be checked meaningfully and is refused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+TINY = 1e-300
+RTOL = 1e-7
+ATOL = 1e-10
+_STENCILS = {2: ((1.0, -1.0), (1, -1), 2.0), 4: ((8.0, -8.0, -1.0, 1.0), (1, -1, 2, -2), 12.0)}
+_DEFAULT_EPS = {2: 1e-6, 4: 1e-4}
+
+
+@dataclass(frozen=True)
+class ArrayReport:
+    """Comparison of one array's analytic and numerical gradients."""
+
+    name: str
+    max_rel_error: float
+    max_abs_diff: float
+    worst_index: tuple
+    passed: bool
+
+    def __str__(self):
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"{self.name:>12}  rel {self.max_rel_error:.3e}  abs {self.max_abs_diff:.3e}  "
+                f"worst at {self.worst_index}  {verdict}")
+
+
+@dataclass(frozen=True)
+class Report:
+    """A gradient check of several arrays; ``passed`` when every array passed."""
+
+    arrays: dict
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.arrays.values())
+
+    @property
+    def max_rel_error(self) -> float:
+        return max(r.max_rel_error for r in self.arrays.values())
+
+    def __str__(self):
+        return "\n".join(str(r) for r in self.arrays.values())
+
+
+def _require_float64(arrays: dict) -> None:
+    for name, arr in arrays.items():
+        if np.asarray(arr).dtype != np.float64:
+            raise ValueError(
+                f"gradcheck: expected {name} in float64, got {np.asarray(arr).dtype}; float32 keeps ~7 "
+                "digits, so central differences carry ~1e-3 relative noise and cannot confirm a "
+                "gradient: build the model with dtype=np.float64 to check it"
+            )
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"gradcheck: expected finite values in {name}, got NaN or inf")
+
+
+def _perturbed_batch(arrays, name, flat_index, offsets):
+    """Every array with a leading axis of P = len(flat_index) copies; ``name``'s copies get
+    ``offsets[j]`` added at ``flat_index[j]``; the others are read-only broadcast views."""
+    P = len(flat_index)
+    batch = {key: np.broadcast_to(value, (P,) + value.shape) for key, value in arrays.items()}
+    moved = np.repeat(arrays[name][None], P, axis=0)
+    moved.reshape(P, -1)[np.arange(P), flat_index] += offsets
+    batch[name] = moved
+    return batch
+
+
+def numerical_gradients(func, arrays: dict, *, eps=None, stencil=4, vectorized=True, max_batch=4096) -> dict:
+    """Central-difference gradients of the scalar ``func`` w.r.t. every array in ``arrays``.
+
+    ``vectorized=True``: ``func(batch)`` receives each array with a leading axis of P copies
+    and returns P values (chunks of at most ``max_batch`` copies). ``vectorized=False``:
+    ``func(arrays)`` returns one float and is called per perturbation (any function works).
+    """
+    if stencil not in _STENCILS:
+        raise ValueError(f"gradcheck: expected stencil 2 or 4, got {stencil!r}")
+    arrays = {key: np.asarray(value) for key, value in arrays.items()}
+    _require_float64(arrays)
+    eps = _DEFAULT_EPS[stencil] if eps is None else eps
+    weights, steps, denominator = _STENCILS[stencil]
+    grads = {}
+    for name, value in arrays.items():
+        flat = np.repeat(np.arange(value.size), len(steps))  # element i, each stencil point
+        offsets = np.tile(np.array(steps, dtype=np.float64) * eps, value.size)
+        values = np.empty(flat.size)
+        chunk = max(len(steps), max_batch - max_batch % len(steps))
+        for start in range(0, flat.size, chunk):
+            part = slice(start, start + chunk)
+            if vectorized:
+                values[part] = func(_perturbed_batch(arrays, name, flat[part], offsets[part]))
+            else:
+                values[part] = [_single(func, arrays, name, i, o) for i, o in zip(flat[part], offsets[part])]
+        grads[name] = (values.reshape(value.size, len(steps)) @ np.array(weights) / (denominator * eps)).reshape(value.shape)
+    return grads
+
+
+def _single(func, arrays, name, flat_index, offset):
+    moved = arrays[name].copy()
+    moved.reshape(-1)[flat_index] += offset
+    return float(func({**arrays, name: moved}))
+
+
+def compare(analytic: dict, numerical: dict, *, rtol=RTOL, atol=ATOL) -> Report:
+    """Per-array report of analytic against numerical gradients (same keys)."""
+    reports = {}
+    for name, num in numerical.items():
+        ana = np.asarray(analytic[name], dtype=np.float64)
+        if ana.shape != num.shape:
+            raise ValueError(f"gradcheck: analytic gradient {name} has shape {ana.shape}, expected {num.shape}")
+        diff = np.abs(ana - num)
+        rel = diff / np.maximum(np.maximum(np.abs(ana), np.abs(num)), TINY)
+        worst = np.unravel_index(np.argmax(rel), rel.shape) if rel.size else ()
+        passed = bool(np.all((rel <= rtol) | (diff <= atol)))
+        reports[name] = ArrayReport(name, float(rel.max(initial=0.0)), float(diff.max(initial=0.0)),
+                                    tuple(int(i) for i in worst), passed)
+    return Report(reports)
+
+
+def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, eps=1e-4, rng=None,
+                      rtol=RTOL, atol=ATOL) -> Report:
+    """Random-direction check: the 4-point difference quotient along ``v`` against
+    ``sum <grad, v>`` for ``n_directions`` random unit directions ``v`` over all arrays at once.
+    ``func`` is vectorised as in :func:`numerical_gradients`. One report row per direction."""
+    arrays = {key: np.asarray(value) for key, value in arrays.items()}
+    _require_float64(arrays)
+    rng = np.random.default_rng(rng)
+    weights, steps, denominator = _STENCILS[4]
+    coeffs = np.array(steps, dtype=np.float64) * eps
+    numeric, predicted = {}, {}
+    for k in range(n_directions):
+        v = {key: rng.standard_normal(value.shape) for key, value in arrays.items()}
+        norm = np.sqrt(sum(np.vdot(d, d) for d in v.values()))
+        v = {key: d / norm for key, d in v.items()}  # a unit step of eps in total
+        batch = {key: value[None] + coeffs.reshape((-1,) + (1,) * value.ndim) * v[key][None] for key, value in arrays.items()}
+        numeric[f"direction {k}"] = np.array(np.dot(func(batch), weights) / (denominator * eps))
+        predicted[f"direction {k}"] = np.array(sum(np.vdot(analytic[key], v[key]) for key in arrays))
+    return compare(predicted, numeric, rtol=rtol, atol=atol)
+
+
+def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **options) -> Report:
+    """Gradient check of a recurrent layer: every parameter, the input ``x`` and the initial
+    state, for the loss ``sum(out * G) + sum(state_n * S)`` with fixed random ``G``, ``S``.
+
+    Dropout masks drawn by the analytic forward are reused, so the check is exact for them.
+    ``mode="full"`` checks every element (:func:`numerical_gradients`), ``"directional"`` a few
+    random directions (:func:`directional_check`). ``options`` go to the chosen function.
+    """
+    rng = np.random.default_rng(rng)
+    x = np.asarray(x)
+    batched_x = x if x.ndim == 3 else x[None]
+    batched_state = _batched_state(state, x.ndim == 2)
+    out, state_n = layer.forward(batched_x, batched_state, lengths)
+    g_out = rng.standard_normal(out.shape)
+    g_state = tuple(rng.standard_normal(s.shape) for s in _as_tuple(state_n))
+    layer.zero_grad()
+    dx, d_state0 = layer.backward(g_out, g_state if isinstance(state_n, tuple) else g_state[0])
+    masks = layer._cache[1]
+    state_names = [f"state[{i}]" for i in range(len(g_state))]
+    analytic = {**{k: v.copy() for k, v in layer.grads.items()}, "x": dx}
+    arrays = {**layer.params, "x": batched_x}
+    if batched_state is not None:
+        analytic.update(zip(state_names, _as_tuple(d_state0)))
+        arrays.update(zip(state_names, _as_tuple(batched_state)))
+
+    def loss(a):
+        params = {k: a[k] for k in layer.params}
+        st = tuple(a[n] for n in state_names) if batched_state is not None else None
+        st = st if st is None or len(st) > 1 else st[0]
+        o, s = layer.apply(params, a["x"], st, lengths, masks)
+        total = np.sum(o * g_out, axis=(-3, -2, -1))
+        for part, g in zip(_as_tuple(s), g_state):
+            total = total + np.sum(part * g, axis=(-3, -2, -1))
+        return total
+
+    if mode == "full":
+        return compare(analytic, numerical_gradients(loss, arrays, **options))
+    if mode == "directional":
+        return directional_check(loss, arrays, analytic, rng=rng, **options)
+    raise ValueError(f"check_layer: unknown mode {mode!r}; valid names: full, directional")
+
+
+def _as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+def _batched_state(state, unbatched):
+    if state is None or not unbatched:
+        return state
+    return tuple(s[:, None] for s in state) if isinstance(state, tuple) else state[:, None]
+
+
+def gradient_check(model, x, treshold: float = 1e-7, *, threshold: float | None = None) -> None:
+    """The notebook's check of :class:`numpy_rnn.RNN`, printing its exact lines, e.g.
+    ``Gradient check for dW passed (difference 2.035e-09)``.
+
+    As in the notebook: two-sided differences with ``eps = 1e-7`` of the sum of the outputs,
+    compared by the Euclidean norm of the difference against ``treshold`` (the notebook's
+    spelling; ``threshold=`` is accepted too). The perturbations are evaluated as one batch.
+    """
+    limit = treshold if threshold is None else threshold
+    x = np.asarray(x)
+    batched_x = x if x.ndim == 3 else x[None]
+    weights = model.get_weights()
+
+    def summed_output(a):
+        return model.apply(a, batched_x).sum(axis=(-2, -1))
+
+    numerical = numerical_gradients(summed_output, weights, eps=1e-7, stencil=2)
+    y = model.forward(x)
+    analytic = model.backward(np.ones_like(y))
+    for key, num in numerical.items():
+        difference = np.linalg.norm(num - analytic["d" + key])
+        verdict = "passed" if difference < limit else "failed"
+        print(f"Gradient check for d{key} {verdict} (difference {difference:.3e})")

@@ -1,0 +1,644 @@
+"""Seeded data generators for classic recurrent-network tasks.
+
+Every task is a small frozen dataclass with
+
+- ``sample(n, rng) -> (x, y)``: ``x`` float64, batch-first ``(n, T, D)``; ``y`` as the task
+  documents. ``rng`` is an int seed or a ``numpy.random.Generator`` (never the global state).
+- ``loss``: ``"mse"`` (mean over all elements of ``(prediction - y) ** 2``) or
+  ``"cross_entropy"`` (mean over all targets of ``-ln p[target]``).
+- ``input_size`` (D) and ``output_size`` (K: values for ``"mse"``, classes for
+  ``"cross_entropy"``).
+- ``baseline_predict(x)``: the best trivial predictor, one that uses no memory of the
+  sequence it must remember (values for ``"mse"``, class probabilities for
+  ``"cross_entropy"``), and ``baseline_loss``: its expected loss, derived in closed form.
+  ``empirical_baseline(task, x, y)`` measures the same loss on sampled data.
+
+``TASKS`` maps a name to a task class; ``make_task(name, **kw)`` builds one. ``CharCorpus`` is
+character-level language modelling on a text, with batching, streams for truncated
+backpropagation through time and text generation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator
+
+import numpy as np
+
+__all__ = [
+    "AddingTask",
+    "AddingTaskHS",
+    "CharCorpus",
+    "CopyTask",
+    "MemoryTask",
+    "SineTask",
+    "TASKS",
+    "empirical_baseline",
+    "make_task",
+]
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_int(owner: str, name: str, value, minimum: int) -> int:
+    """Return ``value`` as an int; TypeError unless an int (not bool), ValueError below minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: expected {name} to be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{owner}: expected {name} >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_positive_float(owner: str, name: str, value) -> float:
+    """Return ``value`` as a float; TypeError unless real, ValueError unless finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: expected {name} to be a real number, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{owner}: expected {name} to be finite and > 0, got {value}")
+    return float(value)
+
+
+def _generator(owner: str, rng) -> np.random.Generator:
+    """The Generator for ``rng``: a Generator itself, or ``default_rng(seed)`` for an int seed."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
+        raise TypeError(
+            f"{owner}: expected rng to be an int seed or a numpy.random.Generator, "
+            f"got {type(rng).__name__}"
+        )
+    if rng < 0:
+        raise ValueError(f"{owner}: expected rng seed >= 0, got {rng}")
+    return np.random.default_rng(int(rng))
+
+
+def _check_x(owner: str, x, seq_len: int, input_size: int) -> np.ndarray:
+    """``x`` as an array of shape ``(n, seq_len, input_size)``, else ValueError."""
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[1:] != (seq_len, input_size):
+        raise ValueError(
+            f"{owner}: expected x of shape (n, {seq_len}, {input_size}), got {x.shape}"
+        )
+    return x
+
+
+def _uniform_variance(low: float, high: float) -> float:
+    """Variance of U(low, high): (high - low)^2 / 12."""
+    return (high - low) ** 2 / 12.0
+
+
+def _uniform_second_moment(low: float, high: float) -> float:
+    """E[X^2] for X ~ U(low, high): variance plus squared mean."""
+    return _uniform_variance(low, high) + ((low + high) / 2.0) ** 2
+
+
+# ----------------------------------------------------------------------------- tasks
+class _Task:
+    """Shared front end of the task dataclasses: ``sample`` validates, ``_draw`` generates."""
+
+    def sample(self, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n`` independent examples ``(x, y)`` using ``rng`` (an int seed or a Generator)."""
+        owner = type(self).__name__
+        n = _check_int(owner, "n", n, 1)
+        return self._draw(n, _generator(owner, rng))
+
+    def _set_int(self, name: str, minimum: int) -> None:
+        """Validate the int field ``name`` and store it as a Python int (frozen-safe)."""
+        value = _check_int(type(self).__name__, name, getattr(self, name), minimum)
+        object.__setattr__(self, name, value)
+
+
+@dataclass(frozen=True)
+class MemoryTask(_Task):
+    """The course's memory task: remember the first value of a noise sequence.
+
+    ``x[i, t, 0] ~ U(-1, 1)`` independently, ``x`` of shape ``(n, T, 1)`` with ``T = seq_len``;
+    the target is the first value, ``y = x[:, 0, :]`` of shape ``(n, 1)``; loss MSE.
+
+    Baseline: without memory the best constant is the mean 0, with MSE
+    ``E[x^2] = 1/3``.
+    """
+
+    seq_len: int
+    loss: ClassVar[str] = "mse"
+    input_size: ClassVar[int] = 1
+    output_size: ClassVar[int] = 1
+    VALUES: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def __post_init__(self):
+        self._set_int("seq_len", 1)
+
+    def _draw(self, n, gen):
+        x = gen.uniform(*self.VALUES, size=(n, self.seq_len, 1))
+        return x, x[:, 0, :].copy()
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Predict the mean 0 for every sequence: shape ``(n, 1)``."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        return np.zeros((x.shape[0], 1))
+
+    @property
+    def baseline_loss(self) -> float:
+        """MSE of predicting 0: ``E[x^2]`` for ``x ~ U(-1, 1)``, that is 1/3."""
+        return _uniform_second_moment(*self.VALUES)
+
+
+@dataclass(frozen=True)
+class AddingTask(_Task):
+    """The adding problem as in Le, Jaitly & Hinton (2015), "A Simple Way to Initialize
+    Recurrent Networks of Rectified Linear Units", arXiv:1504.00941.
+
+    ``x`` has shape ``(n, T, 2)``, ``T = seq_len >= 2``. Channel 0 holds values
+    ``U[0, 1)``; channel 1 is a marker channel with exactly two 1s, the first at a uniformly
+    random step of the first half ``[0, T // 2)``, the second at a uniformly random step of the
+    second half ``[T // 2, T)``; all other markers are 0. The target ``y`` (shape ``(n, 1)``) is
+    the sum of the two marked values; loss MSE.
+
+    Baseline: the target is a sum of two independent U[0, 1) values, mean 1, so predicting 1
+    gives MSE ``2 * Var(U[0, 1)) = 1/6``.
+    """
+
+    seq_len: int
+    loss: ClassVar[str] = "mse"
+    input_size: ClassVar[int] = 2
+    output_size: ClassVar[int] = 1
+    VALUES: ClassVar[tuple[float, float]] = (0.0, 1.0)
+
+    def __post_init__(self):
+        self._set_int("seq_len", 2)
+
+    def _draw(self, n, gen):
+        T, half = self.seq_len, self.seq_len // 2
+        x = np.zeros((n, T, 2))
+        x[:, :, 0] = gen.uniform(*self.VALUES, size=(n, T))
+        rows = np.arange(n)
+        first = gen.integers(0, half, size=n)
+        second = gen.integers(half, T, size=n)
+        x[rows, first, 1] = 1.0
+        x[rows, second, 1] = 1.0
+        y = x[rows, first, 0] + x[rows, second, 0]
+        return x, y[:, None]
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Predict the mean 1 for every sequence: shape ``(n, 1)``."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        return np.ones((x.shape[0], 1))
+
+    @property
+    def baseline_loss(self) -> float:
+        """MSE of predicting 1: ``Var(X1 + X2) = 2 / 12 = 1/6``."""
+        return 2.0 * _uniform_variance(*self.VALUES)
+
+
+@dataclass(frozen=True)
+class AddingTaskHS(_Task):
+    """The adding problem of Hochreiter & Schmidhuber (1997), "Long Short-Term Memory",
+    Neural Computation 9(8), Experiment 4, at a fixed length.
+
+    ``x`` has shape ``(n, T, 2)``, ``T = seq_len >= 4``. Channel 0 holds values ``U(-1, 1)``.
+    Channel 1 holds markers: exactly two steps are marked with 1. The first mark (value X1)
+    is uniform over the first ``min(10, T - 1)`` steps (the paper: "one of the first ten
+    pairs"; capped so it never lands on the last step); the second mark (value X2) is uniform
+    over the first ``T // 2 - 1`` steps that are still unmarked. The first and the last step
+    carry marker -1 unless marked. When the first step is marked its value is set to 0 in
+    ``x`` and in the target (the paper sets X1 to 0 "in the rare case where the first pair
+    got marked"; here whichever mark lands there, as X2 can too). The target ``y`` (shape
+    ``(n, 1)``) is ``0.5 + (X1 + X2) / 4``, the sum scaled into ``[0, 1]``; loss MSE.
+    The paper draws each length uniformly from ``[T, T + T/10]``; here every sequence has
+    length ``T``, so that a batch is one array.
+
+    Baseline: predict the mean 0.5. Its MSE is ``E[(X1 + X2)^2] / 16`` with
+    ``E[Xk^2] = (1/3) P(mark k is not on the first step)``: slightly under the
+    ``1/24`` usually quoted, which ignores the zeroing (``0.0392`` for ``T = 100``).
+    """
+
+    seq_len: int
+    loss: ClassVar[str] = "mse"
+    input_size: ClassVar[int] = 2
+    output_size: ClassVar[int] = 1
+    VALUES: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+    FIRST_MARK_WINDOW: ClassVar[int] = 10
+
+    def __post_init__(self):
+        self._set_int("seq_len", 4)
+
+    @property
+    def _window(self) -> int:
+        """Number of candidate steps for the first mark."""
+        return min(self.FIRST_MARK_WINDOW, self.seq_len - 1)
+
+    @property
+    def _candidates(self) -> int:
+        """Number of still-unmarked candidate steps for the second mark: T // 2 - 1."""
+        return self.seq_len // 2 - 1
+
+    def _draw(self, n, gen):
+        T = self.seq_len
+        x = np.zeros((n, T, 2))
+        x[:, :, 0] = gen.uniform(*self.VALUES, size=(n, T))
+        x[:, [0, T - 1], 1] = -1.0
+        rows = np.arange(n)
+        first = gen.integers(0, self._window, size=n)
+        k = gen.integers(0, self._candidates, size=n)  # k-th unmarked step, skipping `first`
+        second = k + (k >= first)
+        x[rows, first, 1] = 1.0
+        x[rows, second, 1] = 1.0
+        x[:, 0, 0] = np.where(x[:, 0, 1] == 1.0, 0.0, x[:, 0, 0])
+        y = 0.5 + (x[rows, first, 0] + x[rows, second, 0]) / 4.0
+        return x, y[:, None]
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Predict the mean 0.5 for every sequence: shape ``(n, 1)``."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        return np.full((x.shape[0], 1), 0.5)
+
+    @property
+    def baseline_loss(self) -> float:
+        """MSE of predicting 0.5: ``(E[X1^2] + E[X2^2]) / 16`` with the zeroing accounted for."""
+        p_first_zero = 1.0 / self._window
+        p_second_zero = (1.0 - p_first_zero) / self._candidates
+        moment = _uniform_second_moment(*self.VALUES)
+        return moment * ((1.0 - p_first_zero) + (1.0 - p_second_zero)) / 16.0
+
+
+@dataclass(frozen=True)
+class CopyTask(_Task):
+    """The copying-memory task of Arjovsky, Shah & Bengio (2016), "Unitary Evolution
+    Recurrent Neural Networks", ICML (after Hochreiter & Schmidhuber 1997).
+
+    Classes: 0 blank, ``1..S`` symbols (``S = n_symbols``), ``S + 1`` delimiter. With
+    ``L = copy_len`` the input is ``L`` symbols drawn uniformly with replacement, then
+    ``delay - 1`` blanks, the delimiter, then ``L`` blanks: ``T = delay + 2 L`` steps
+    (``delay`` is the paper's T, so its ``T + 20`` steps for ``L = 10``). ``x`` is one-hot,
+    shape ``(n, T, S + 2)``. The target ``y``, integer class ids of shape ``(n, T)``, is blank
+    everywhere except the last ``L`` steps, which repeat the ``L`` symbols in order. Loss:
+    cross-entropy per step over ``output_size = S + 1`` classes (blank and the symbols).
+
+    Baseline: without memory, predict blank with certainty until the delimiter and then a
+    uniform distribution over the ``S`` symbols: loss 0 on the first ``T - L`` steps and
+    ``ln S`` on the last ``L``, so ``L ln S / T`` per step (``10 ln 8 / (delay + 20)``).
+    """
+
+    delay: int
+    n_symbols: int = 8
+    copy_len: int = 10
+    loss: ClassVar[str] = "cross_entropy"
+
+    def __post_init__(self):
+        self._set_int("delay", 1)
+        self._set_int("n_symbols", 1)
+        self._set_int("copy_len", 1)
+
+    @property
+    def seq_len(self) -> int:
+        """Steps per sequence: ``T = delay + 2 * copy_len``."""
+        return self.delay + 2 * self.copy_len
+
+    @property
+    def input_size(self) -> int:
+        """One-hot width: blank, ``n_symbols`` symbols and the delimiter."""
+        return self.n_symbols + 2
+
+    @property
+    def output_size(self) -> int:
+        """Target classes: blank and the ``n_symbols`` symbols."""
+        return self.n_symbols + 1
+
+    def _draw(self, n, gen):
+        L = self.copy_len
+        ids = np.zeros((n, self.seq_len), dtype=np.int64)
+        ids[:, :L] = gen.integers(1, self.n_symbols + 1, size=(n, L))
+        ids[:, L + self.delay - 1] = self.n_symbols + 1
+        y = np.zeros_like(ids)
+        y[:, -L:] = ids[:, :L]
+        return np.eye(self.input_size)[ids], y
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Probabilities ``(n, T, n_symbols + 1)``: blank until the delimiter, then uniform."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        probs = np.zeros((x.shape[0], self.seq_len, self.output_size))
+        probs[:, : -self.copy_len, 0] = 1.0
+        probs[:, -self.copy_len :, 1:] = 1.0 / self.n_symbols
+        return probs
+
+    @property
+    def baseline_loss(self) -> float:
+        """Cross-entropy per step of the memoryless predictor: ``copy_len ln(n_symbols) / T``."""
+        return self.copy_len * math.log(self.n_symbols) / self.seq_len
+
+
+@dataclass(frozen=True)
+class SineTask(_Task):
+    """One-step (or ``horizon``-step) forecasting of random sine waves.
+
+    For each sequence draw amplitude ``A ~ U(0.5, 1.5)``, frequency ``f ~ U(0.02, 0.1)``
+    cycles per step (periods of 10 to 50 steps) and phase ``phi ~ U(0, 2 pi)``, and let
+    ``s(t) = A sin(2 pi f t + phi)``. ``x[:, t, 0] = s(t)`` for ``t = 0..T-1`` (shape
+    ``(n, T, 1)``, ``T = seq_len``); the target is ``y = s(T - 1 + horizon)``, shape
+    ``(n, 1)``; loss MSE.
+
+    Baseline: persistence, predicting the last observed value ``s(T - 1)``. As the phase is
+    uniform, ``E[(s(t + h) - s(t))^2] = E[A^2] (1 - E[cos(2 pi f h)])`` with
+    ``E[cos(2 pi f h)] = (sin(2 pi f1 h) - sin(2 pi f0 h)) / (2 pi h (f1 - f0))`` for
+    ``f ~ U(f0, f1)``. (Predicting 0 would score ``E[A^2] / 2``, far worse.)
+    """
+
+    seq_len: int
+    horizon: int = 1
+    loss: ClassVar[str] = "mse"
+    input_size: ClassVar[int] = 1
+    output_size: ClassVar[int] = 1
+    AMPLITUDE: ClassVar[tuple[float, float]] = (0.5, 1.5)
+    FREQUENCY: ClassVar[tuple[float, float]] = (0.02, 0.1)
+
+    def __post_init__(self):
+        self._set_int("seq_len", 1)
+        self._set_int("horizon", 1)
+
+    def _draw(self, n, gen):
+        amplitude = gen.uniform(*self.AMPLITUDE, size=(n, 1))
+        frequency = gen.uniform(*self.FREQUENCY, size=(n, 1))
+        phase = gen.uniform(0.0, 2.0 * np.pi, size=(n, 1))
+        t = np.arange(self.seq_len + self.horizon)
+        s = amplitude * np.sin(2.0 * np.pi * frequency * t + phase)  # (n, T + horizon)
+        return s[:, : self.seq_len, None], s[:, -1:]
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Persistence: the last observed value ``x[:, -1, :]``, shape ``(n, 1)``."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        return x[:, -1, :].astype(np.float64)
+
+    @property
+    def baseline_loss(self) -> float:
+        """MSE of persistence: ``E[A^2] (1 - E[cos(2 pi f horizon)])``."""
+        f0, f1 = self.FREQUENCY
+        w = 2.0 * np.pi * self.horizon
+        mean_cos = (math.sin(w * f1) - math.sin(w * f0)) / (w * (f1 - f0))
+        return _uniform_second_moment(*self.AMPLITUDE) * (1.0 - mean_cos)
+
+
+TASKS = {
+    "memory": MemoryTask,
+    "adding": AddingTask,
+    "adding-hs": AddingTaskHS,
+    "copy": CopyTask,
+    "sine": SineTask,
+}
+
+
+def make_task(name: str, **kwargs):
+    """Build the task registered as ``name`` in ``TASKS`` with the keyword arguments ``kwargs``."""
+    if not isinstance(name, str):
+        raise TypeError(f"make_task: expected name to be a str, got {type(name).__name__}")
+    if name not in TASKS:
+        raise ValueError(f"make_task: unknown task {name!r}; valid names: {', '.join(TASKS)}")
+    return TASKS[name](**kwargs)
+
+
+def empirical_baseline(task, x, y) -> float:
+    """Mean loss of ``task.baseline_predict(x)`` against the targets ``y`` under ``task.loss``.
+
+    For ``"mse"`` the mean of ``(prediction - y) ** 2`` over all elements; for
+    ``"cross_entropy"`` the mean over all targets of ``-ln p[target]``, where the prediction
+    holds probabilities over the last axis. On a large sample it approaches
+    ``task.baseline_loss``.
+    """
+    prediction = task.baseline_predict(x)
+    y = np.asarray(y)
+    if task.loss == "mse":
+        return float(np.mean((prediction - y) ** 2))
+    p = np.take_along_axis(prediction, y[..., None], axis=-1)
+    return float(-np.mean(np.log(p)))
+
+
+# ----------------------------------------------------------------------------- text
+class CharCorpus:
+    """Character-level language modelling on one text (Karpathy's char-rnn setting).
+
+    ``vocab`` is the string of distinct characters (sorted, unless given); a character's id is
+    its index there. ``ids`` is the whole text encoded, shape ``(N,)``. The model reads ids
+    ``x[t]`` and predicts ``y[t] = x[t + 1]`` with a softmax over ``V = len(vocab)`` classes;
+    loss cross-entropy.
+
+    Baselines: ``baseline_loss`` is the cross-entropy of the unigram predictor (the
+    character frequencies of this text, ``-sum_c p_c ln p_c``); ``uniform_loss`` is ``ln V``.
+    """
+
+    loss: ClassVar[str] = "cross_entropy"
+    BUILTIN: ClassVar[str] = "shakespeare_sonnets.txt"
+
+    def __init__(self, text: str, vocab: str | None = None):
+        """A corpus of ``text``; ``vocab`` (default: its sorted distinct characters) must cover it."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharCorpus: expected text to be a str, got {type(text).__name__}")
+        if not text:
+            raise ValueError("CharCorpus: expected a non-empty text, got ''")
+        if vocab is None:
+            vocab = "".join(sorted(set(text)))
+        if not isinstance(vocab, str):
+            raise TypeError(f"CharCorpus: expected vocab to be a str, got {type(vocab).__name__}")
+        if len(set(vocab)) != len(vocab):
+            raise ValueError(f"CharCorpus: expected vocab of distinct characters, got {vocab!r}")
+        self.text = text
+        self.vocab = vocab
+        self._index = {c: i for i, c in enumerate(vocab)}
+        self.ids = self.encode(text)
+        self.ids.flags.writeable = False
+
+    @classmethod
+    def from_text(cls, text: str, vocab: str | None = None) -> "CharCorpus":
+        """A corpus of the string ``text`` (same as ``CharCorpus(text, vocab)``)."""
+        return cls(text, vocab)
+
+    @classmethod
+    def from_file(cls, path) -> "CharCorpus":
+        """A corpus of the UTF-8 text file at ``path``."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"CharCorpus.from_file: no such file: '{path}'")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"CharCorpus.from_file: '{path}' is not valid UTF-8: {exc}") from None
+        if not text:
+            raise ValueError(f"CharCorpus.from_file: expected a non-empty text, '{path}' is empty")
+        return cls(text)
+
+    @classmethod
+    def builtin(cls) -> "CharCorpus":
+        """The shipped text: a selection of Shakespeare's Sonnets (1609, public domain)."""
+        raw = resources.files("numpy_rnn").joinpath("data", cls.BUILTIN).read_text("utf-8")
+        header, body = raw.split("\n", 1)
+        assert header.startswith("#"), "the shipped text starts with a source line"
+        return cls(body)
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+    def __repr__(self) -> str:
+        return f"CharCorpus({len(self)} characters, V={len(self.vocab)})"
+
+    @property
+    def input_size(self) -> int:
+        """``V``: ids are inputs of a ``V``-way embedding or one-hot."""
+        return len(self.vocab)
+
+    @property
+    def output_size(self) -> int:
+        """``V``: logits over the vocabulary."""
+        return len(self.vocab)
+
+    def encode(self, text: str) -> np.ndarray:
+        """The int64 ids ``(len(text),)`` of the characters of ``text``."""
+        if not isinstance(text, str):
+            raise TypeError(f"CharCorpus.encode: expected a str, got {type(text).__name__}")
+        unknown = sorted(set(text) - self._index.keys())
+        if unknown:
+            raise ValueError(f"CharCorpus.encode: characters not in the vocabulary: {unknown}")
+        return np.fromiter((self._index[c] for c in text), dtype=np.int64, count=len(text))
+
+    def decode(self, ids) -> str:
+        """The string of the 1-D integer ``ids``."""
+        ids = np.asarray(ids)
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"CharCorpus.decode: expected integer ids, got dtype {ids.dtype}")
+        if ids.ndim != 1:
+            raise ValueError(f"CharCorpus.decode: expected ids of shape (N,), got {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.vocab)):
+            raise ValueError(
+                f"CharCorpus.decode: expected ids in [0, {len(self.vocab)}), "
+                f"got values in [{ids.min()}, {ids.max()}]"
+            )
+        return "".join(self.vocab[i] for i in ids)
+
+    def split(self, valid_fraction: float = 0.1) -> tuple["CharCorpus", "CharCorpus"]:
+        """``(train, valid)``: the text cut once, the last ``valid_fraction`` of it for validation.
+
+        Both parts keep this corpus's vocabulary, so their ids agree.
+        """
+        owner = "CharCorpus.split"
+        fraction = _check_positive_float(owner, "valid_fraction", valid_fraction)
+        if fraction >= 1.0:
+            raise ValueError(f"{owner}: expected valid_fraction < 1, got {valid_fraction}")
+        cut = round(len(self) * (1.0 - fraction))
+        if not 0 < cut < len(self):
+            raise ValueError(
+                f"{owner}: valid_fraction {valid_fraction} leaves an empty part "
+                f"of a text of {len(self)} characters"
+            )
+        return CharCorpus(self.text[:cut], self.vocab), CharCorpus(self.text[cut:], self.vocab)
+
+    def batches(self, batch_size: int, seq_len: int, rng) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """One epoch of shuffled windows: an iterator of ``(x, y)`` int64 id arrays ``(B, T)``.
+
+        The text is cut, from a random offset in ``[0, T)``, into non-overlapping windows
+        ``x = ids[s : s + T]``, ``y = ids[s + 1 : s + T + 1]``; the windows are shuffled and
+        grouped into full batches of ``B`` (the remainder is dropped).
+        """
+        owner = "CharCorpus.batches"
+        B = _check_int(owner, "batch_size", batch_size, 1)
+        T = _check_int(owner, "seq_len", seq_len, 1)
+        gen = _generator(owner, rng)
+        if (len(self) - T) // T < B:
+            raise ValueError(
+                f"{owner}: a text of {len(self)} characters is too short for "
+                f"batch_size={B} windows of seq_len={T}"
+            )
+        offset = int(gen.integers(0, T))
+        starts = gen.permutation(np.arange(offset, len(self) - T, T))
+        starts = starts[: len(starts) // B * B].reshape(-1, B)
+        steps = np.arange(T)
+        return ((self.ids[s[:, None] + steps], self.ids[s[:, None] + steps + 1]) for s in starts)
+
+    def stream(self, batch_size: int) -> np.ndarray:
+        """The text as ``B`` parallel contiguous streams: ids of shape ``(B, N // B)``.
+
+        Row ``b`` is ``ids[b * M : (b + 1) * M]`` with ``M = N // B``. For truncated
+        backpropagation through time with chunks of ``T`` steps, chunk ``k`` is
+        ``x = s[:, k T : (k + 1) T]``, ``y = s[:, k T + 1 : (k + 1) T + 1]``, and the hidden
+        state is carried from one chunk to the next.
+        """
+        B = _check_int("CharCorpus.stream", "batch_size", batch_size, 1)
+        M = len(self) // B
+        if M < 2:
+            raise ValueError(
+                f"CharCorpus.stream: a text of {len(self)} characters is too short "
+                f"for batch_size={B} streams of at least 2 characters"
+            )
+        return self.ids[: B * M].reshape(B, M).copy()
+
+    @property
+    def unigram(self) -> np.ndarray:
+        """Character frequencies of the text, shape ``(V,)``, summing to 1."""
+        return np.bincount(self.ids, minlength=len(self.vocab)) / len(self)
+
+    @property
+    def baseline_loss(self) -> float:
+        """Cross-entropy of the unigram predictor: ``-sum_c p_c ln p_c`` over this text."""
+        p = self.unigram[self.unigram > 0]
+        return float(-np.sum(p * np.log(p)))
+
+    @property
+    def uniform_loss(self) -> float:
+        """Cross-entropy of the uniform predictor: ``ln V``."""
+        return math.log(len(self.vocab))
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """The unigram probabilities for every input id: shape ``(B, T, V)``."""
+        x = np.asarray(x)
+        return np.broadcast_to(self.unigram, x.shape + (len(self.vocab),))
+
+    def sample(
+        self,
+        step_fn: Callable[[np.ndarray], np.ndarray],
+        length: int,
+        rng,
+        temperature: float = 1.0,
+        prime: str = "",
+    ) -> str:
+        """Generate ``length`` characters with a model's ``step_fn``; returns them (not ``prime``).
+
+        Contract: ``step_fn(ids)`` takes int64 ids of shape ``(B,)`` (here ``B = 1``), advances
+        the model's own recurrent state by one step and returns logits of shape ``(B, V)`` for
+        the next character. The characters of ``prime`` are fed first (without a prime, the
+        first character is drawn from the unigram distribution); then each next character is
+        drawn from ``softmax(logits / temperature)`` and fed back.
+        """
+        owner = "CharCorpus.sample"
+        if not callable(step_fn):
+            raise TypeError(f"{owner}: expected step_fn to be callable, got {type(step_fn).__name__}")
+        length = _check_int(owner, "length", length, 1)
+        gen = _generator(owner, rng)
+        temperature = _check_positive_float(owner, "temperature", temperature)
+        if not isinstance(prime, str):
+            raise TypeError(f"{owner}: expected prime to be a str, got {type(prime).__name__}")
+        if prime:
+            out, feed = [], list(self.encode(prime))
+        else:
+            first = int(gen.choice(len(self.vocab), p=self.unigram))
+            out, feed = [first], [first]
+        while len(out) < length:
+            for i in feed:
+                logits = self._step(step_fn, i)
+            feed = [self._draw_next(logits, temperature, gen)]
+            out.append(feed[0])
+        return self.decode(np.array(out))
+
+    def _step(self, step_fn, i: int) -> np.ndarray:
+        """Call ``step_fn`` on the single id ``i`` and check its ``(1, V)`` finite logits."""
+        logits = np.asarray(step_fn(np.array([i], dtype=np.int64)), dtype=np.float64)
+        if logits.shape != (1, len(self.vocab)):
+            raise ValueError(
+                f"CharCorpus.sample: expected step_fn to return logits of shape "
+                f"(1, {len(self.vocab)}), got {logits.shape}"
+            )
+        if not np.all(np.isfinite(logits)):
+            raise ValueError("CharCorpus.sample: step_fn returned non-finite logits")
+        return logits[0]
+
+    def _draw_next(self, logits: np.ndarray, temperature: float, gen) -> int:
+        """Draw an id from ``softmax(logits / temperature)``."""
+        z = logits / temperature
+        p = np.exp(z - z.max())
+        return int(gen.choice(len(p), p=p / p.sum()))
