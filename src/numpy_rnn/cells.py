@@ -56,6 +56,8 @@ class Cell(ABC):
 
     num_gates = 1
     state_size = 1
+    #: False where ``step`` has kinks (relu): gradient checks then take small steps
+    smooth = True
     #: torch.nn class that computes the same maths, or None (see :mod:`numpy_rnn.interop`)
     torch_equivalent: str | None = None
 
@@ -93,6 +95,7 @@ class ElmanCell(Cell):
     def __init__(self, hidden_size: int, nonlinearity: str = "tanh"):
         super().__init__(hidden_size)
         self.nonlinearity = nonlinearity
+        self.smooth = nonlinearity != "relu"
         self._phi, self._phi_prime = NONLINEARITIES[nonlinearity]
 
     def step(self, p, xw, state):

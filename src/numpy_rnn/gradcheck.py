@@ -3,8 +3,11 @@
 Central differences of a scalar function ``f`` of named arrays, in float64:
 
 * ``stencil=2``: ``f'(w) ~ (f(w+e) - f(w-e)) / (2e)``, error O(e**2) (the notebook's rule);
-* ``stencil=4``: ``f'(w) ~ (8 (f(w+e) - f(w-e)) - (f(w+2e) - f(w-2e))) / (12e)``, error O(e**4),
-  so a larger ``e`` keeps rounding noise low: the default, with ``e = 1e-4``.
+* ``stencil=4``: ``f'(w) ~ (8 (f(w+e) - f(w-e)) - (f(w+2e) - f(w-2e))) / (12e)``, error O(e**4);
+* ``stencil=6``: ``f'(w) ~ (45 d1 - 9 d2 + d3) / (60e)`` with ``dk = f(w+ke) - f(w-ke)``, error
+  O(e**6), so a large ``e = 3e-3`` keeps rounding noise near 1e-12: the default for smooth
+  functions. A kink (relu) within a few ``e`` spoils any stencil: cells that are not smooth
+  (``cell.smooth = False``) are checked with ``stencil=4, e = 1e-4`` by :func:`check_layer`.
 
 Vectorised: ``f`` receives every array with one extra leading axis of P perturbed copies and
 returns P values; the layers' ``apply`` methods broadcast over such axes, so all the
@@ -26,8 +29,13 @@ import numpy as np
 TINY = 1e-300
 RTOL = 1e-7
 ATOL = 1e-10
-_STENCILS = {2: ((1.0, -1.0), (1, -1), 2.0), 4: ((8.0, -8.0, -1.0, 1.0), (1, -1, 2, -2), 12.0)}
-_DEFAULT_EPS = {2: 1e-6, 4: 1e-4}
+# stencil -> (weights, steps in units of eps, denominator in units of eps)
+_STENCILS = {
+    2: ((1.0, -1.0), (1, -1), 2.0),
+    4: ((8.0, -8.0, -1.0, 1.0), (1, -1, 2, -2), 12.0),
+    6: ((45.0, -45.0, -9.0, 9.0, 1.0, -1.0), (1, -1, 2, -2, 3, -3), 60.0),
+}
+_DEFAULT_EPS = {2: 1e-6, 4: 1e-4, 6: 3e-3}
 
 
 @dataclass(frozen=True)
@@ -87,19 +95,16 @@ def _perturbed_batch(arrays, name, flat_index, offsets):
     return batch
 
 
-def numerical_gradients(func, arrays: dict, *, eps=None, stencil=4, vectorized=True, max_batch=4096) -> dict:
+def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=True, max_batch=4096) -> dict:
     """Central-difference gradients of the scalar ``func`` w.r.t. every array in ``arrays``.
 
     ``vectorized=True``: ``func(batch)`` receives each array with a leading axis of P copies
     and returns P values (chunks of at most ``max_batch`` copies). ``vectorized=False``:
     ``func(arrays)`` returns one float and is called per perturbation (any function works).
     """
-    if stencil not in _STENCILS:
-        raise ValueError(f"gradcheck: expected stencil 2 or 4, got {stencil!r}")
+    weights, steps, denominator, eps = _stencil(stencil, eps)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     _require_float64(arrays)
-    eps = _DEFAULT_EPS[stencil] if eps is None else eps
-    weights, steps, denominator = _STENCILS[stencil]
     grads = {}
     for name, value in arrays.items():
         flat = np.repeat(np.arange(value.size), len(steps))  # element i, each stencil point
@@ -114,6 +119,15 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=4, vectorized=T
                 values[part] = [_single(func, arrays, name, i, o) for i, o in zip(flat[part], offsets[part])]
         grads[name] = (values.reshape(value.size, len(steps)) @ np.array(weights) / (denominator * eps)).reshape(value.shape)
     return grads
+
+
+def _stencil(stencil, eps):
+    if stencil not in _STENCILS:
+        raise ValueError(f"gradcheck: expected stencil 2, 4 or 6, got {stencil!r}")
+    eps = _DEFAULT_EPS[stencil] if eps is None else eps
+    if not (np.isfinite(eps) and eps > 0):
+        raise ValueError(f"gradcheck: expected eps > 0 and finite, got {eps}")
+    return (*_STENCILS[stencil], eps)
 
 
 def _single(func, arrays, name, flat_index, offset):
@@ -138,15 +152,15 @@ def compare(analytic: dict, numerical: dict, *, rtol=RTOL, atol=ATOL) -> Report:
     return Report(reports)
 
 
-def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, eps=1e-4, rng=None,
-                      rtol=RTOL, atol=ATOL) -> Report:
-    """Random-direction check: the 4-point difference quotient along ``v`` against
+def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, eps=None, stencil=6,
+                      rng=None, rtol=RTOL, atol=ATOL) -> Report:
+    """Random-direction check: the stencil's difference quotient along ``v`` against
     ``sum <grad, v>`` for ``n_directions`` random unit directions ``v`` over all arrays at once.
     ``func`` is vectorised as in :func:`numerical_gradients`. One report row per direction."""
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     _require_float64(arrays)
     rng = np.random.default_rng(rng)
-    weights, steps, denominator = _STENCILS[4]
+    weights, steps, denominator, eps = _stencil(stencil, eps)
     coeffs = np.array(steps, dtype=np.float64) * eps
     numeric, predicted = {}, {}
     for k in range(n_directions):
@@ -194,6 +208,8 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **opt
             total = total + np.sum(part * g, axis=(-3, -2, -1))
         return total
 
+    if not getattr(layer.cell, "smooth", True):
+        options = {"stencil": 4, "eps": 1e-4, **options}
     if mode == "full":
         return compare(analytic, numerical_gradients(loss, arrays, **options))
     if mode == "directional":

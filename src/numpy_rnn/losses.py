@@ -87,7 +87,7 @@ def _reduce(
     grad = np.where(_valid(mask, grad.shape), grad, 0)
     if reduction == "mean":
         count = np.count_nonzero(valid)
-        loss, grad = loss / count, grad / grad.dtype.type(count)
+        loss, grad = loss / count, grad / count
     return float(loss), grad
 
 
@@ -111,7 +111,9 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits, target, *, reduction: str = "mean", lengths=None) -> tuple[float, np.ndarray]:
+def softmax_cross_entropy(
+    logits, target, *, reduction: str = "mean", lengths=None
+) -> tuple[float, np.ndarray]:
     """Cross-entropy of integer class targets under ``softmax(logits)``.
 
     For logits ``z`` (..., C) and a class ``y`` in [0, C)::
@@ -152,7 +154,9 @@ def _check_classes(owner: str, target, shape: tuple, valid: np.ndarray) -> np.nd
     return np.where(valid, target, 0)
 
 
-def bce_with_logits(logits, target, *, reduction: str = "mean", lengths=None) -> tuple[float, np.ndarray]:
+def bce_with_logits(
+    logits, target, *, reduction: str = "mean", lengths=None
+) -> tuple[float, np.ndarray]:
     """Binary cross-entropy of targets ``y`` in [0, 1] under ``sigmoid(logits)``, computed stably.
 
     For a logit ``x``::
@@ -172,7 +176,9 @@ def bce_with_logits(logits, target, *, reduction: str = "mean", lengths=None) ->
     mask = _step_mask(owner, lengths, logits)
     labels = target[_valid(mask, target.shape)]
     if not np.all((labels >= 0) & (labels <= 1)):
-        raise ValueError(f"{owner}: expected target values in [0, 1], got min {labels.min()} and max {labels.max()}")
+        raise ValueError(
+            f"{owner}: expected target values in [0, 1], got min {labels.min()} and max {labels.max()}"
+        )
     decay = np.exp(-np.abs(logits))
     losses = np.maximum(logits, 0) - logits * target + np.log1p(decay)
     sigmoid = np.where(logits >= 0, 1 / (1 + decay), decay / (1 + decay))

@@ -75,7 +75,7 @@ def _check_keys(owner: str, name: str, mapping, expected) -> None:
         raise TypeError(f"{owner}: expected {name} to be a dict, got {type(mapping).__name__}")
     missing, extra = sorted(set(expected) - set(mapping)), sorted(set(mapping) - set(expected))
     if missing or extra:
-        raise ValueError(f"{owner}: {name} keys differ from the expected ones: missing {missing}, unexpected {extra}")
+        raise ValueError(f"{owner}: {name} keys differ: missing {missing}, unexpected {extra}")
 
 
 def _check_like(owner: str, name: str, arrays, reference: dict[str, np.ndarray]) -> None:
@@ -151,21 +151,34 @@ class Optimizer:
         """Validate ``state_dict`` against this optimizer and its parameters, then copy it in.
 
         Nothing changes unless all of it is valid; the hyper-parameters (lr too) are loaded.
+        A parameter without state arrays (plain SGD) may be left out of ``state_dict["state"]``,
+        and ``"state"`` itself too: flat stores such as ``np.savez`` drop empty dicts.
         """
         owner = type(self).__name__
+        if isinstance(state_dict, dict):
+            state_dict = {"state": {}, **state_dict}
         _check_keys(owner, "state_dict", state_dict, ("type", "step", "hyper", "state"))
         if str(state_dict["type"]) != owner:
             raise ValueError(f"{owner}: expected a state_dict of type {owner!r}, got {state_dict['type']!r}")
         _check_keys(owner, "state_dict['hyper']", state_dict["hyper"], self.hyper)
         hyper = self._check_hyper(state_dict["hyper"])
         step = check_size(owner, "state_dict['step']", state_dict["step"], minimum=0)
-        states = state_dict["state"]
+        if not isinstance(state_dict["state"], dict):
+            kind = type(state_dict["state"]).__name__
+            raise TypeError(f"{owner}: expected state_dict['state'] to be a dict, got {kind}")
+        states = {**{name: {} for name in self.params}, **state_dict["state"]}
         _check_keys(owner, "state_dict['state']", states, self.params)
         names = self._state_names(hyper)
         for name, param in self.params.items():
             _check_like(owner, f"state_dict['state'][{name!r}]", states[name], {k: param for k in names})
         self.hyper, self.step_count = hyper, step
         self.state = {name: {k: states[name][k].copy() for k in names} for name in self.params}
+
+
+_LABELS = {"beta1": "betas[0]", "beta2": "betas[1]"}  # Adam's hyper names -> its argument
+_UNIT = {"low": 0.0, "high": 1.0, "high_open": True}  # [0, 1)
+_POSITIVE = {"low": 0.0, "low_open": True}  # (0, inf)
+_NONNEGATIVE = {"low": 0.0}  # [0, inf)
 
 
 def _check_common(owner: str, hyper: dict, **limits) -> dict:
@@ -178,14 +191,12 @@ def _check_common(owner: str, hyper: dict, **limits) -> dict:
         "weight_decay": _check_real(owner, "weight_decay", hyper["weight_decay"], low=0.0),
     }
     for name, limit in limits.items():
-        value = hyper[name]
-        checked[name] = _check_bool(owner, name, value) if limit == "bool" else _check_real(owner, name, value, **limit)
+        label, value = _LABELS.get(name, name), hyper[name]
+        if limit == "bool":
+            checked[name] = _check_bool(owner, label, value)
+        else:
+            checked[name] = _check_real(owner, label, value, **limit)
     return checked
-
-
-_UNIT = {"low": 0.0, "high": 1.0, "high_open": True}  # [0, 1)
-_POSITIVE = {"low": 0.0, "low_open": True}  # (0, inf)
-_NONNEGATIVE = {"low": 0.0}  # [0, inf)
 
 
 class SGD(Optimizer):
@@ -208,7 +219,7 @@ class SGD(Optimizer):
 
     def _check_hyper(self, hyper):
         checked = _check_common("SGD", hyper, momentum=_NONNEGATIVE, nesterov="bool",
-                                  dampening={"low": 0.0, "high": 1.0})
+                                dampening={"low": 0.0, "high": 1.0})
         if checked["nesterov"] and (checked["momentum"] == 0 or checked["dampening"] != 0):
             raise ValueError(
                 f"SGD: nesterov=True needs momentum > 0 and dampening == 0, "
@@ -307,7 +318,7 @@ class RMSprop(Optimizer):
 
     def _check_hyper(self, hyper):
         return _check_common("RMSprop", hyper, alpha=_UNIT, eps=_POSITIVE, momentum=_NONNEGATIVE,
-                               centered="bool")
+                             centered="bool")
 
     def _state_names(self, hyper):
         names = ("square_avg",)
@@ -352,8 +363,8 @@ class Adagrad(Optimizer):
                                   "initial_accumulator_value": initial_accumulator_value, "eps": eps})
 
     def _check_hyper(self, hyper):
-        return _check_common("Adagrad", hyper, lr_decay=_NONNEGATIVE, initial_accumulator_value=_NONNEGATIVE,
-                               eps=_POSITIVE)
+        return _check_common("Adagrad", hyper, lr_decay=_NONNEGATIVE, eps=_POSITIVE,
+                             initial_accumulator_value=_NONNEGATIVE)
 
     def _state_names(self, hyper):
         return ("sum",)

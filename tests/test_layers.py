@@ -1,0 +1,336 @@
+"""Recurrent layers: exact gradients on the whole option grid, semantics, and bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from numpy_rnn import GRU, LSTM, Linear, Recurrent, SimpleRNN
+from numpy_rnn.cells import ElmanCell
+from numpy_rnn.gradcheck import check_layer
+
+B, T, D, H = 3, 7, 4, 5  # all different on purpose
+MIXED = np.array([7, 2, 5])  # unsorted lengths
+
+LAYERS = {
+    "rnn-tanh": (SimpleRNN, {}),
+    "rnn-relu": (SimpleRNN, {"nonlinearity": "relu"}),
+    "lstm": (LSTM, {}),
+    "lstm-peepholes": (LSTM, {"peepholes": True}),
+    "gru": (GRU, {}),
+    "gru-reset-before": (GRU, {"reset_after": False}),
+}
+
+
+def make(kind, num_layers=1, bidirectional=False, **extra):
+    cls, options = LAYERS[kind]
+    return cls(D, H, num_layers, bidirectional=bidirectional, rng=7, **options, **extra)
+
+
+def random_state(layer, rng, batch=B):
+    h = rng.standard_normal((layer.num_layers * layer.num_directions, batch, H))
+    return (h, rng.standard_normal(h.shape)) if isinstance(layer, LSTM) else h
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("lengths", [None, MIXED], ids=["equal", "mixed"])
+def test_gradients_match_central_differences(kind, num_layers, bidirectional, lengths, rng):
+    layer = make(kind, num_layers, bidirectional)
+    x = rng.standard_normal((B, T, D))
+    report = check_layer(layer, x, random_state(layer, rng), lengths)
+    assert report.passed, str(report)
+    assert report.max_rel_error <= 1e-7, str(report)
+    assert set(report.arrays) >= set(layer.params) | {"x", "state[0]"}
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_dropout_gradients_exact_for_the_drawn_mask(kind, rng):
+    layer = make(kind, 2, True, dropout=0.4)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), None, MIXED)
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("shape", [(1, 1, D), (1, 6, D), (4, 1, D)], ids=["B1T1", "B1", "T1"])
+def test_gradients_at_edge_sizes(kind, shape, rng):
+    report = check_layer(make(kind), rng.standard_normal(shape))
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru-reset-before"])
+def test_directional_check_agrees(kind, rng):
+    layer = make(kind, 2, True)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), None, MIXED, mode="directional")
+    assert report.passed, str(report)
+
+
+class _WrongElman(ElmanCell):
+    """Forgets the tanh derivative: the kind of bug a gradient check exists for."""
+
+    def step_backward(self, p, g, d_state, h):
+        (dh,) = d_state
+        return dh, dh, (dh @ p["R"].T,)
+
+
+def test_planted_wrong_backward_is_caught(rng):
+    layer = Recurrent(D, H, cell=_WrongElman, rng=1)
+    report = check_layer(layer, rng.standard_normal((B, T, D)))
+    assert not report.passed
+    assert not report.arrays["R"].passed
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru"])
+def test_lengths_give_each_sequence_its_own_run(kind, rng):
+    """A padded sequence gives exactly what the same sequence alone gives; padding is zero."""
+    layer = make(kind, 2, True)
+    x = rng.standard_normal((B, T, D))
+    out, state = layer.forward(x, lengths=MIXED)
+    h_n = state[0] if isinstance(state, tuple) else state
+    for b, n in enumerate(MIXED):
+        alone, alone_state = layer.forward(x[b:b + 1, :n])
+        alone_h = alone_state[0] if isinstance(alone_state, tuple) else alone_state
+        np.testing.assert_allclose(out[b, :n], alone[0], atol=1e-14)
+        np.testing.assert_allclose(h_n[:, b], alone_h[:, 0], atol=1e-14)
+        assert np.all(out[b, n:] == 0)
+
+
+def test_lengths_ignore_upstream_gradient_past_the_end(rng):
+    layer = make("lstm", 1, True)
+    x = rng.standard_normal((B, T, D))
+    out, _ = layer.forward(x, lengths=MIXED)
+    d_out = rng.standard_normal(out.shape)
+    dx1, _ = layer.backward(d_out)
+    for b, n in enumerate(MIXED):
+        d_out[b, n:] = 1e6
+    layer.zero_grad()
+    dx2, _ = layer.backward(d_out)
+    np.testing.assert_array_equal(dx1, dx2)
+    assert np.all(dx1[1, 2:] == 0)
+
+
+def test_unbatched_input_matches_batch_of_one(rng):
+    layer = make("lstm", 2, True)
+    x = rng.standard_normal((T, D))
+    state = random_state(layer, rng, batch=1)
+    out_b, (h_b, c_b) = layer.forward(x[None], state)
+    out, (h, c) = layer.forward(x, (state[0][:, 0], state[1][:, 0]))
+    assert out.shape == (T, 2 * H) and h.shape == (4, H)
+    np.testing.assert_array_equal(out, out_b[0])
+    np.testing.assert_array_equal(c, c_b[:, 0])
+    d_out = rng.standard_normal(out.shape)
+    dx, (dh0, dc0) = layer.backward(d_out, (None, np.ones((4, H))))
+    assert dx.shape == (T, D) and dh0.shape == (4, H) and dc0.shape == (4, H)
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru"])
+def test_float32_runs_in_float32_and_agrees_with_float64(kind, rng):
+    cls, options = LAYERS[kind]
+    l64 = cls(D, H, 2, bidirectional=True, rng=3, **options)
+    l32 = cls(D, H, 2, bidirectional=True, rng=3, dtype=np.float32, **options)
+    x = rng.standard_normal((B, T, D))
+    out64, _ = l64.forward(x, lengths=MIXED)
+    out32, _ = l32.forward(x.astype(np.float32), lengths=MIXED)
+    assert out32.dtype == np.float32
+    np.testing.assert_allclose(out32, out64, atol=1e-5)
+    dx32, _ = l32.backward(np.ones_like(out32))
+    dx64, _ = l64.backward(np.ones_like(out64))
+    assert dx32.dtype == np.float32 and all(g.dtype == np.float32 for g in l32.grads.values())
+    np.testing.assert_allclose(dx32, dx64, atol=1e-4)
+
+
+def test_backward_accumulates_and_zero_grad_clears(rng):
+    layer = make("gru")
+    x = rng.standard_normal((B, T, D))
+    out, _ = layer.forward(x)
+    layer.backward(np.ones_like(out))
+    once = {k: v.copy() for k, v in layer.grads.items()}
+    layer.backward(np.ones_like(out))
+    for key in once:
+        np.testing.assert_allclose(layer.grads[key], 2 * once[key])
+    layer.zero_grad()
+    assert all(np.all(v == 0) for v in layer.grads.values())
+
+
+def test_inputs_are_never_modified(rng):
+    layer = make("lstm", 2, True, dropout=0.3)
+    x = rng.standard_normal((B, T, D))
+    state = random_state(layer, rng)
+    lengths = MIXED.copy()
+    copies = [x.copy(), state[0].copy(), state[1].copy()]
+    out, _ = layer.forward(x, state, lengths)
+    d_out = rng.standard_normal(out.shape)
+    d_state = (rng.standard_normal(state[0].shape), rng.standard_normal(state[0].shape))
+    upstream = [d_out.copy(), d_state[0].copy(), d_state[1].copy()]
+    layer.backward(d_out, d_state)
+    for before, after in zip(copies + upstream, [x, *state, d_out, *d_state]):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(lengths, MIXED)
+
+
+def test_parameter_names_for_stacks_and_directions():
+    assert set(make("gru").params) == {"W", "R", "b", "b_hn"}
+    names = set(make("rnn-tanh", 2, True).params)
+    assert names == {f"{p}.{n}" for p in ("l0", "l0_reverse", "l1", "l1_reverse") for n in "WRb"}
+    assert make("rnn-tanh", 2, True).params["l1.W"].shape == (2 * H, H)
+    assert set(make("lstm-peepholes").params) == {"W", "R", "b", "p_i", "p_f", "p_o"}
+
+
+def test_forget_bias_and_init_by_name():
+    layer = LSTM(D, H, forget_bias=1.0, init={"R": "orthogonal", "W": "glorot_uniform"}, rng=0)
+    np.testing.assert_array_equal(layer.params["b"][H:2 * H], 1.0)
+    R = layer.params["R"]
+    for k in range(4):
+        block = R[:, k * H:(k + 1) * H]
+        np.testing.assert_allclose(block.T @ block, np.eye(H), atol=1e-12)
+
+
+def test_dropout_only_while_training(rng):
+    layer = make("gru", 2, dropout=0.5)
+    x = rng.standard_normal((B, T, D))
+    train_a, _ = layer.forward(x)
+    train_b, _ = layer.forward(x)
+    assert not np.allclose(train_a, train_b)
+    layer.eval()
+    eval_a, _ = layer.forward(x)
+    eval_b, _ = layer.forward(x)
+    np.testing.assert_array_equal(eval_a, eval_b)
+
+
+def test_same_seed_same_weights():
+    a, b = make("lstm", 2, True), make("lstm", 2, True)
+    for key in a.params:
+        np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["rnn-tanh", "lstm", "gru"]), batch=st.integers(1, 3), steps=st.integers(1, 5),
+       inp=st.integers(1, 4), hidden=st.integers(1, 4), layers=st.integers(1, 2), bidir=st.booleans(),
+       seed=st.integers(0, 2**16), data=st.data())
+def test_property_gradients_over_random_sizes(kind, batch, steps, inp, hidden, layers, bidir, seed, data):
+    cls, options = LAYERS[kind]
+    layer = cls(inp, hidden, layers, bidirectional=bidir, rng=seed, **options)
+    lengths = np.array(data.draw(st.lists(st.integers(1, steps), min_size=batch, max_size=batch)))
+    x = np.random.default_rng(seed).standard_normal((batch, steps, inp))
+    out, _ = layer.forward(x, lengths=lengths)
+    assert out.shape == (batch, steps, (1 + bidir) * hidden)
+    report = check_layer(layer, x, None, lengths, rng=seed)
+    assert report.passed, str(report)
+
+
+# ---------------------------------------------------------------- bad input
+def test_wrong_number_of_dimensions_or_features():
+    layer = SimpleRNN(8, H)
+    with pytest.raises(ValueError, match=r"SimpleRNN: expected x of shape \(B, T, 8\) or \(T, 8\), got \(4, 7\)"):
+        layer.forward(np.zeros((4, 7)))
+    with pytest.raises(ValueError, match=r"got \(2, 3, 4, 8\)"):
+        layer.forward(np.zeros((2, 3, 4, 8)))
+
+
+def test_zero_time_steps():
+    with pytest.raises(ValueError, match=r"at least one time step.*\(2, 0, 4\)"):
+        make("gru").forward(np.zeros((2, 0, D)))
+
+
+@pytest.mark.parametrize("bad", [np.zeros((B, T, D), dtype=int), np.zeros((B, T, D), dtype=bool),
+                                 np.zeros((B, T, D), dtype=complex), np.zeros((B, T, D), dtype=object)],
+                         ids=["int", "bool", "complex", "object"])
+def test_non_float_input_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=r"SimpleRNN: expected x of a floating dtype \(float64\), got dtype"):
+        make("rnn-tanh").forward(bad)
+
+
+def test_dtype_different_from_weights():
+    with pytest.raises(TypeError, match=r"expected x of dtype float64 \(the weights' dtype\), got float32"):
+        make("lstm").forward(np.zeros((B, T, D), dtype=np.float32))
+
+
+def test_state_that_numpy_would_broadcast_is_refused():
+    layer = make("rnn-tanh")
+    with pytest.raises(ValueError, match=r"expected state of shape \(1, 3, 5\), got \(1, 1, 5\)"):
+        layer.forward(np.zeros((B, T, D)), np.zeros((1, 1, H)))
+
+
+def test_lstm_state_must_be_a_pair_with_equal_shapes():
+    layer = make("lstm")
+    with pytest.raises(TypeError, match=r"LSTM: expected state to be a pair \(h, c\)"):
+        layer.forward(np.zeros((B, T, D)), np.zeros((1, B, H)))
+    with pytest.raises(ValueError, match=r"state\[1\] \(c\) of shape \(1, 3, 5\), got \(1, 3, 4\)"):
+        layer.forward(np.zeros((B, T, D)), (np.zeros((1, B, H)), np.zeros((1, B, 4))))
+
+
+@pytest.mark.parametrize("lengths, error, message", [
+    (np.array([1, 2]), ValueError, r"expected lengths of shape \(3,\), got \(2,\)"),
+    (np.array([1.0, 2.0, 3.0]), TypeError, r"expected lengths of an integer dtype, got dtype float64"),
+    (np.array([0, 2, 3]), ValueError, r"expected every length in \[1, 7\] \(T = 7\), got min 0"),
+    (np.array([8, 2, 3]), ValueError, r"got min 2 and max 8"),
+])
+def test_bad_lengths(lengths, error, message):
+    with pytest.raises(error, match=message):
+        make("gru").forward(np.zeros((B, T, D)), lengths=lengths)
+
+
+@pytest.mark.parametrize("value, error, message", [
+    (0, ValueError, r"SimpleRNN: expected hidden_size >= 1, got 0"),
+    (-3, ValueError, r"expected hidden_size >= 1, got -3"),
+    (True, TypeError, r"expected hidden_size to be an int >= 1, got bool True"),
+    (2.0, TypeError, r"expected hidden_size to be an int >= 1, got float 2.0"),
+])
+def test_bad_sizes(value, error, message):
+    with pytest.raises(error, match=message):
+        SimpleRNN(D, value)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match=r"unknown nonlinearity 'sigmoid'; valid names: tanh, relu"):
+        SimpleRNN(D, H, nonlinearity="sigmoid")
+    with pytest.raises(ValueError, match=r"expected dropout finite and in \[0.0, 1.0\), got 1.0"):
+        GRU(D, H, 2, dropout=1.0)
+    with pytest.raises(ValueError, match=r"expected dropout finite and in \[0.0, 1.0\), got -0.1"):
+        GRU(D, H, 2, dropout=-0.1)
+    with pytest.raises(ValueError, match=r"unknown initialiser 'he'; valid names: .*orthogonal"):
+        LSTM(D, H, init={"R": "he"})
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['V'\] in init; valid names: R, W, b"):
+        SimpleRNN(D, H, init={"V": "zeros"})
+    with pytest.raises(TypeError, match=r"expected dtype float32 or float64, got int64"):
+        LSTM(D, H, dtype=np.int64)
+    with pytest.raises(TypeError, match=r"expected bidirectional to be a bool"):
+        LSTM(D, H, bidirectional=1)
+
+
+def test_nan_input_propagates_unless_checked():
+    layer = make("rnn-tanh")
+    x = np.zeros((B, T, D))
+    x[0, 3, 1] = np.nan
+    out, _ = layer.forward(x)
+    assert np.isnan(out[0, 3:]).all() and np.isfinite(out[1:]).all()
+    with pytest.raises(ValueError, match=r"expected finite values in x, got NaN or inf"):
+        layer.forward(x, check_finite=True)
+
+
+def test_backward_before_forward_and_wrong_upstream_shapes():
+    layer = make("lstm")
+    with pytest.raises(RuntimeError, match=r"LSTM: backward\(\) called before forward\(\)"):
+        layer.backward(np.zeros((B, T, H)))
+    layer.forward(np.zeros((B, T, D)))
+    with pytest.raises(ValueError, match=r"expected d_out of shape \(3, 7, 5\), got \(3, 7, 4\)"):
+        layer.backward(np.zeros((B, T, 4)))
+    with pytest.raises(ValueError, match=r"expected d_state\[0\] \(h\) of shape \(1, 3, 5\), got \(3, 5\)"):
+        layer.backward(np.zeros((B, T, H)), (np.zeros((B, H)), None))
+
+
+def test_linear_forward_backward_and_errors(rng):
+    head = Linear(H, 2, rng=0)
+    x = rng.standard_normal((B, T, H))
+    y = head.forward(x)
+    assert y.shape == (B, T, 2)
+    dy = rng.standard_normal(y.shape)
+    dx = head.backward(dy)
+    np.testing.assert_allclose(dx, dy @ head.params["W"].T)
+    np.testing.assert_allclose(head.grads["W"], x.reshape(-1, H).T @ dy.reshape(-1, 2))
+    with pytest.raises(ValueError, match=r"Linear: expected x of shape \(\.\.\., 5\), got \(3, 4\)"):
+        head.forward(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"Linear: expected dy of shape \(3, 7, 2\), got \(3, 7, 3\)"):
+        head.backward(np.zeros((B, T, 3)))
+    with pytest.raises(RuntimeError, match=r"Linear: backward\(\) called before forward\(\)"):
+        Linear(H, 2).backward(np.zeros((1, 2)))
