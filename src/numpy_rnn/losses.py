@@ -86,7 +86,7 @@ def _reduce(
     loss = np.sum(losses, where=valid)
     grad = np.where(_valid(mask, grad.shape), grad, 0)
     if reduction == "mean":
-        count = np.count_nonzero(valid)
+        count = int(np.count_nonzero(valid))  # a Python int keeps float32 float32
         loss, grad = loss / count, grad / count
     return float(loss), grad
 
