@@ -72,7 +72,8 @@ class Report:
         return "\n".join(str(r) for r in self.arrays.values())
 
 
-def _require_float64(arrays: dict) -> None:
+def require_float64(arrays: dict) -> None:
+    """Refuse anything but finite float64 arrays, saying why float32 cannot be checked."""
     for name, arr in arrays.items():
         if np.asarray(arr).dtype != np.float64:
             raise ValueError(
@@ -104,7 +105,7 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=T
     """
     weights, steps, denominator, eps = _stencil(stencil, eps)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
-    _require_float64(arrays)
+    require_float64(arrays)
     grads = {}
     for name, value in arrays.items():
         flat = np.repeat(np.arange(value.size), len(steps))  # element i, each stencil point
@@ -158,7 +159,7 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, eps
     ``sum <grad, v>`` for ``n_directions`` random unit directions ``v`` over all arrays at once.
     ``func`` is vectorised as in :func:`numerical_gradients`. One report row per direction."""
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
-    _require_float64(arrays)
+    require_float64(arrays)
     rng = np.random.default_rng(rng)
     weights, steps, denominator, eps = _stencil(stencil, eps)
     coeffs = np.array(steps, dtype=np.float64) * eps
@@ -181,6 +182,7 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **opt
     ``mode="full"`` checks every element (:func:`numerical_gradients`), ``"directional"`` a few
     random directions (:func:`directional_check`). ``options`` go to the chosen function.
     """
+    require_float64({**layer.params, "x": x})
     rng = np.random.default_rng(rng)
     x = np.asarray(x)
     batched_x = x if x.ndim == 3 else x[None]

@@ -1,0 +1,171 @@
+"""The notebook's RNN: its equations, its methods, its demonstration cell, and bad input."""
+import contextlib
+import io
+import re
+
+import numpy as np
+import pytest
+
+from numpy_rnn import RNN, SimpleRNN, gradient_check
+from numpy_rnn.gradcheck import compare, numerical_gradients
+
+T, D, H = 6, 3, 4  # all different, and different from K
+
+
+def reference_forward(model, x):
+    """The notebook's equations with column vectors, one step at a time."""
+    a = np.zeros((model.hidden_size, 1))
+    p = model.params
+    for x_t in x:
+        a = np.tanh(p["W"].T @ x_t[:, None] + p["R"].T @ a + p["bs"][:, None])
+    return p["V"].T @ a + p["by"][:, None]
+
+
+@pytest.mark.parametrize("K", [1, 5])
+def test_forward_matches_the_notebook_equations(K, rng):
+    model = RNN(D, H, K, rng=0)
+    model.params["bs"][...] = rng.standard_normal(H)  # the notebook starts them at zero
+    x = rng.random((T, D))
+    y = model.forward(x)
+    assert y.shape == (K, 1)
+    np.testing.assert_allclose(y, reference_forward(model, x), atol=1e-14)
+    batch = rng.random((3, T, D))
+    np.testing.assert_allclose(model.forward(batch)[1], reference_forward(model, batch[1])[:, 0], atol=1e-14)
+
+
+def test_initialisation_as_in_the_notebook():
+    model = RNN(D, H, 2, rng=1)
+    np.testing.assert_array_equal(model.params["R"], np.eye(H))
+    assert np.abs(model.params["W"]).max() <= np.sqrt(3 / D)
+    assert np.abs(model.params["V"]).max() <= np.sqrt(3 / H)
+    assert not model.params["bs"].any() and not model.params["by"].any()
+    np.testing.assert_array_equal(RNN(D, H, 2, rng=1).params["W"], model.params["W"])
+
+
+@pytest.mark.parametrize("K", [1, 5])
+@pytest.mark.parametrize("batched", [False, True])
+def test_backward_against_central_differences(K, batched, rng):
+    model = RNN(D, H, K, rng=2)
+    x = rng.random((2, T, D)) if batched else rng.random((T, D))
+    y = model.forward(x)
+    g = rng.standard_normal(y.shape)
+    grads = model.backward(g)
+    assert set(grads) == {"dW", "dR", "dV", "dbs", "dby"}
+    xb = x if batched else x[None]
+    g_b = g if batched else g.T
+    numerical = numerical_gradients(lambda a: np.sum(model.apply(a, xb) * g_b, axis=(-2, -1)), model.get_weights())
+    report = compare({k[1:]: v for k, v in grads.items()}, numerical)
+    assert report.passed and report.max_rel_error <= 1e-7, str(report)
+    for key, value in grads.items():
+        assert value.shape == model.params[key[1:]].shape
+
+
+def test_d_loss_may_be_a_flat_vector(rng):
+    model = RNN(D, H, 3, rng=0)
+    x = rng.random((T, D))
+    model.forward(x)
+    column = model.backward(np.ones((3, 1)))
+    model.forward(x)
+    flat = model.backward(np.ones(3))
+    for key in column:
+        np.testing.assert_array_equal(column[key], flat[key])
+
+
+def test_notebook_demonstration_cell_verbatim():
+    """The notebook's In [6], run as it is written there."""
+    cell = '''
+print("Gradient check with a single output neuron:")
+output_size = 1
+model = RNN(input_size=5, hidden_size=10, output_size=output_size)
+x = np.random.rand(5, 5)
+gradient_check(model, x)
+
+print("\\nGradient check with multiple output neurons:")
+output_size = 5
+model = RNN(input_size=5, hidden_size=10, output_size=output_size)
+x = np.random.rand(5, 5)
+gradient_check(model, x)
+'''
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(cell, {"np": np, "RNN": RNN, "gradient_check": gradient_check})
+    lines = out.getvalue().splitlines()
+    passed = [line for line in lines if line.startswith("Gradient check for")]
+    assert len(passed) == 10
+    for line, key in zip(passed, ["dW", "dR", "dV", "dbs", "dby"] * 2):
+        assert re.fullmatch(rf"Gradient check for {key} passed \(difference \d\.\d{{3}}e-\d\d\)", line)
+
+
+def test_gradient_check_reports_failure_and_accepts_both_spellings(rng, capsys):
+    model = RNN(5, 10, 1, rng=0)
+    x = rng.random((5, 5))
+    gradient_check(model, x, treshold=1e-30)
+    assert capsys.readouterr().out.count("failed") == 5
+    gradient_check(model, x, threshold=1e-30)
+    assert capsys.readouterr().out.count("failed") == 5
+
+
+def test_update_descends_and_needs_backward(rng):
+    model = RNN(D, H, 1, rng=0)
+    x, target = rng.random((8, T, D)), rng.random((8, 1))
+    with pytest.raises(RuntimeError, match=r"RNN: update\(\) called before backward\(\)"):
+        model.update(0.1)
+    losses = []
+    for _ in range(20):
+        y = model.forward(x)
+        losses.append(np.mean((y - target) ** 2))
+        model.backward(2 * (y - target) / y.size)
+        model.update(0.05)
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+    with pytest.raises(RuntimeError, match=r"update\(\) called before backward\(\)"):
+        model.update(0.1)
+
+
+def test_get_and_set_weights_round_trip(rng):
+    model, other = RNN(D, H, 2, rng=0), RNN(D, H, 2, rng=1)
+    weights = model.get_weights()
+    weights["W"][0, 0] = 123.0  # a copy: the model is unchanged
+    assert model.params["W"][0, 0] != 123.0
+    other.set_weights(model.get_weights())
+    x = rng.random((T, D))
+    np.testing.assert_array_equal(other.forward(x), model.forward(x))
+
+
+def test_set_weights_rejects_missing_keys_wrong_shapes_and_dtypes():
+    model = RNN(D, H, 2, rng=0)
+    before = model.get_weights()
+    weights = model.get_weights()
+    del weights["bs"]
+    with pytest.raises(ValueError, match=r"missing \['bs'\]"):
+        model.set_weights(weights)
+    weights = model.get_weights()
+    weights["V"] = np.zeros((2, H))
+    with pytest.raises(ValueError, match=r"expected weights\['V'\] of shape \(4, 2\), got \(2, 4\)"):
+        model.set_weights(weights)
+    weights = model.get_weights()
+    weights["R"] = weights["R"].astype(np.float32)
+    with pytest.raises(TypeError, match=r"expected weights\['R'\] of dtype float64"):
+        model.set_weights(weights)
+    for key, value in before.items():
+        np.testing.assert_array_equal(model.params[key], value)
+
+
+def test_bad_calls():
+    model = RNN(D, H, 2, rng=0)
+    with pytest.raises(RuntimeError, match=r"RNN: backward\(\) called before forward\(\)"):
+        model.backward(np.ones((2, 1)))
+    model.forward(np.zeros((T, D)))
+    with pytest.raises(ValueError, match=r"RNN: expected d_loss of shape \(2, 1\) or \(2,\), got \(3, 1\)"):
+        model.backward(np.ones((3, 1)))
+    with pytest.raises(ValueError, match=r"RNN: expected x of shape|SimpleRNN: expected x of shape \(B, T, 3\) or \(T, 3\), got \(6, 4\)"):
+        model.forward(np.zeros((T, 4)))
+    with pytest.raises(ValueError, match=r"RNN: expected lr finite and in \[0.0, None\], got nan"):
+        model.update(float("nan"))
+    with pytest.raises(ValueError, match=r"RNN: expected output_size >= 1, got 0"):
+        RNN(D, H, 0)
+
+
+def test_model_shares_arrays_with_its_layers():
+    model = RNN(D, H, 2, rng=0)
+    assert isinstance(model.rnn, SimpleRNN)
+    assert model.params["bs"] is model.rnn.params["b"] and model.params["V"] is model.head.params["W"]
