@@ -91,7 +91,9 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> None:
 def _check_path(owner: str, path) -> str:
     """``path`` as a str; TypeError unless a str or os.PathLike."""
     if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{owner}: expected path to be a str or os.PathLike, got {type(path).__name__}")
+        raise TypeError(
+            f"{owner}: expected path to be a str or os.PathLike, got {type(path).__name__}"
+        )
     return os.fspath(path)
 
 
@@ -101,18 +103,24 @@ def _check_arrays(arrays) -> list[tuple[str, np.ndarray]]:
     Conversion copies only where needed, and never writes to the caller's arrays.
     """
     if not isinstance(arrays, dict):
-        raise TypeError(f"save_checkpoint: expected arrays to be a dict, got {type(arrays).__name__}")
+        raise TypeError(
+            f"save_checkpoint: expected arrays to be a dict, got {type(arrays).__name__}"
+        )
     entries = []
     for name, array in arrays.items():
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"save_checkpoint: expected array names to be non-empty str, got {name!r}")
+        if not isinstance(name, str):
+            raise TypeError(
+                f"save_checkpoint: expected array names to be str, got {type(name).__name__}"
+            )
+        if not name:
+            raise ValueError("save_checkpoint: expected non-empty array names, got ''")
         if not isinstance(array, np.ndarray):
             raise TypeError(
                 f"save_checkpoint: expected arrays[{name!r}] to be a numpy.ndarray, "
                 f"got {type(array).__name__}"
             )
         stored = array.dtype.newbyteorder("<")
-        if stored.str not in _DTYPES or array.dtype.names is not None:
+        if stored.str not in _DTYPES:  # object, str, bytes, void, structured, datetime, ...
             raise TypeError(
                 f"save_checkpoint: expected arrays[{name!r}] of a bool, integer, float or "
                 f"complex dtype, got {array.dtype}"
@@ -197,20 +205,21 @@ def load_checkpoint(path, expected: Mapping | None = None) -> tuple[dict, dict]:
             data = f.read()
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint '{path}': {_describe(exc)}") from exc
-    header, data_start = _verify_frame(path, data)
+    view = memoryview(data)  # slices of a memoryview do not copy the file's bytes
+    header, data_start = _verify_frame(path, view)
     entries, meta = _parse_header(path, header)
-    arrays = _read_arrays(path, entries, memoryview(data)[data_start : len(data) - _DIGEST_SIZE])
+    arrays = _read_arrays(path, entries, view[data_start : len(data) - _DIGEST_SIZE])
     if expected is not None:
         _check_expected(path, arrays, expected)
     return arrays, meta
 
 
-def _verify_frame(path: str, data: bytes) -> tuple[bytes, int]:
+def _verify_frame(path: str, data: memoryview) -> tuple[bytes, int]:
     """Check magic, version, checksum and header bounds; return the header and data start."""
     if data[: len(MAGIC)] != MAGIC[: len(data)]:
         raise CheckpointError(
             f"'{path}' is not a numpy_rnn checkpoint: expected magic {MAGIC!r}, "
-            f"got {data[: len(MAGIC)]!r}"
+            f"got {bytes(data[: len(MAGIC)])!r}"
         )
     minimum = _PREFIX.size + _DIGEST_SIZE
     if len(data) < minimum:
@@ -231,15 +240,17 @@ def _verify_frame(path: str, data: bytes) -> tuple[bytes, int]:
         raise CheckpointError(
             f"checkpoint '{path}': header length {header_len} runs past the end of the file"
         )
-    return body[_PREFIX.size : data_start], data_start
+    return bytes(body[_PREFIX.size : data_start]), data_start
 
 
-def _parse_header(path: str, header: bytes) -> tuple[list, object]:
+def _parse_header(path: str, header: bytes) -> tuple[list, dict]:
     """Decode the JSON header; return its array entries (checked for form) and the meta."""
     try:
         parsed = json.loads(header.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint '{path}': header is not valid UTF-8 JSON: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint '{path}': header is not valid UTF-8 JSON: {exc}"
+        ) from None
     if not isinstance(parsed, dict) or set(parsed) != {"arrays", "meta"}:
         raise CheckpointError(
             f"checkpoint '{path}': expected a header object with keys 'arrays' and 'meta'"
@@ -290,12 +301,15 @@ def _read_arrays(path: str, entries: list, data: memoryview) -> dict:
         raw = np.frombuffer(data, dtype=np.dtype(entry["dtype"]), count=size // dtype.itemsize,
                             offset=offset)
         if dtype.kind == "b" and np.any(raw.view(np.uint8) > 1):
-            raise CheckpointError(f"checkpoint '{path}': bool array {name!r} holds bytes other than 0 and 1")
+            raise CheckpointError(
+                f"checkpoint '{path}': bool array {name!r} holds bytes other than 0 and 1"
+            )
         arrays[name] = raw.astype(dtype).reshape(entry["shape"])
         offset += size
     if offset != len(data):
         raise CheckpointError(
-            f"checkpoint '{path}': data section has {len(data)} bytes, the header describes {offset}"
+            f"checkpoint '{path}': data section has {len(data)} bytes, "
+            f"the header describes {offset}"
         )
     return arrays
 

@@ -27,6 +27,8 @@ from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 
+from ._checks import check_size
+
 __all__ = [
     "AddingTask",
     "AddingTaskHS",
@@ -41,15 +43,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_int(owner: str, name: str, value, minimum: int) -> int:
-    """Return ``value`` as an int; TypeError unless an int (not bool), ValueError below minimum."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner}: expected {name} to be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{owner}: expected {name} >= {minimum}, got {value}")
-    return int(value)
-
-
 def _check_positive_float(owner: str, name: str, value) -> float:
     """Return ``value`` as a float; TypeError unless real, ValueError unless finite and > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -100,12 +93,12 @@ class _Task:
     def sample(self, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n`` independent examples ``(x, y)`` using ``rng`` (an int seed or a Generator)."""
         owner = type(self).__name__
-        n = _check_int(owner, "n", n, 1)
+        n = check_size(owner, "n", n, minimum=1)
         return self._draw(n, _generator(owner, rng))
 
     def _set_int(self, name: str, minimum: int) -> None:
         """Validate the int field ``name`` and store it as a Python int (frozen-safe)."""
-        value = _check_int(type(self).__name__, name, getattr(self, name), minimum)
+        value = check_size(type(self).__name__, name, getattr(self, name), minimum=minimum)
         object.__setattr__(self, name, value)
 
 
@@ -429,7 +422,7 @@ class CharCorpus:
     BUILTIN: ClassVar[str] = "shakespeare_sonnets.txt"
 
     def __init__(self, text: str, vocab: str | None = None):
-        """A corpus of ``text``; ``vocab`` (default: its sorted distinct characters) must cover it."""
+        """A corpus of ``text``; ``vocab`` (default: its sorted distinct characters) covers it."""
         if not isinstance(text, str):
             raise TypeError(f"CharCorpus: expected text to be a str, got {type(text).__name__}")
         if not text:
@@ -529,7 +522,9 @@ class CharCorpus:
             )
         return CharCorpus(self.text[:cut], self.vocab), CharCorpus(self.text[cut:], self.vocab)
 
-    def batches(self, batch_size: int, seq_len: int, rng) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def batches(
+        self, batch_size: int, seq_len: int, rng
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """One epoch of shuffled windows: an iterator of ``(x, y)`` int64 id arrays ``(B, T)``.
 
         The text is cut, from a random offset in ``[0, T)``, into non-overlapping windows
@@ -537,8 +532,8 @@ class CharCorpus:
         grouped into full batches of ``B`` (the remainder is dropped).
         """
         owner = "CharCorpus.batches"
-        B = _check_int(owner, "batch_size", batch_size, 1)
-        T = _check_int(owner, "seq_len", seq_len, 1)
+        B = check_size(owner, "batch_size", batch_size, minimum=1)
+        T = check_size(owner, "seq_len", seq_len, minimum=1)
         gen = _generator(owner, rng)
         if (len(self) - T) // T < B:
             raise ValueError(
@@ -559,7 +554,7 @@ class CharCorpus:
         ``x = s[:, k T : (k + 1) T]``, ``y = s[:, k T + 1 : (k + 1) T + 1]``, and the hidden
         state is carried from one chunk to the next.
         """
-        B = _check_int("CharCorpus.stream", "batch_size", batch_size, 1)
+        B = check_size("CharCorpus.stream", "batch_size", batch_size, minimum=1)
         M = len(self) // B
         if M < 2:
             raise ValueError(
@@ -607,8 +602,10 @@ class CharCorpus:
         """
         owner = "CharCorpus.sample"
         if not callable(step_fn):
-            raise TypeError(f"{owner}: expected step_fn to be callable, got {type(step_fn).__name__}")
-        length = _check_int(owner, "length", length, 1)
+            raise TypeError(
+                f"{owner}: expected step_fn to be callable, got {type(step_fn).__name__}"
+            )
+        length = check_size(owner, "length", length, minimum=1)
         gen = _generator(owner, rng)
         temperature = _check_positive_float(owner, "temperature", temperature)
         if not isinstance(prime, str):

@@ -1,0 +1,417 @@
+"""Tests of numpy_rnn.checkpoint: exact round trips, rejection of every damaged file, safe saves."""
+import errno
+import hashlib
+import json
+import os
+import pickle
+import stat
+import struct
+
+import numpy as np
+import pytest
+
+from numpy_rnn.checkpoint import FORMAT_VERSION, MAGIC, CheckpointError, load_checkpoint, save_checkpoint
+
+
+def make_arrays():
+    return {
+        "layers.0.W": np.arange(6, dtype=np.float64).reshape(2, 3) / 7,
+        "layers.0.b": np.array([0.1, -2.5e-300, np.inf, np.nan], dtype=np.float32),
+        "step_ids": np.array([-(2**62), 0, 2**62], dtype=np.int64),
+        "mask": np.array([[True, False], [False, True]]),
+    }
+
+
+def make_meta():
+    return {
+        "config": {"hidden_size": 8, "lr": 0.1, "cell": "lstm", "layers": [1, 2]},
+        "step": 17,
+        "rng": np.random.default_rng(5).bit_generator.state,
+        "position": None,
+        "note": "caf\u00e9 \u2713",
+    }
+
+
+def assert_bit_exact(loaded, original):
+    assert list(loaded) == list(original)
+    for name, array in original.items():
+        assert loaded[name].dtype == array.dtype
+        assert loaded[name].shape == array.shape
+        assert loaded[name].tobytes() == array.tobytes()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    """A small checkpoint written to disk: (path, arrays, meta)."""
+    path = tmp_path / "model.ckpt"
+    arrays, meta = make_arrays(), make_meta()
+    save_checkpoint(path, arrays, meta)
+    return path, arrays, meta
+
+
+def write_raw(path, header, data=b"", version=FORMAT_VERSION, magic=MAGIC):
+    """Write a file in the documented format with a valid checksum, from raw parts."""
+    header_bytes = header if isinstance(header, bytes) else json.dumps(header).encode()
+    body = struct.pack("<8sIQ", magic, version, len(header_bytes)) + header_bytes + data
+    path.write_bytes(body + hashlib.sha256(body).digest())
+
+
+# ----------------------------------------------------------------------------- round trips
+def test_round_trip_is_bit_exact(saved):
+    path, arrays, meta = saved
+    loaded, loaded_meta = load_checkpoint(path)
+    assert_bit_exact(loaded, arrays)
+    assert loaded_meta == meta
+    assert all(a.flags.writeable and a.flags.c_contiguous for a in loaded.values())
+
+
+def test_round_trip_of_edge_arrays(tmp_path):
+    base = np.arange(12, dtype=np.float64).reshape(3, 4)
+    arrays = {
+        "scalar": np.array(2.5),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+        "strided": base[:, ::2],
+        "big_endian": np.arange(3, dtype=">i4"),
+        "complex": np.array([1 + 2j], dtype=np.complex64),
+        "half": np.array([1.5], dtype=np.float16),
+        "bytes": np.array([0, 255], dtype=np.uint8),
+    }
+    before = {k: (v.copy(), v.dtype, v.flags.c_contiguous) for k, v in arrays.items()}
+    save_checkpoint(str(tmp_path / "c"), arrays, {})
+    loaded, meta = load_checkpoint(tmp_path / "c")
+    assert meta == {}
+    for name, (copy, dtype, contiguous) in before.items():
+        np.testing.assert_array_equal(loaded[name], copy)
+        assert loaded[name].shape == copy.shape
+        assert loaded[name].dtype == dtype.newbyteorder("=")
+        assert arrays[name].dtype == dtype and arrays[name].flags.c_contiguous == contiguous
+        np.testing.assert_array_equal(arrays[name], copy)
+
+
+def test_generator_state_restores_the_stream(tmp_path):
+    gen = np.random.default_rng(11)
+    gen.normal(size=5)
+    save_checkpoint(tmp_path / "c", {}, {"rng": gen.bit_generator.state})
+    _, meta = load_checkpoint(tmp_path / "c")
+    restored = np.random.Generator(np.random.PCG64())
+    restored.bit_generator.state = meta["rng"]
+    np.testing.assert_array_equal(restored.normal(size=4), gen.normal(size=4))
+
+
+def test_save_replaces_previous_and_leaves_no_temp(saved):
+    path, _, _ = saved
+    save_checkpoint(path, {"x": np.ones(2)}, {"step": 2})
+    arrays, meta = load_checkpoint(path)
+    assert list(arrays) == ["x"] and meta == {"step": 2}
+    assert os.listdir(path.parent) == [path.name]
+
+
+def test_load_never_unpickles(saved, monkeypatch):
+    path, arrays, _ = saved
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("load_checkpoint must not unpickle or np.load")
+
+    for module, name in [(pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (np, "load")]:
+        monkeypatch.setattr(module, name, forbidden)
+    assert_bit_exact(load_checkpoint(path)[0], arrays)
+
+
+# ----------------------------------------------------------------------------- damaged files
+def test_every_truncation_is_rejected(saved):
+    path, _, _ = saved
+    data = path.read_bytes()
+    assert len(data) < 2000
+    for size in range(len(data)):
+        path.write_bytes(data[:size])
+        with pytest.raises(CheckpointError, match="model.ckpt"):
+            load_checkpoint(path)
+
+
+@pytest.mark.parametrize("mask", [0x01, 0xFF])
+def test_every_byte_corruption_is_detected(saved, mask):
+    path, _, _ = saved
+    data = bytearray(path.read_bytes())
+    for i in range(len(data)):
+        data[i] ^= mask
+        path.write_bytes(bytes(data))
+        data[i] ^= mask
+        with pytest.raises(CheckpointError, match="model.ckpt"):
+            load_checkpoint(path)
+
+
+def test_trailing_bytes_are_rejected(saved):
+    path, _, _ = saved
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        load_checkpoint(path)
+
+
+class CreatesFile:
+    """Unpickling this object opens (so creates) the file ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_pickle_payload_is_refused_without_running(tmp_path):
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(CreatesFile(proof))).close()
+    assert proof.exists()  # the payload really runs code when unpickled
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(pickle.dumps(CreatesFile(marker)))
+    with pytest.raises(CheckpointError, match=r"model.ckpt' is not a numpy_rnn checkpoint"):
+        load_checkpoint(path)
+    np.save(tmp_path / "obj.npy", np.array([CreatesFile(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(CheckpointError, match="not a numpy_rnn checkpoint"):
+        load_checkpoint(tmp_path / "obj.npy")
+    assert not marker.exists()
+
+
+F8 = {"name": "w", "dtype": "<f8", "shape": [2], "offset": 0, "nbytes": 16}
+
+
+@pytest.mark.parametrize(
+    "header, data, message",
+    [
+        ({"arrays": [F8], "meta": {}}, bytes(8), r"array 'w' .* expects 16 bytes"),
+        ({"arrays": [F8], "meta": {}}, bytes(24), r"data section has 24 bytes, the header describes 16"),
+        ({"arrays": [{**F8, "nbytes": 8}], "meta": {}}, bytes(16), r"expects 16 bytes .* header says 8"),
+        ({"arrays": [{**F8, "offset": 8}], "meta": {}}, bytes(24), r"at offset 0 .* header says 16 at 8"),
+        ({"arrays": [F8, F8], "meta": {}}, bytes(32), r"duplicate array names"),
+        ({"arrays": [{**F8, "dtype": "|O"}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "dtype": "<U1"}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "shape": [-2]}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "shape": [2.0]}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "shape": 2}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "name": ""}], "meta": {}}, bytes(16), r"invalid array entry"),
+        ({"arrays": [{**F8, "code": "x"}], "meta": {}}, bytes(16), r"expected array entries with keys"),
+        ({"arrays": [], "meta": {}, "x": 1}, b"", r"header object with keys 'arrays' and 'meta'"),
+        ({"arrays": [], "meta": []}, b"", r"'meta' an object"),
+        ([], b"", r"header object"),
+        (b"{not json", b"", r"header is not valid UTF-8 JSON"),
+        (b"\xff\xfe", b"", r"header is not valid UTF-8 JSON"),
+        ({"arrays": [{**F8, "dtype": "|b1", "nbytes": 2}], "meta": {}}, b"\x01\x02",
+         r"bool array 'w' holds bytes other than 0 and 1"),
+    ],
+)
+def test_inconsistent_header_with_valid_checksum_is_rejected(tmp_path, header, data, message):
+    path = tmp_path / "crafted.ckpt"
+    write_raw(path, header, data)
+    with pytest.raises(CheckpointError, match=rf"crafted.ckpt'?: .*{message}"):
+        load_checkpoint(path)
+
+
+def test_wrong_version_and_header_length(tmp_path):
+    path = tmp_path / "crafted.ckpt"
+    write_raw(path, {"arrays": [], "meta": {}}, version=2)
+    with pytest.raises(CheckpointError, match=r"crafted.ckpt' has format version 2; .* reads version 1"):
+        load_checkpoint(path)
+    body = struct.pack("<8sIQ", MAGIC, FORMAT_VERSION, 10**6) + b"{}"
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    with pytest.raises(CheckpointError, match="header length 1000000 runs past the end"):
+        load_checkpoint(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(CheckpointError, match=r"cannot read checkpoint '.*nothing.ckpt': \[Errno 2\]"):
+        load_checkpoint(tmp_path / "nothing.ckpt")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+# ----------------------------------------------------------------------------- expected
+def test_expected_exact_match(saved):
+    path, arrays, _ = saved
+    expected = {name: (a.shape, a.dtype) for name, a in arrays.items()}
+    assert_bit_exact(load_checkpoint(path, expected)[0], arrays)
+    expected["layers.0.W"] = ([2, 3], "float64")
+    load_checkpoint(path, expected)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda e: e.pop("mask"), r"unexpected 'mask'"),
+        (lambda e: e.update(extra=((1,), np.float64)), r"missing 'extra'"),
+        (lambda e: e.update(mask=((4,), bool)), r"'mask': expected shape \(4,\) dtype bool, got shape \(2, 2\)"),
+        (lambda e: e.update(step_ids=((3,), np.int32)), r"'step_ids': expected shape \(3,\) dtype int32"),
+    ],
+)
+def test_expected_mismatch_is_rejected(saved, change, message):
+    path, arrays, _ = saved
+    expected = {name: (a.shape, a.dtype) for name, a in arrays.items()}
+    change(expected)
+    with pytest.raises(CheckpointError, match=rf"model.ckpt' does not match expected: .*{message}"):
+        load_checkpoint(path, expected)
+
+
+# ----------------------------------------------------------------------------- failing saves
+def assert_previous_intact(path, arrays_in_memory, originals):
+    loaded, meta = load_checkpoint(path)
+    assert_bit_exact(loaded, make_arrays())
+    assert meta == make_meta()
+    assert os.listdir(path.parent) == [path.name]
+    assert_bit_exact(arrays_in_memory, originals)
+
+
+def new_arrays():
+    arrays = {"layers.0.W": np.full((3, 3), 9.0), "mask": np.ones(4, dtype=bool)}
+    return arrays, {k: v.copy() for k, v in arrays.items()}
+
+
+def fail_with(error):
+    def fail(*args, **kwargs):
+        raise error
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    "target, error, message",
+    [
+        ("replace", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), r"\[Errno 28\] No space left"),
+        ("replace", PermissionError(errno.EACCES, os.strerror(errno.EACCES)), r"\[Errno 13\]"),
+        ("fsync", OSError(errno.EIO, os.strerror(errno.EIO)), r"\[Errno 5\] Input/output error"),
+    ],
+)
+def test_os_error_during_save_keeps_previous(saved, monkeypatch, target, error, message):
+    path, _, _ = saved
+    arrays, originals = new_arrays()
+    monkeypatch.setattr(os, target, fail_with(error))
+    with pytest.raises(CheckpointError, match=rf"cannot save checkpoint '.*model.ckpt': {message}"):
+        save_checkpoint(path, arrays, {"step": 99})
+    monkeypatch.undo()
+    assert_previous_intact(path, arrays, originals)
+
+
+def test_read_only_directory_keeps_previous(saved, monkeypatch):
+    """Running as root ignores chmod, so the read-only directory is simulated at os.open."""
+    path, _, _ = saved
+    arrays, originals = new_arrays()
+    real_open = os.open
+
+    def read_only_open(file, flags, *args, **kwargs):
+        if flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), file)
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    with pytest.raises(CheckpointError, match=r"cannot save checkpoint '.*model.ckpt': \[Errno 13\] Permission denied"):
+        save_checkpoint(path, arrays, {})
+    monkeypatch.undo()
+    assert_previous_intact(path, arrays, originals)
+
+
+class FillsUp:
+    """A file wrapper that accepts ``room`` bytes, writes part of the next chunk, then fails."""
+
+    def __init__(self, f, room):
+        self.f, self.room = f, room
+
+    def write(self, chunk):
+        chunk = bytes(chunk)
+        if len(chunk) > self.room:
+            self.f.write(chunk[: self.room])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(chunk)
+        return self.f.write(chunk)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+@pytest.mark.parametrize("room", [0, 30, 100])
+def test_disk_full_mid_write_keeps_previous(saved, monkeypatch, room):
+    path, _, _ = saved
+    arrays, originals = new_arrays()
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda *a, **k: FillsUp(real_fdopen(*a, **k), room))
+    with pytest.raises(CheckpointError, match=r"model.ckpt': \[Errno 28\] No space left on device"):
+        save_checkpoint(path, arrays, {})
+    monkeypatch.undo()
+    assert_previous_intact(path, arrays, originals)
+
+
+def test_interrupt_during_save_cleans_up_and_propagates(saved, monkeypatch):
+    path, _, _ = saved
+    arrays, originals = new_arrays()
+    monkeypatch.setattr(os, "replace", fail_with(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, arrays, {})
+    monkeypatch.undo()
+    assert_previous_intact(path, arrays, originals)
+
+
+def test_unwritable_destinations(tmp_path):
+    with pytest.raises(CheckpointError, match=r"cannot save checkpoint '.*no_such_dir.*c.ckpt': \[Errno 2\]"):
+        save_checkpoint(tmp_path / "no_such_dir" / "c.ckpt", {"x": np.ones(1)}, {})
+    (tmp_path / "a_dir").mkdir()
+    with pytest.raises(CheckpointError, match=r"cannot save checkpoint '.*a_dir'"):
+        save_checkpoint(tmp_path / "a_dir", {"x": np.ones(1)}, {})
+    assert os.listdir(tmp_path) == ["a_dir"] and os.listdir(tmp_path / "a_dir") == []
+
+
+def test_save_is_fsynced_then_renamed_then_directory_fsynced(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append("fsync dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync file")
+        real_fsync(fd)
+
+    def replace(src, dst):
+        assert os.path.dirname(src) == os.path.dirname(dst) == str(tmp_path)
+        events.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint(tmp_path / "c", {"x": np.ones(2)}, {})
+    assert events == ["fsync file", "replace", "fsync dir"]
+
+
+# ----------------------------------------------------------------------------- bad arguments
+@pytest.mark.parametrize(
+    "arrays, meta, error, message",
+    [
+        ({"x": np.array([object()])}, {}, TypeError, r"arrays\['x'\] of a bool, integer, float or complex dtype, got object"),
+        ({"x": np.array(["a"])}, {}, TypeError, r"complex dtype, got <U1"),
+        ({"x": np.array([1], dtype="datetime64[s]")}, {}, TypeError, r"got datetime64\[s\]"),
+        ({"x": np.zeros(1, dtype=[("a", "<f8")])}, {}, TypeError, r"complex dtype, got \[\('a', '<f8'\)\]"),
+        ({"x": [1.0]}, {}, TypeError, r"expected arrays\['x'\] to be a numpy.ndarray, got list"),
+        ({1: np.ones(1)}, {}, TypeError, r"expected array names to be str, got int"),
+        ({"": np.ones(1)}, {}, ValueError, r"expected non-empty array names, got ''"),
+        ([np.ones(1)], {}, TypeError, r"expected arrays to be a dict, got list"),
+        ({}, [], TypeError, r"expected meta to be a dict, got list"),
+        ({}, {"step": np.int64(3)}, TypeError, r"expected meta to be JSON data, got .*int64"),
+        ({}, {"shape": (2, 3)}, TypeError, r"meta to survive JSON unchanged"),
+        ({}, {"by_step": {1: 0.5}}, TypeError, r"meta to survive JSON unchanged"),
+        ({}, {"loss": float("nan")}, ValueError, r"expected meta to be JSON data"),
+    ],
+)
+def test_bad_arguments_write_nothing(tmp_path, arrays, meta, error, message):
+    with pytest.raises(error, match=message):
+        save_checkpoint(tmp_path / "c", arrays, meta)
+    assert os.listdir(tmp_path) == []
+
+
+def test_bad_path_and_expected_types(saved):
+    path, _, _ = saved
+    with pytest.raises(TypeError, match="save_checkpoint: expected path to be a str or os.PathLike, got int"):
+        save_checkpoint(3, {}, {})
+    with pytest.raises(TypeError, match="load_checkpoint: expected path to be a str or os.PathLike, got NoneType"):
+        load_checkpoint(None)
+    with pytest.raises(TypeError, match="expected `expected` to be a dict of name -> \\(shape, dtype\\), got list"):
+        load_checkpoint(path, [])
