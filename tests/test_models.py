@@ -169,3 +169,75 @@ def test_model_shares_arrays_with_its_layers():
     model = RNN(D, H, 2, rng=0)
     assert isinstance(model.rnn, SimpleRNN)
     assert model.params["bs"] is model.rnn.params["b"] and model.params["V"] is model.head.params["W"]
+
+
+# ---------------------------------------------------------------- SequenceModel
+from numpy_rnn import ModelConfig, SequenceModel  # noqa: E402
+
+
+def model_gradient_report(model, x, lengths, rng):
+    """Analytic gradients of sum(y * G) against central differences (element loop)."""
+    y, _ = model.forward(x, lengths)
+    G = rng.standard_normal(y.shape)
+    model.zero_grad()
+    model.backward(G)
+    analytic = {k: v.copy() for k, v in model.grads.items()}
+    original = {k: v.copy() for k, v in model.params.items()}
+
+    def loss(arrays):
+        for key, value in arrays.items():
+            model.params[key][...] = value
+        return float(np.sum(model.forward(x, lengths)[0] * G))
+
+    numerical = numerical_gradients(loss, original, vectorized=False)
+    for key, value in original.items():
+        model.params[key][...] = value
+    return compare(analytic, numerical)
+
+
+@pytest.mark.parametrize("config", [
+    ModelConfig(D, 2, cell="gru", hidden_size=H, num_layers=2, bidirectional=True),
+    ModelConfig(D, 1, cell="rnn", hidden_size=H, nonlinearity="relu", init={"R": "identity"}),
+    ModelConfig(D, 3, cell="lstm", hidden_size=H, sequence_output=True),
+], ids=["gru-seq2one-deep-bidir", "irnn-seq2one", "lstm-seq2seq"])
+def test_sequence_model_gradients_float_inputs(config, rng):
+    model = SequenceModel(config, rng=1)
+    report = model_gradient_report(model, rng.standard_normal((2, T, D)), np.array([T, 3]), rng)
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("embedding_size", [0, 3], ids=["one-hot", "embedding"])
+def test_sequence_model_gradients_token_inputs(embedding_size, rng):
+    config = ModelConfig(6, 6, cell="lstm", hidden_size=H, tokens=True, embedding_size=embedding_size,
+                         sequence_output=True, bidirectional=True)
+    model = SequenceModel(config, rng=1)
+    ids = rng.integers(0, 6, (2, T))
+    report = model_gradient_report(model, ids, np.array([T, 2]), rng)
+    assert report.passed, str(report)
+    assert ("embedding.E" in model.params) == bool(embedding_size)
+
+
+def test_sequence_model_shapes_names_and_state(rng):
+    model = SequenceModel(ModelConfig(D, 2, cell="lstm", hidden_size=H, num_layers=2), rng=0)
+    assert {"rnn.l0.W", "rnn.l1.R", "head.W", "head.b"} <= set(model.params)
+    y, (h, c) = model.forward(rng.standard_normal((3, T, D)))
+    assert y.shape == (3, 2) and h.shape == (2, 3, H)
+    y2, _ = model.forward(rng.standard_normal((3, T, D)), state=(h, c))  # carried state (TBPTT)
+    assert y2.shape == (3, 2)
+    assert ModelConfig.from_dict(model.config.to_dict()) == model.config
+
+
+def test_sequence_model_bad_config_and_input():
+    with pytest.raises(ValueError, match=r"unknown cell 'tcn'; valid names: rnn, lstm, gru"):
+        ModelConfig(D, 1, cell="tcn")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['hidden'\]"):
+        ModelConfig.from_dict({"input_size": 1, "output_size": 1, "hidden": 3})
+    with pytest.raises(ValueError, match=r"embedding_size needs tokens=True"):
+        ModelConfig(D, 1, embedding_size=4)
+    model = SequenceModel(ModelConfig(5, 5, tokens=True, hidden_size=H), rng=0)
+    with pytest.raises(ValueError, match=r"expected every id in \[0, 4\], got min 0 and max 5"):
+        model.forward(np.array([[0, 5]]))
+    with pytest.raises(TypeError, match=r"expected x of an integer dtype, got dtype float64"):
+        model.forward(np.zeros((1, 2)))
+    with pytest.raises(RuntimeError, match=r"SequenceModel: backward\(\) called before forward\(\)"):
+        SequenceModel(ModelConfig(D, 1), rng=0).backward(np.zeros((1, 1)))

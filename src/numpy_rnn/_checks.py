@@ -101,3 +101,13 @@ def as_generator(rng) -> np.random.Generator:
     if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise TypeError(f"expected rng to be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+
+
+def check_ids(owner: str, name: str, ids, vocabulary: int) -> np.ndarray:
+    """Integer token ids in [0, vocabulary)."""
+    arr = np.asarray(ids)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{owner}: expected {name} of an integer dtype, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < 0 or arr.max() >= vocabulary):
+        raise ValueError(f"{owner}: expected every id in [0, {vocabulary - 1}], got min {arr.min()} and max {arr.max()}")
+    return arr

@@ -461,3 +461,33 @@ class Linear:
 
     def __repr__(self):
         return f"Linear({self.input_size}, {self.output_size}, dtype={self.dtype})"
+
+
+class Embedding:
+    """Token lookup ``e(t) = E[id(t)]`` with ``E (V, E)``, initialised N(0, 1) as in torch.
+
+    ``forward(ids (..., T)) -> (..., T, E)``; ``backward(d)`` adds ``d`` into the rows of
+    ``dE`` that the ids selected (``np.add.at``, so repeated ids accumulate).
+    """
+
+    def __init__(self, num_embeddings, embedding_dim, *, rng=None, dtype=np.float64):
+        self.num_embeddings = _checks.check_size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _checks.check_size("Embedding", "embedding_dim", embedding_dim)
+        self.dtype = _checks.check_dtype("Embedding", dtype)
+        rng = _checks.as_generator(rng)
+        self.params = {"E": rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype)}
+        self.grads = {"E": np.zeros_like(self.params["E"])}
+        self._ids = None
+
+    def forward(self, ids):
+        self._ids = _checks.check_ids("Embedding", "ids", ids, self.num_embeddings)
+        return self.params["E"][self._ids]
+
+    def backward(self, d) -> None:
+        if self._ids is None:
+            raise RuntimeError("Embedding: backward() called before forward()")
+        _checks.check_shape("Embedding", "d", np.asarray(d), self._ids.shape + (self.embedding_dim,))
+        np.add.at(self.grads["E"], self._ids, d)
+
+    def zero_grad(self) -> None:
+        self.grads["E"].fill(0.0)

@@ -1,11 +1,23 @@
-"""The notebook's sequence-to-one RNN, built from :class:`SimpleRNN` and :class:`Linear`."""
+"""Models: the notebook's sequence-to-one RNN, and sequence models built from any layer.
+
+:class:`RNN` keeps the notebook's names and methods. :class:`SequenceModel` puts a recurrent
+layer (any cell, stacked, bidirectional) between an optional token input (one-hot or a
+learned embedding) and a linear head, sequence-to-one or sequence-to-sequence, described by a
+:class:`ModelConfig` whose fields are plain data (JSON-ready, as checkpoints store them).
+"""
 from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _checks
 from .init import identity, lecun_uniform, zeros
-from .layers import Linear, SimpleRNN
+from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN
+
+#: ``ModelConfig.cell`` names -> layer classes
+CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
 # the notebook's names -> (sub-layer, its parameter name)
 _NAMES = {"W": ("rnn", "W"), "R": ("rnn", "R"), "V": ("head", "W"), "bs": ("rnn", "b"), "by": ("head", "b")}
@@ -106,3 +118,143 @@ class RNN:
 
     def __repr__(self):
         return f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}, dtype={self.dtype})"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`SequenceModel`; every field is plain data.
+
+    ``input_size`` is the number of features, or the vocabulary size when ``tokens``;
+    ``embedding_size`` 0 feeds tokens one-hot, > 0 through a learned embedding. ``init`` maps
+    parameter names of the layer (``W``, ``R``, ``b``, ...) to initialiser names.
+    ``sequence_output`` False reads out the last layer's final state (both directions'
+    states concatenated when bidirectional): one output per sequence; True reads out every step.
+    """
+
+    input_size: int
+    output_size: int
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    nonlinearity: str = "tanh"
+    init: dict = field(default_factory=dict)
+    sequence_output: bool = False
+    tokens: bool = False
+    embedding_size: int = 0
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"ModelConfig: unknown cell {self.cell!r}; valid names: {', '.join(CELLS)}")
+        if self.nonlinearity != "tanh" and self.cell != "rnn":
+            raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
+        for name in ("bidirectional", "sequence_output", "tokens"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"ModelConfig: expected {name} to be a bool, got {getattr(self, name)!r}")
+        _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
+        if self.embedding_size and not self.tokens:
+            raise ValueError("ModelConfig: embedding_size needs tokens=True (float inputs are projected by W directly)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"ModelConfig: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+class SequenceModel:
+    """Token input (optional) -> recurrent layer -> linear head.
+
+    ``forward(x, lengths=None, state=None) -> (y, state_n)``: ``x`` is ``(B, T, D)`` floats,
+    or ``(B, T)`` integer ids when ``config.tokens``; ``y`` is ``(B, K)`` (sequence-to-one) or
+    ``(B, T, K)`` (sequence-to-sequence, zero rows past each length before the head's bias).
+    ``backward(dy)`` adds every parameter's gradient into ``grads``. Parameters are named
+    ``embedding.E``, ``rnn.<layer name>`` and ``head.W``, ``head.b``.
+    """
+
+    def __init__(self, config: ModelConfig, rng=None):
+        if not isinstance(config, ModelConfig):
+            raise TypeError(f"SequenceModel: expected a ModelConfig, got {type(config).__name__}")
+        self.config = c = config
+        rng = _checks.as_generator(rng)
+        dtype = _checks.check_dtype("SequenceModel", c.dtype)
+        self.embedding = Embedding(c.input_size, c.embedding_size, rng=rng, dtype=dtype) if c.embedding_size else None
+        features = c.embedding_size or c.input_size
+        options = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
+        self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
+                                 dropout=c.dropout, init=dict(c.init), rng=rng, dtype=dtype, **options)
+        self.head = Linear(self.rnn.num_directions * c.hidden_size, c.output_size, rng=rng, dtype=dtype)
+        self.dtype = dtype
+        self.params, self.grads = {}, {}
+        for prefix, part in self._parts():
+            self.params.update({f"{prefix}.{k}": v for k, v in part.params.items()})
+            self.grads.update({f"{prefix}.{k}": v for k, v in part.grads.items()})
+        self._cache = None
+
+    def _parts(self):
+        parts = [("embedding", self.embedding), ("rnn", self.rnn), ("head", self.head)]
+        return [(name, part) for name, part in parts if part is not None]
+
+    def zero_grad(self) -> None:
+        for value in self.grads.values():
+            value.fill(0.0)
+
+    def train(self, mode: bool = True):
+        self.rnn.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return self.rnn.training
+
+    def _inputs(self, x):
+        c = self.config
+        if not c.tokens:
+            return x
+        ids = _checks.check_ids("SequenceModel", "x", x, c.input_size)
+        if ids.ndim != 2:
+            raise ValueError(f"SequenceModel: expected token ids of shape (B, T), got {_checks.shape_str(ids.shape)}")
+        if self.embedding is not None:
+            return self.embedding.forward(ids)
+        return np.eye(c.input_size, dtype=self.dtype)[ids]  # one-hot (B, T, V)
+
+    def forward(self, x, lengths=None, state=None):
+        inputs = self._inputs(x)
+        if np.ndim(inputs) != 3:
+            raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), got {_checks.shape_str(np.shape(inputs))}")
+        out, state_n = self.rnn.forward(inputs, state, lengths)
+        if self.config.sequence_output:
+            features = out  # (B, T, dirs*H)
+        else:
+            h_n = state_n[0] if isinstance(state_n, tuple) else state_n
+            features = np.concatenate(list(h_n[-self.rnn.num_directions:]), axis=-1)  # (B, dirs*H)
+        self._cache = (out.shape, h_n.shape if not self.config.sequence_output else None)
+        return self.head.forward(features), state_n
+
+    def backward(self, dy) -> None:
+        if self._cache is None:
+            raise RuntimeError("SequenceModel: backward() called before forward()")
+        out_shape, state_shape = self._cache
+        d_features = self.head.backward(dy)
+        if self.config.sequence_output:
+            d_inputs, _ = self.rnn.backward(d_features)
+        else:
+            d_h = np.zeros(state_shape, dtype=self.dtype)
+            d_h[-self.rnn.num_directions:] = np.stack(np.split(d_features, self.rnn.num_directions, axis=-1))
+            d_state = (d_h, None) if isinstance(self.rnn, LSTM) else d_h
+            d_inputs, _ = self.rnn.backward(np.zeros(out_shape, dtype=self.dtype), d_state)
+        if self.embedding is not None:
+            self.embedding.backward(d_inputs)
+
+    def __repr__(self):
+        return f"SequenceModel({self.config})"
