@@ -142,15 +142,15 @@ class LSTMCell(Cell):
         h_prev, c_prev = state
         H = self.hidden_size
         z = xw + h_prev @ p["R"]  # (B, 4H)
+        z_i, z_f, z_g, z_o = (z[..., k * H:(k + 1) * H] for k in range(4))
         if self.peepholes:
-            z[..., :H] += p["p_i"][..., None, :] * c_prev
-            z[..., H:2 * H] += p["p_f"][..., None, :] * c_prev
-        i, f = sigmoid(z[..., :H]), sigmoid(z[..., H:2 * H])
-        g = np.tanh(z[..., 2 * H:3 * H])
+            z_i = z_i + p["p_i"][..., None, :] * c_prev
+            z_f = z_f + p["p_f"][..., None, :] * c_prev
+        i, f, g = sigmoid(z_i), sigmoid(z_f), np.tanh(z_g)
         c = f * c_prev + i * g  # (B, H)
         if self.peepholes:
-            z[..., 3 * H:] += p["p_o"][..., None, :] * c
-        o = sigmoid(z[..., 3 * H:])
+            z_o = z_o + p["p_o"][..., None, :] * c
+        o = sigmoid(z_o)
         tanh_c = np.tanh(c)
         return (o * tanh_c, c), (i, f, g, o, c_prev, c, tanh_c)
 

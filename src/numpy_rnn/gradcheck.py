@@ -9,8 +9,8 @@ Central differences of a scalar function ``f`` of named arrays, in float64:
   functions. A kink (relu) within a few ``e`` spoils any stencil: cells that are not smooth
   (``cell.smooth = False``) are checked with ``stencil=4, e = 1e-4`` by :func:`check_layer`.
 
-Vectorised: ``f`` receives every array with one extra leading axis of P perturbed copies and
-returns P values; the layers' ``apply`` methods broadcast over such axes, so all the
+Vectorised: ``f`` receives the perturbed array with one extra leading axis of P copies (the
+other arrays unchanged) and returns P values; the layers' ``apply`` methods broadcast over such axes, so all the
 perturbations of a chunk of elements cost one forward pass instead of 2 (or 4) Python-level
 calls per element. :func:`directional_check` compares ``(f(w+ev) - f(w-ev)) / 2e`` with
 ``<grad, v>`` for a few random directions ``v``: a constant number of passes for any model size.
@@ -86,21 +86,20 @@ def require_float64(arrays: dict) -> None:
 
 
 def _perturbed_batch(arrays, name, flat_index, offsets):
-    """Every array with a leading axis of P = len(flat_index) copies; ``name``'s copies get
-    ``offsets[j]`` added at ``flat_index[j]``; the others are read-only broadcast views."""
+    """``arrays`` with ``name`` replaced by P = len(flat_index) copies along a new leading
+    axis, copy j with ``offsets[j]`` added at ``flat_index[j]``; the other arrays stay as they
+    are and broadcast (so perturbing an input keeps the weights' fast unbatched matmuls)."""
     P = len(flat_index)
-    batch = {key: np.broadcast_to(value, (P,) + value.shape) for key, value in arrays.items()}
     moved = np.repeat(arrays[name][None], P, axis=0)
     moved.reshape(P, -1)[np.arange(P), flat_index] += offsets
-    batch[name] = moved
-    return batch
+    return {**arrays, name: moved}
 
 
 def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=True, max_batch=4096) -> dict:
     """Central-difference gradients of the scalar ``func`` w.r.t. every array in ``arrays``.
 
-    ``vectorized=True``: ``func(batch)`` receives each array with a leading axis of P copies
-    and returns P values (chunks of at most ``max_batch`` copies). ``vectorized=False``:
+    ``vectorized=True``: ``func(batch)`` receives the perturbed array with a leading axis of P
+    copies (the others unchanged, to broadcast against it) and returns P values (chunks of at most ``max_batch`` copies). ``vectorized=False``:
     ``func(arrays)`` returns one float and is called per perturbation (any function works).
     """
     weights, steps, denominator, eps = _stencil(stencil, eps)

@@ -26,17 +26,24 @@ from .init import get_initializer
 
 def _project(seq, W, b):
     """``seq W + b`` over all steps: one GEMM when the weights carry no leading axes."""
-    if W.ndim == 2:
+    if W.ndim == 2 and b.ndim == 1:
         out = seq.reshape(-1, seq.shape[-1]) @ W  # (T*B, G*H)
         out += b
         return out.reshape(seq.shape[:-1] + (W.shape[-1],))
-    seq = _expand(seq, W.ndim + 1)  # (T, *lead, B, D) against W (*lead, D, G*H)
+    lead = max(W.ndim - 2, b.ndim - 1, seq.ndim - 3)
+    seq = _expand(seq, lead + 3)  # (T, *lead, B, D) against W (*lead, D, G*H)
     return seq @ W + b[..., None, :]
 
 
 def _expand(a, ndim):
     """A time-major (T, B, F) array reshaped to broadcast against (T, *lead, B, F)."""
     return a.reshape(a.shape[:1] + (1,) * (ndim - a.ndim) + a.shape[1:])
+
+
+def _concat_features(outs):
+    """Concatenate time-major outputs along features, aligning their leading axes first."""
+    ndim = max(out.ndim for out in outs)
+    return np.concatenate(np.broadcast_arrays(*[_expand(out, ndim) for out in outs]), axis=-1)
 
 
 def _reverse(seq, reverse_index):
@@ -53,14 +60,15 @@ def _unroll(cell, p, xw, state0, step_mask):
     Returns ``out (T, *lead, B, H)`` (zero past each length), the final state and the
     cache ``(hs, caches)`` with ``hs (T+1, *lead, B, H)`` every carried ``h``, ``hs[0] = h(0)``.
     """
-    steps, H = xw.shape[0], cell.hidden_size
-    hs = np.empty((steps + 1,) + xw.shape[1:-1] + (H,), dtype=xw.dtype)
-    hs[0] = state0[0]
+    steps, hs = xw.shape[0], None
     state, caches = state0, []
     for t in range(steps):
         new_state, cache = cell.step(p, xw[t], state)
         if step_mask is not None:  # past its length a sequence keeps its state
             new_state = tuple(np.where(step_mask[t], new, old) for new, old in zip(new_state, state))
+        if hs is None:  # the first step shows the full shape (leading axes may come from p)
+            hs = np.empty((steps + 1,) + new_state[0].shape, dtype=new_state[0].dtype)
+            hs[0] = state0[0]
         hs[t + 1] = new_state[0]
         caches.append(cache)
         state = new_state
@@ -229,7 +237,7 @@ class Recurrent:
                 out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p["b"]), state0[k], step_mask)
                 runs.append((seq, run_cache))
                 outs.append(out if direction == 0 else _reverse(out, reverse_index))
-            inputs_of_next = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+            inputs_of_next = outs[0] if len(outs) == 1 else _concat_features(outs)
             if masks is not None and layer < self.num_layers - 1:
                 inputs_of_next = inputs_of_next * _expand(masks[layer], inputs_of_next.ndim)
             inp = inputs_of_next
@@ -289,7 +297,8 @@ class Recurrent:
         return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._runs()]
 
     def _join_state(self, per_run):
-        parts = tuple(np.stack([run[i] for run in per_run], axis=-3) for i in range(self.cell.state_size))
+        parts = tuple(np.stack(np.broadcast_arrays(*[run[i] for run in per_run]), axis=-3)
+                      for i in range(self.cell.state_size))
         return parts if self.cell.state_size > 1 else parts[0]
 
     def _format_output(self, out, per_run_state, unbatched):
@@ -442,7 +451,8 @@ class Linear:
     @staticmethod
     def apply(params, x):
         """``x W + b``; parameters may carry leading axes (see ``Recurrent.apply``)."""
-        return x @ params["W"] + params["b"][..., None, :] if params["W"].ndim > 2 else x @ params["W"] + params["b"]
+        b = params["b"] if params["b"].ndim == 1 else params["b"][..., None, :]
+        return x @ params["W"] + b
 
     def backward(self, dy):
         if self._x is None:
