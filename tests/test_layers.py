@@ -253,7 +253,7 @@ def test_state_that_numpy_would_broadcast_is_refused():
 
 def test_lstm_state_must_be_a_pair_with_equal_shapes():
     layer = make("lstm")
-    with pytest.raises(TypeError, match=r"LSTM: expected state to be a pair \(h, c\)"):
+    with pytest.raises(TypeError, match=r"LSTM: expected state to be a tuple \(h, c\)"):
         layer.forward(np.zeros((B, T, D)), np.zeros((1, B, H)))
     with pytest.raises(ValueError, match=r"state\[1\] \(c\) of shape \(1, 3, 5\), got \(1, 3, 4\)"):
         layer.forward(np.zeros((B, T, D)), (np.zeros((1, B, H)), np.zeros((1, B, 4))))
@@ -334,3 +334,12 @@ def test_linear_forward_backward_and_errors(rng):
         head.backward(np.zeros((B, T, 3)))
     with pytest.raises(RuntimeError, match=r"Linear: backward\(\) called before forward\(\)"):
         Linear(H, 2).backward(np.zeros((1, 2)))
+
+
+def test_cell_parameter_names_may_not_clash():
+    class Clashing(ElmanCell):
+        def param_shapes(self):
+            return {"R": (self.hidden_size, self.hidden_size), "b": (self.hidden_size,)}
+
+    with pytest.raises(ValueError, match=r"cell parameter names \['b'\] clash with the layer's W, b"):
+        Recurrent(D, H, cell=Clashing)

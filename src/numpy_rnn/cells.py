@@ -18,6 +18,11 @@ The contract, with ``G`` gates, hidden size ``H`` and batch ``B``:
   w.r.t. the previous state.
 * ``recurrent_grads(p, g, h_prev, d_rec, caches)``: after the loop, add the gradients of the
   cell's parameters from all steps at once (default: ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
+* ``state_names`` (default ``("h",)``; LSTM ``("h", "c")``) and ``num_gates`` (G).
+* ``smooth = False`` for a step with kinks (relu): the gradient check then uses small steps
+  (4-point stencil, eps 1e-4); a smooth-stencil check of a kinked cell fails even when its
+  backward is right.
+* Parameter names must not be ``W`` or ``b`` (the layer's) and must not contain a dot.
 
 ``step`` is written with ``@`` and ``[..., None, :]`` biases so that parameters may carry extra
 leading axes: the vectorised gradient check evaluates a whole batch of perturbed parameter sets
@@ -55,7 +60,8 @@ class Cell(ABC):
     """Base class of a recurrent cell; see the module docstring for the contract."""
 
     num_gates = 1
-    state_size = 1
+    #: names of the state arrays; the first is the output ``h``
+    state_names: tuple = ("h",)
     #: False where ``step`` has kinks (relu): gradient checks then take small steps
     smooth = True
     #: torch.nn class that computes the same maths, or None (see :mod:`numpy_rnn.interop`)
@@ -63,6 +69,10 @@ class Cell(ABC):
 
     def __init__(self, hidden_size: int):
         self.hidden_size = hidden_size
+
+    @property
+    def state_size(self) -> int:
+        return len(self.state_names)
 
     def param_shapes(self) -> dict[str, tuple]:
         """Shapes of the cell's own parameters (besides the layer's ``W`` and ``b``)."""
@@ -125,7 +135,7 @@ class LSTMCell(Cell):
     """
 
     num_gates = 4
-    state_size = 2
+    state_names = ("h", "c")
 
     def __init__(self, hidden_size: int, peepholes: bool = False):
         super().__init__(hidden_size)

@@ -158,7 +158,11 @@ class Recurrent:
     def _shapes(self, layer: int) -> dict[str, tuple]:
         D = self.input_size if layer == 0 else self.num_directions * self.hidden_size
         GH = self.cell.num_gates * self.hidden_size
-        return {"W": (D, GH), **self.cell.param_shapes(), "b": (GH,)}
+        cell_shapes = self.cell.param_shapes()
+        clash = [key for key in cell_shapes if key in ("W", "b") or "." in key]
+        if clash:
+            raise ValueError(f"{type(self).__name__}: cell parameter names {clash} clash with the layer's W, b or contain '.'")
+        return {"W": (D, GH), **cell_shapes, "b": (GH,)}
 
     def _init_params(self, init: dict) -> None:
         names = set(self._shapes(0))
@@ -329,11 +333,13 @@ class Recurrent:
             return None
         name, shape = type(self).__name__, self._state_shape(batch, unbatched)
         if self.cell.state_size > 1:
-            if not isinstance(state, (tuple, list)) or len(state) != self.cell.state_size:
-                raise TypeError(f"{name}: expected {arg} to be a pair (h, c) of arrays of shape {_checks.shape_str(shape)}, got {type(state).__name__}")
+            names = self.cell.state_names
+            if not isinstance(state, (tuple, list)) or len(state) != len(names):
+                raise TypeError(f"{name}: expected {arg} to be a tuple ({', '.join(names)}) of arrays of shape "
+                                f"{_checks.shape_str(shape)}, got {type(state).__name__}")
             parts = [_checks.check_array(name, f"{arg}[{i}]", s, self.dtype, check_finite=check_finite) for i, s in enumerate(state)]
             for i, part in enumerate(parts):
-                _checks.check_shape(name, f"{arg}[{i}] ({'hc'[i]})", part, shape)
+                _checks.check_shape(name, f"{arg}[{i}] ({names[i]})", part, shape)
         else:
             parts = [_checks.check_array(name, arg, state, self.dtype, check_finite=check_finite)]
             _checks.check_shape(name, arg, parts[0], shape)
