@@ -1,0 +1,245 @@
+"""The training loop: learning, determinism, resume, truncated BPTT, non-finite policy, run files."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from numpy_rnn.checkpoint import load_checkpoint
+from numpy_rnn.train import Interrupted, NonFiniteError, TrainConfig, Trainer, sample_text, train
+
+TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
+
+
+def _without_time(history):
+    return [{k: v for k, v in record.items() if k != "elapsed"} for record in history]
+
+
+def _assert_same_run(a: Trainer, b: Trainer):
+    """Bit-for-bit: parameters, optimizer state, step, history (but its clock)."""
+    assert a.step == b.step
+    for name, value in a.model.params.items():
+        assert np.array_equal(value, b.model.params[name]), name
+    for name, state in a.optimizer.state.items():
+        for key, value in state.items():
+            assert np.array_equal(value, b.optimizer.state[name][key]), (name, key)
+    assert _without_time(a.history) == _without_time(b.history)
+
+
+def test_notebook_model_learns_the_memory_task_well_below_baseline():
+    config = TrainConfig(task="memory", model="notebook", seq_len=10, hidden_size=32, lr=3e-3, schedule="cosine",
+                         steps=1500, eval_every=500)
+    trainer, summary = train(config)
+    assert summary["baseline_loss"] == pytest.approx(1 / 3)
+    assert summary["test_loss"] < 0.05 * summary["baseline_loss"]
+    assert summary["ratio_to_baseline"] == pytest.approx(summary["test_loss"] / summary["baseline_loss"])
+    assert summary["cell"] == "rnn" and summary["steps"] == 1500 and not summary["stopped_early"]
+    assert [r["step"] for r in trainer.history] == [500, 1000, 1500]
+
+
+def test_lstm_learns_the_memory_task():
+    _, summary = train(TrainConfig(task="memory", hidden_size=16, lr=1e-2, steps=400, eval_every=200))
+    assert summary["cell"] == "lstm" and summary["test_loss"] < 0.2 * summary["baseline_loss"]
+
+
+@pytest.mark.parametrize("task, options", [
+    ("adding", {"seq_len": 6}), ("adding-hs", {"seq_len": 6}), ("copy", {"seq_len": 3, "copy_len": 2}),
+    ("sine", {"seq_len": 8, "horizon": 2}), ("chars", {"bptt": 10, "embedding_size": 4}),
+])
+def test_every_task_trains_and_reports_its_baseline(task, options):
+    trainer, summary = train(TrainConfig(**{**TINY, "task": task, **options, "steps": 6, "eval_every": 3}))
+    assert summary["task"] == task and np.isfinite(summary["test_loss"])
+    assert summary["baseline_loss"] == trainer.data.baseline_loss > 0
+    assert summary["loss"] == ("mse" if task in ("adding", "adding-hs", "sine") else "cross_entropy")
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    a, b, c = (Trainer(TrainConfig(**TINY, seed=seed)) for seed in (1, 1, 2))
+    for trainer in (a, b, c):
+        trainer.run()
+    _assert_same_run(a, b)
+    assert not np.array_equal(a.model.params["rnn.W"], c.model.params["rnn.W"])
+
+
+@pytest.mark.parametrize("options", [
+    dict(cell="lstm", num_layers=2, dropout=0.3, schedule="cosine", warmup=5, optimizer="adamw"),
+    dict(task="chars", cell="lstm", bptt=7, batch_size=8, optimizer="sgd", lr=0.5, momentum=0.9),
+    dict(model="notebook", cell=None, optimizer="rmsprop", lr=1e-2, patience=3),
+], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook"])
+def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options):
+    config = TrainConfig(**{**TINY, **options, "checkpoint_every": 10})
+    whole = Trainer(config)
+    whole.run()
+    first = Trainer(TrainConfig(**{**config.to_dict(), "out": str(tmp_path)}))
+    assert first.run(until=23) is None  # paused mid-interval, between checkpoints
+    first.save()
+    resumed = Trainer.resume(tmp_path)
+    assert resumed.step == 23 and resumed.last_checkpoint == (str(tmp_path / "checkpoint.ckpt"), 23)
+    resumed.run()
+    _assert_same_run(whole, resumed)
+
+
+def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):
+    config = TrainConfig(**TINY, out=str(tmp_path))
+    trainer = Trainer(config)
+    step = trainer.train_step
+
+    def step_then_ctrl_c():
+        result = step()
+        if trainer.step == 17:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-loop; honoured after this step
+        return result
+
+    trainer.train_step = step_then_ctrl_c
+    with pytest.raises(Interrupted) as exc:
+        trainer.run()
+    assert exc.value.step == 17 and exc.value.checkpoint == str(tmp_path / "checkpoint.ckpt")
+    assert load_checkpoint(exc.value.checkpoint)[1]["step"] == 17
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    resumed = Trainer.resume(tmp_path)
+    resumed.run()
+    whole = Trainer(TrainConfig(**TINY))
+    whole.run()
+    _assert_same_run(whole, resumed)
+
+
+def test_truncated_bptt_carries_the_state_across_chunks_and_resets_each_epoch():
+    trainer = Trainer(TrainConfig(**{**TINY, "task": "chars", "bptt": 30, "batch_size": 4}))
+    data, seen = trainer.data, []
+    forward = trainer.model.forward
+
+    def spy(x, state=None):
+        y, state_n = forward(x, state=state)
+        seen.append((x, state, state_n))
+        return y, state_n
+
+    trainer.model.forward = spy
+    for _ in range(data.chunks + 1):
+        trainer.train_step()
+    (x0, s0, n0), (x1, s1, _) = seen[0], seen[1]
+    assert s0 is None and s1 is n0  # the final state of chunk 0 starts chunk 1
+    assert np.array_equal(x1, data.streams[:, 30:60]) and np.array_equal(x0, data.streams[:, :30])
+    assert seen[-1][1] is None and np.array_equal(seen[-1][0], x0)  # a new epoch: position 0, zero state
+
+
+def test_non_finite_raise_names_step_loss_parameter_and_last_checkpoint(tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, out=str(tmp_path), checkpoint_every=5))
+    trainer.run(until=5)
+    trainer.model.params["rnn.R"][0, 0] = np.nan
+    with pytest.raises(NonFiniteError, match=r"at step 6: loss nan, first parameter with a non-finite gradient: rnn\.W; "
+                                             r"last good checkpoint: .*checkpoint\.ckpt \(step 5\)"):
+        trainer.run()
+    fresh = Trainer(TrainConfig(**TINY))
+    fresh.model.params["head.b"][0] = np.inf
+    with pytest.raises(NonFiniteError, match="at step 1: .*no checkpoint was saved yet"):
+        fresh.run()
+
+
+def test_non_finite_skip_leaves_parameters_and_optimizer_untouched_then_gives_up():
+    trainer = Trainer(TrainConfig(**TINY, nonfinite="skip", max_skips=3))
+    trainer.run(until=4)
+    params = {k: v.copy() for k, v in trainer.model.params.items()}
+    optimizer = trainer.optimizer.state_dict()
+    batch = trainer.data.next_batch
+
+    def poisoned():
+        x, y, state = batch()
+        return np.full_like(x, np.nan), y, state
+
+    trainer.data.next_batch = poisoned
+    loss, norm = trainer.train_step()
+    assert np.isnan(loss) and trainer.skips == trainer.skipped == 1 and trainer.step == 5
+    assert all(np.array_equal(v, trainer.model.params[k]) for k, v in params.items())
+    assert trainer.optimizer.state_dict()["step"] == optimizer["step"]
+    assert all(np.array_equal(v, trainer.optimizer.state[k]["exp_avg"]) for k, v in
+               ((k, s["exp_avg"]) for k, s in optimizer["state"].items()))
+    trainer.data.next_batch = batch
+    trainer.train_step()
+    assert trainer.skips == 0 and trainer.skipped == 1
+    trainer.data.next_batch = poisoned
+    with pytest.raises(NonFiniteError, match="gave up after 3 non-finite steps in a row, at step 9"):
+        trainer.run()
+    assert trainer.skipped == 4
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement():
+    config = TrainConfig(**{**TINY, "optimizer": "sgd", "lr": 1e-300, "patience": 2, "steps": 100})
+    trainer, summary = train(config)  # the weights cannot move: no evaluation improves on the first
+    assert trainer.step == 30 and summary["stopped_early"] and summary["steps"] == 30
+    assert summary["best_step"] == 10 and trainer.finished
+
+
+def test_run_folder_files(tmp_path):
+    out = tmp_path / "run"
+    trainer, summary = train(TrainConfig(**TINY, out=str(out)))
+    assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == trainer.config
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert records == trainer.history and len(records) == 4
+    assert set(records[0]) == {"step", "train_loss", "val_loss", "grad_norm", "lr", "elapsed", "skipped"}
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert {"task", "steps", "test_loss", "baseline_loss", "seconds", "best_val_loss"} <= set(summary)
+    assert summary["final_train_loss"] == records[-1]["train_loss"]
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(TrainConfig(**TINY, out=str(out)))
+
+
+def test_a_run_folder_starts_with_a_checkpoint_of_the_initial_state(tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, out=str(tmp_path)))
+    initial = {k: v.copy() for k, v in trainer.model.params.items()}
+    trainer.run(until=3)  # before the first periodic checkpoint
+    resumed = Trainer.resume(tmp_path)
+    assert resumed.step == 0 and resumed.config == trainer.config
+    assert all(np.array_equal(v, resumed.model.params[k]) for k, v in initial.items())
+    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+        Trainer.resume(tmp_path / "nothing")
+
+
+def test_progress_bar_shows_loss_gradient_norm_and_sequences_per_second(capsys):
+    Trainer(TrainConfig(**{**TINY, "steps": 5})).run(progress=True)
+    err = capsys.readouterr().err
+    assert "loss=" in err and "gnorm=" in err and "seq/s=" in err and "5/5" in err
+
+
+def test_sample_text_from_the_character_model():
+    trainer, _ = train(TrainConfig(**{**TINY, "task": "chars", "bptt": 10, "steps": 3}))
+    text = sample_text(trainer, 40, prime="Shall I", rng=1)
+    assert len(text) == 40 and set(text) <= set(trainer.data.corpus.vocab)
+    assert text == sample_text(trainer, 40, prime="Shall I", rng=1)
+    with pytest.raises(ValueError, match="needs a run of task 'chars', got task 'memory'"):
+        sample_text(Trainer(TrainConfig(**TINY)), 5)
+
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"task": "nosuch"}, ValueError, "unknown task 'nosuch'; valid names: memory, adding, adding-hs, copy, sine, chars"),
+    ({"hidden_size": -1}, ValueError, "expected hidden_size >= 1, got -1"),
+    ({"steps": 2.5}, TypeError, "expected steps to be an int"),
+    ({"lr": float("nan")}, ValueError, "expected lr finite"),
+    ({"lr": 0}, ValueError, "expected lr > 0"),
+    ({"dropout": 1.0}, ValueError, "expected dropout finite and in"),
+    ({"cell": "nope"}, ValueError, "unknown cell 'nope'; valid names: rnn, lstm, gru"),
+    ({"optimizer": "adam", "momentum": 0.9}, ValueError, "momentum applies to sgd and rmsprop"),
+    ({"schedule": "cosine", "warmup": 40}, ValueError, "expected warmup < steps"),
+    ({"model": "notebook", "cell": "lstm"}, ValueError, "takes hidden_size only, got cell='lstm'"),
+    ({"model": "notebook", "task": "copy"}, ValueError, "task 'copy' needs model 'sequence'"),
+    ({"init": {"R": "nope"}}, ValueError, "unknown initialiser 'nope'"),
+    ({"task": "adding", "seq_len": 1}, ValueError, "AddingTask: expected seq_len >= 2"),
+    ({"cell": "gru", "nonlinearity": "relu"}, ValueError, "nonlinearity applies to cell 'rnn' only"),
+    ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
+])
+def test_bad_config_is_refused_with_a_message(options, error, message):
+    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**{**TINY, **options})
+
+
+def test_config_round_trips_and_unknown_fields_are_named():
+    config = TrainConfig(**TINY, init={"R": "orthogonal"})
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['colour'\]"):
+        TrainConfig.from_dict({"colour": "red"})
+
+
+def test_missing_tqdm_gives_a_clear_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
+    with pytest.raises(ImportError, match=r"pip install 'numpy-rnn\[cli\]'"):
+        Trainer(TrainConfig(**TINY)).run(progress=True)
