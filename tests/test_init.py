@@ -51,3 +51,17 @@ def test_errors_list_the_valid_names():
         get_initializer("identity", 3)((3, 4), np.random.default_rng(0), np.float64)
     with pytest.raises(ValueError, match=r"expected init\['W'\] result of shape \(3, 4\), got \(2,\)"):
         SimpleRNN(3, 4, init={"W": lambda shape, rng, dtype: np.zeros(2)})
+
+
+def test_parametric_names(rng):
+    small = get_initializer("normal:0.001", 4)((200, 200), rng, np.float64)
+    assert small.std() == pytest.approx(0.001, rel=0.02)
+    assert np.abs(get_initializer("uniform:0.5", 4)((50, 50), rng, np.float64)).max() <= 0.5
+    np.testing.assert_array_equal(get_initializer("constant:1", 4)((3,), rng, np.float64), np.ones(3))
+    np.testing.assert_array_equal(get_initializer("scaled_identity:0.9", 2)((2, 2), rng, np.float64), 0.9 * np.eye(2))
+    layer = SimpleRNN(3, 4, nonlinearity="relu", init={"R": "identity", "W": "normal:0.001", "b": "zeros"})
+    assert np.abs(layer.params["W"]).max() < 0.01
+    with pytest.raises(ValueError, match=r"expected normal:<number>, got 'normal:x'"):
+        get_initializer("normal:x", 3)
+    with pytest.raises(ValueError, match=r"valid names: .*normal:<number>"):
+        get_initializer("gaussian:1", 3)

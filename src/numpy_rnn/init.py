@@ -14,6 +14,10 @@ stack G gate blocks side by side, ``R`` of shape ``(H, G*H)``: the square initia
 | ``glorot_uniform`` / ``glorot_normal`` | U(+-sqrt(6/(fan_in+fan_out))) / N(0, 2/(fan_in+fan_out)) |
 
 ``fan_in`` is ``shape[0]`` and ``fan_out`` ``shape[-1]`` (a bias has fan_in = its length).
+
+Names with a parameter, written ``"name:value"`` (so a command line can give them too):
+``normal:s`` N(0, s**2) (Le et al.'s IRNN draws W from N(0, 0.001**2)), ``uniform:a`` U(-a, a),
+``constant:c``, ``scaled_identity:s``.
 """
 from __future__ import annotations
 
@@ -98,13 +102,49 @@ INITIALIZERS: dict[str, Initializer] = {
 }
 
 
+def normal(std: float) -> Initializer:
+    """An initialiser giving N(0, std**2)."""
+    def init(shape, rng, dtype):
+        return (std * rng.standard_normal(shape)).astype(dtype)
+    return init
+
+
+def uniform(bound: float) -> Initializer:
+    """An initialiser giving U(-bound, bound)."""
+    def init(shape, rng, dtype):
+        return rng.uniform(-bound, bound, size=shape).astype(dtype)
+    return init
+
+
+def constant(value: float) -> Initializer:
+    """An initialiser giving ``value`` everywhere."""
+    def init(shape, rng, dtype):
+        return np.full(shape, value, dtype=dtype)
+    return init
+
+
+PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
+    "normal": normal, "uniform": uniform, "constant": constant, "scaled_identity": scaled_identity,
+}
+
+
 def get_initializer(spec, hidden_size: int) -> Initializer:
-    """A registered name (``"torch"`` needs the layer's ``hidden_size``) or a callable."""
+    """A registered name (``"torch"`` needs the layer's ``hidden_size``), a ``"name:value"``
+    of :data:`PARAMETRIC`, or a callable ``init(shape, rng, dtype)``."""
     if callable(spec):
         return spec
     if spec == "torch":
         return torch_default(hidden_size)
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
-    valid = ", ".join(sorted([*INITIALIZERS, "torch"]))
+    if isinstance(spec, str) and spec.partition(":")[0] in PARAMETRIC:
+        name, _, value = spec.partition(":")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"init: expected {name}:<number>, got {spec!r}") from None
+        if not np.isfinite(number):
+            raise ValueError(f"init: expected a finite number in {spec!r}")
+        return PARAMETRIC[name](number)
+    valid = ", ".join(sorted([*INITIALIZERS, "torch"]) + [f"{name}:<number>" for name in PARAMETRIC])
     raise ValueError(f"init: unknown initialiser {spec!r}; valid names: {valid}")
