@@ -105,10 +105,11 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=T
     weights, steps, denominator, eps = _stencil(stencil, eps)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
+    shifts = np.array(steps, dtype=np.float64) * eps
     grads = {}
     for name, value in arrays.items():
-        flat = np.repeat(np.arange(value.size), len(steps))  # element i, each stencil point
-        offsets = np.tile(np.array(steps, dtype=np.float64) * eps, value.size)
+        flat = np.arange(value.size).repeat(len(steps))  # element i, each stencil point
+        offsets = np.broadcast_to(shifts, (value.size, len(steps))).ravel()
         values = np.empty(flat.size)
         chunk = max(len(steps), max_batch - max_batch % len(steps))
         for start in range(0, flat.size, chunk):

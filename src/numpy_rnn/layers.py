@@ -40,6 +40,18 @@ def _expand(a, ndim):
     return a.reshape(a.shape[:1] + (1,) * (ndim - a.ndim) + a.shape[1:])
 
 
+def _time_major(x):
+    """``(..., B, T, F) -> (T, ..., B, F)`` as a view (a plain transpose: cheaper than moveaxis)."""
+    n = x.ndim
+    return x.transpose((n - 2, *range(n - 2), n - 1))
+
+
+def _batch_first(x):
+    """``(T, ..., B, F) -> (..., B, T, F)`` as a view; the inverse of :func:`_time_major`."""
+    n = x.ndim
+    return x.transpose((*range(1, n - 1), 0, n - 1))
+
+
 def _concat_features(outs):
     """Concatenate time-major outputs along features, aligning their leading axes first."""
     ndim = max(out.ndim for out in outs)
@@ -201,8 +213,7 @@ class Recurrent:
         masks = self._draw_dropout_masks(x_tm.shape[0], x_tm.shape[1])
         out, state_n, cache = self._run(self.params, x_tm, state0, lengths, masks)
         self._cache = cache + (unbatched,)
-        out = np.ascontiguousarray(np.moveaxis(out, 0, -2))
-        return self._format_output(out, state_n, unbatched)
+        return self._format_output(np.ascontiguousarray(_batch_first(out)), state_n, unbatched)
 
     def apply(self, params, x, state=None, lengths=None, dropout_masks=None):
         """Functional forward without validation or caching, used by gradient checks.
@@ -211,11 +222,11 @@ class Recurrent:
         leading axes that broadcast: a whole batch of perturbed copies is evaluated at once.
         ``dropout_masks`` is the list that a training forward drew (``None``: no dropout).
         """
-        x_tm = np.moveaxis(x, -2, 0)
+        x_tm = _time_major(x)
         state0 = self._split_state(state, x_tm.shape[-2])
         lengths = None if lengths is None else np.asarray(lengths)
         out, state_n, _ = self._run(params, x_tm, state0, lengths, dropout_masks)
-        return np.moveaxis(out, 0, -2), self._join_state(state_n)
+        return _batch_first(out), self._join_state(state_n)
 
     def _draw_dropout_masks(self, steps, batch):
         if not (self.training and self.dropout > 0 and self.num_layers > 1):
@@ -276,8 +287,7 @@ class Recurrent:
                 d_seq = d_seq if direction == 0 else _reverse(d_seq, reverse_index)
                 d_below = d_seq if d_below is None else d_below + d_seq
             d_inp = d_below
-        dx = np.moveaxis(d_inp, 0, -2)
-        return self._format_output(np.ascontiguousarray(dx), d_state0, unbatched)
+        return self._format_output(np.ascontiguousarray(_batch_first(d_inp)), d_state0, unbatched)
 
     @staticmethod
     def _input_grads(p, g, seq, d_xw):
@@ -301,8 +311,11 @@ class Recurrent:
         return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._runs()]
 
     def _join_state(self, per_run):
-        parts = tuple(np.stack(np.broadcast_arrays(*[run[i] for run in per_run]), axis=-3)
-                      for i in range(self.cell.state_size))
+        if len(per_run) == 1:  # a copy: the arrays may live on in the backward cache
+            parts = tuple(part[..., None, :, :].copy() for part in per_run[0])
+        else:
+            parts = tuple(np.stack(np.broadcast_arrays(*[run[i] for run in per_run]), axis=-3)
+                          for i in range(self.cell.state_size))
         return parts if self.cell.state_size > 1 else parts[0]
 
     def _format_output(self, out, per_run_state, unbatched):
@@ -325,7 +338,7 @@ class Recurrent:
             raise ValueError(f"{name}: expected at least one time step and one sequence, got x of shape {_checks.shape_str(x.shape)}")
         lengths = _checks.check_lengths(name, lengths, batch, steps)
         state0 = self._split_state(self._check_state(state, batch, unbatched, check_finite), batch)
-        return np.ascontiguousarray(np.moveaxis(x, 1, 0)), state0, lengths, unbatched
+        return np.ascontiguousarray(_time_major(x)), state0, lengths, unbatched
 
     def _check_state(self, state, batch, unbatched, check_finite, arg="state"):
         """A state of exactly the expected shape (never broadcast); returned batched."""
@@ -357,7 +370,7 @@ class Recurrent:
             zero = np.zeros(self._state_shape(batch, unbatched), dtype=self.dtype)
             d_state = tuple(zero if d is None else d for d in d_state)
         d_state = self._check_state(d_state, batch, unbatched, False, arg="d_state")
-        return np.moveaxis(d_out, 1, 0), self._split_state(d_state, batch)
+        return _time_major(d_out), self._split_state(d_state, batch)
 
     def __repr__(self):
         opts = f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
