@@ -14,6 +14,8 @@ it can be stored without pickle; per-parameter state is keyed by the parameter's
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 import numbers
 
@@ -92,7 +94,7 @@ def _check_like(owner: str, name: str, arrays, reference: dict[str, np.ndarray])
             )
 
 
-class Optimizer:
+class Optimizer(ABC):
     """Base class: parameter references, hyper-parameters, step count and per-parameter state.
 
     A subclass defines ``_check_hyper`` (returns the validated hyper-parameters),
@@ -110,17 +112,20 @@ class Optimizer:
         self.step_count = 0
         self.state = {name: self._initial_state(p) for name, p in self.params.items()}
 
+    @abstractmethod
     def _check_hyper(self, hyper: dict) -> dict:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
+    @abstractmethod
     def _state_names(self, hyper: dict) -> tuple[str, ...]:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def _initial_state(self, param: np.ndarray) -> dict[str, np.ndarray]:
         return {key: np.zeros_like(param) for key in self._state_names(self.hyper)}
 
+    @abstractmethod
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     @property
     def lr(self) -> float:
@@ -394,7 +399,7 @@ def get_optimizer(name: str, params, **kwargs) -> Optimizer:
     return OPTIMIZERS[name](params, **kwargs)
 
 
-class LRScheduler:
+class LRScheduler(ABC):
     """Base class: sets ``optimizer.lr`` to ``lr_at(n)`` after the n-th ``step()`` (n = 0 on creation).
 
     ``base_lr`` is the optimizer's lr when the schedule is created. Each lr comes from the
@@ -409,16 +414,18 @@ class LRScheduler:
         self.last_step = 0
         optimizer.lr = self.lr_at(0)
 
+    @abstractmethod
     def lr_at(self, step: int) -> float:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def step(self) -> None:
         """Advance one step (one epoch or one batch, as the caller counts) and set the optimizer's lr."""
         self.last_step += 1
         self.optimizer.lr = self.lr_at(self.last_step)
 
+    @abstractmethod
     def _hyper(self) -> dict:
-        raise NotImplementedError
+        """Defined by each subclass."""
 
     def state_dict(self) -> dict:
         """``{"type": class name, "last_step": int, "base_lr": float, "hyper": {...}}``."""
