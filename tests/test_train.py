@@ -66,7 +66,8 @@ def test_same_seed_same_run_other_seed_other_run():
     dict(cell="lstm", num_layers=2, dropout=0.3, schedule="cosine", warmup=5, optimizer="adamw"),
     dict(task="chars", cell="lstm", bptt=7, batch_size=8, optimizer="sgd", lr=0.5, momentum=0.9),
     dict(model="notebook", cell=None, optimizer="rmsprop", lr=1e-2, patience=3),
-], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook"])
+    dict(task="copy", seq_len=3, copy_len=2, cell="gru", dtype="float32"),
+], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook", "copy-float32"])
 def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options):
     config = TrainConfig(**{**TINY, **options, "checkpoint_every": 10})
     whole = Trainer(config)
@@ -78,6 +79,14 @@ def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options):
     assert resumed.step == 23 and resumed.last_checkpoint == (str(tmp_path / "checkpoint.ckpt"), 23)
     resumed.run()
     _assert_same_run(whole, resumed)
+
+
+@pytest.mark.parametrize("model", ["sequence", "notebook"])
+def test_float32_runs_train_in_float32(model):
+    trainer = Trainer(TrainConfig(**{**TINY, "model": model, "cell": None, "dtype": "float32"}))
+    trainer.run()
+    assert all(value.dtype == np.float32 for value in trainer.model.params.values())
+    assert np.isfinite(trainer.history[-1]["val_loss"])
 
 
 def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):

@@ -120,6 +120,7 @@ class TrainConfig:
     max_skips: int = _option(10, "skip: give up after this many non-finite steps in a row", min=1)
     checkpoint_every: int = _option(100, "steps between checkpoints (0: only at the end)", min=0)
     seed: int = _option(0, "seed of weights, data and dropout", min=0)
+    dtype: str = _option("float64", "floating-point type of the weights and the data", choices=("float64", "float32"))
     out: str | None = _option(None, "run folder (None: nothing is written; the command line's default: runs/TASK)")
 
     def __post_init__(self):
@@ -222,12 +223,12 @@ def _model_config(config: TrainConfig, input_size: int, output_size: int) -> Mod
         hidden_size=config.hidden_size, num_layers=config.num_layers, bidirectional=config.bidirectional,
         dropout=config.dropout, nonlinearity=config.nonlinearity, init=dict(config.init),
         sequence_output=config.task in ("copy", "chars"), tokens=config.task == "chars",
-        embedding_size=config.embedding_size)
+        embedding_size=config.embedding_size, dtype=config.dtype)
 
 
 def _build_model(config: TrainConfig, data, rng: np.random.Generator):
     if config.model == "notebook":
-        return RNN(data.input_size, config.hidden_size, data.output_size, rng=rng)
+        return RNN(data.input_size, config.hidden_size, data.output_size, rng=rng, dtype=np.dtype(config.dtype))
     return SequenceModel(_model_config(config, data.input_size, data.output_size), rng)
 
 
@@ -282,13 +283,18 @@ class _TaskData:
 
     def __init__(self, config: TrainConfig, rng, valid_seed, test_seed):
         self.task, self.batch_size, self.rng = _task(config), config.batch_size, rng
+        self.dtype = np.dtype(config.dtype)
         self.input_size, self.output_size = self.task.input_size, self.task.output_size
         self.loss, self.baseline_loss = self.task.loss, self.task.baseline_loss
-        self.sets = {"valid": self.task.sample(config.eval_size, np.random.default_rng(valid_seed)),
-                     "test": self.task.sample(config.eval_size, np.random.default_rng(test_seed))}
+        self.sets = {"valid": self._sample(config.eval_size, np.random.default_rng(valid_seed)),
+                     "test": self._sample(config.eval_size, np.random.default_rng(test_seed))}
+
+    def _sample(self, n, rng):
+        """A batch in the run's dtype (the tasks draw float64; integer targets stay integers)."""
+        return tuple(a.astype(self.dtype) if a.dtype.kind == "f" else a for a in self.task.sample(n, rng))
 
     def next_batch(self):
-        return (*self.task.sample(self.batch_size, self.rng), None)
+        return (*self._sample(self.batch_size, self.rng), None)
 
     def carry(self, state) -> None:
         """Independent sequences: nothing is carried."""
