@@ -5,6 +5,7 @@ message names the owner (class or function), the argument, the expected and the 
 """
 from __future__ import annotations
 
+import dataclasses
 import numbers
 
 import numpy as np
@@ -111,3 +112,18 @@ def check_ids(owner: str, name: str, ids, vocabulary: int) -> np.ndarray:
     if arr.size and (arr.min() < 0 or arr.max() >= vocabulary):
         raise ValueError(f"{owner}: expected every id in [0, {vocabulary - 1}], got min {arr.min()} and max {arr.max()}")
     return arr
+
+
+class PlainConfig:
+    """``to_dict``/``from_dict`` for a dataclass whose fields are plain (JSON-ready) data."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
+        return cls(**data)

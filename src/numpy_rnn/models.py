@@ -7,7 +7,6 @@ learned embedding) and a linear head, sequence-to-one or sequence-to-sequence, d
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,7 +120,7 @@ class RNN:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_checks.PlainConfig):
     """Architecture of a :class:`SequenceModel`; every field is plain data.
 
     ``input_size`` is the number of features, or the vocabulary size when ``tokens``;
@@ -156,17 +155,6 @@ class ModelConfig:
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
         if self.embedding_size and not self.tokens:
             raise ValueError("ModelConfig: embedding_size needs tokens=True (float inputs are projected by W directly)")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 class SequenceModel:

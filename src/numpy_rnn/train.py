@@ -75,7 +75,7 @@ def _option(default, help: str, **limits):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_checks.PlainConfig):
     """Everything that defines a training run; each field is a ``numpy-rnn train`` flag.
 
     Integers carry a ``min``; floats a ``low`` (and ``high``); strings a ``choices`` registry.
@@ -164,17 +164,6 @@ class TrainConfig:
         if name not in fields:
             raise ValueError(f"TrainConfig: unknown field {name!r}; valid fields: {', '.join(sorted(fields))}")
         return _check_field(fields[name], value)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 def _check_field(f: dataclasses.Field, value):
