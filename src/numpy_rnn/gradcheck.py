@@ -192,7 +192,7 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **opt
     g_state = tuple(rng.standard_normal(s.shape) for s in _as_tuple(state_n))
     layer.zero_grad()
     dx, d_state0 = layer.backward(g_out, g_state if isinstance(state_n, tuple) else g_state[0])
-    masks = layer._cache[1]
+    masks = layer.dropout_masks
     state_names = [f"state[{i}]" for i in range(len(g_state))]
     analytic = {**{k: v.copy() for k, v in layer.grads.items()}, "x": dx}
     arrays = {**layer.params, "x": batched_x}

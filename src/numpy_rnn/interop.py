@@ -85,8 +85,8 @@ def to_torch_state_dict(layer, arrays=None) -> dict[str, np.ndarray]:
     for key, value in layer.params.items():
         _checks.check_shape(owner, f"arrays[{key!r}]", np.asarray(arrays[key]), value.shape)
     H, state_dict = layer.hidden_size, {}
-    for _, k, direction, prefix in layer._runs():
-        p, sfx = layer._view(arrays, prefix), _suffix(k, direction)
+    for _, k, direction, prefix in layer.runs():
+        p, sfx = layer.view(arrays, prefix), _suffix(k, direction)
         bias_hh = np.zeros_like(p["b"])
         if "b_hn" in p:
             bias_hh[2 * H:] = p["b_hn"]
@@ -132,7 +132,7 @@ def load_torch_state_dict(layer, state_dict) -> None:
     """
     arrays = _checked_arrays("load_torch_state_dict", layer, state_dict)
     H, new = layer.hidden_size, {}
-    for _, k, direction, prefix in layer._runs():
+    for _, k, direction, prefix in layer.runs():
         sfx = _suffix(k, direction)
         bias_ih, bias_hh = arrays[f"bias_ih{sfx}"], arrays[f"bias_hh{sfx}"]
         new[prefix + "W"] = arrays[f"weight_ih{sfx}"].T

@@ -161,8 +161,9 @@ class Recurrent:
             return ""
         return f"l{layer}{'_reverse' if direction else ''}."
 
-    def _runs(self):
-        """``(k, layer, direction, prefix)`` for every direction of every layer, in torch's order."""
+    def runs(self):
+        """``(k, layer, direction, prefix)`` for every direction of every layer, in torch's order:
+        ``k`` indexes the state's first axis, ``prefix`` the parameter names (see :meth:`view`)."""
         for layer in range(self.num_layers):
             for direction in range(self.num_directions):
                 yield layer * self.num_directions + direction, layer, direction, self._prefix(layer, direction)
@@ -184,19 +185,25 @@ class Recurrent:
         if unknown:
             raise ValueError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)} in init; valid names: {', '.join(sorted(names))}")
         makers = {key: get_initializer(init.get(key, "torch"), self.hidden_size) for key in names}
-        for _, layer, _, prefix in self._runs():
+        for _, layer, _, prefix in self.runs():
             for key, shape in self._shapes(layer).items():
                 value = np.asarray(makers[key](shape, self.rng, self.dtype), dtype=self.dtype)
                 _checks.check_shape(type(self).__name__, f"init[{key!r}] result", value, shape)
                 self.params[prefix + key] = value
 
-    def _view(self, arrays, prefix):
-        """The arrays of one run under their short names (``W``, ``R``, ...); views, not copies."""
+    def view(self, arrays, prefix):
+        """The entries of ``arrays`` (``params`` or ``grads``) of the run with ``prefix`` under
+        their short names (``W``, ``R``, ...): the same array objects, not copies."""
         return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix) and "." not in key[len(prefix):]}
 
     def zero_grad(self) -> None:
         for value in self.grads.values():
             value.fill(0.0)
+
+    @property
+    def dropout_masks(self):
+        """The dropout masks the last ``forward`` drew (a list of (T, B, F) arrays), or None."""
+        return None if self._cache is None else self._cache[1]
 
     def train(self, mode: bool = True):
         self.training = bool(mode)
@@ -248,7 +255,7 @@ class Recurrent:
             outs = []
             for k, _, direction, prefix in self._runs_of(layer):
                 seq = inp if direction == 0 else _reverse(inp, reverse_index)
-                p = self._view(params, prefix)
+                p = self.view(params, prefix)
                 out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p["b"]), state0[k], step_mask)
                 runs.append((seq, run_cache))
                 outs.append(out if direction == 0 else _reverse(out, reverse_index))
@@ -259,7 +266,7 @@ class Recurrent:
         return inp, finals, (runs, masks, step_mask, reverse_index, batch)
 
     def _runs_of(self, layer):
-        return [run for run in self._runs() if run[1] == layer]
+        return [run for run in self.runs() if run[1] == layer]
 
     # ---------------------------------------------------------------- backward
     def backward(self, d_out, d_state=None):
@@ -281,7 +288,7 @@ class Recurrent:
                 d_part = d_inp[..., direction * H:(direction + 1) * H]
                 if direction:
                     d_part = _reverse(d_part, reverse_index)
-                p, g = self._view(self.params, prefix), self._view(self.grads, prefix)
+                p, g = self.view(self.params, prefix), self.view(self.grads, prefix)
                 d_xw, d_state0[k] = _unroll_backward(self.cell, p, g, d_part, d_state_n[k], run_cache, step_mask)
                 d_seq = self._input_grads(p, g, seq, d_xw)
                 d_seq = d_seq if direction == 0 else _reverse(d_seq, reverse_index)
@@ -306,9 +313,9 @@ class Recurrent:
         """Public state (arrays (..., L*dirs, B, H)) -> per-run tuples of (..., B, H) arrays."""
         if state is None:
             zero = np.zeros((batch, self.hidden_size), dtype=self.dtype)
-            return [(zero,) * self.cell.state_size for _ in self._runs()]
+            return [(zero,) * self.cell.state_size for _ in self.runs()]
         parts = state if self.cell.state_size > 1 else (state,)
-        return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._runs()]
+        return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self.runs()]
 
     def _join_state(self, per_run):
         if len(per_run) == 1:  # a copy: the arrays may live on in the backward cache
@@ -413,7 +420,7 @@ class LSTM(Recurrent):
         if forget_bias is not None:
             value = _checks.check_float("LSTM", "forget_bias", forget_bias)
             H = self.hidden_size
-            for *_, prefix in self._runs():
+            for *_, prefix in self.runs():
                 self.params[prefix + "b"][H:2 * H] = value
 
     def _make_cell(self):
