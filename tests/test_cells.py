@@ -1,0 +1,85 @@
+"""One step of each cell against central differences, outside any layer.
+
+The loss is ``sum_i sum(state_i * G_i)`` over the new state; the analytic gradients come from
+``step_backward`` (input, previous state) and ``recurrent_grads`` over a single step (the
+cell's own parameters). The numerical side calls ``step`` with one perturbed array carrying a
+leading batch axis, which also checks the broadcasting contract the vectorised check relies on.
+"""
+import numpy as np
+import pytest
+
+from numpy_rnn.cells import ElmanCell, GRUCell, LSTMCell, sigmoid
+from numpy_rnn.gradcheck import compare, numerical_gradients
+
+B, H = 3, 4
+
+CELLS = {
+    "elman-tanh": lambda: ElmanCell(H, "tanh"),
+    "elman-relu": lambda: ElmanCell(H, "relu"),
+    "lstm": lambda: LSTMCell(H),
+    "lstm-peepholes": lambda: LSTMCell(H, peepholes=True),
+    "gru": lambda: GRUCell(H),
+    "gru-reset-before": lambda: GRUCell(H, reset_after=False),
+}
+
+
+@pytest.mark.parametrize("kind", CELLS)
+def test_one_step_backward_matches_central_differences(kind, rng):
+    cell = CELLS[kind]()
+    params = {name: 0.5 * rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
+    xw = rng.standard_normal((B, cell.num_gates * H))
+    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
+    weights = [rng.standard_normal((B, H)) for _ in cell.state_names]
+
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    _, cache = cell.step(params, xw, state)
+    d_xw, d_rec, d_prev = cell.step_backward(params, grads, tuple(weights), cache)
+    cell.recurrent_grads(params, grads, state[0][None], None if d_rec is None else d_rec[None], [cache])
+    analytic = {**grads, "xw": d_xw, **{f"state{i}": d for i, d in enumerate(d_prev)}}
+
+    arrays = {**params, "xw": xw, **{f"state{i}": s for i, s in enumerate(state)}}
+
+    def loss(a):
+        p = {name: a[name] for name in params}
+        new, _ = cell.step(p, a["xw"], tuple(a[f"state{i}"] for i in range(len(state))))
+        return sum(np.sum(s * w, axis=(-2, -1)) for s, w in zip(new, weights))
+
+    options = {} if cell.smooth else {"stencil": 4, "eps": 1e-5}
+    report = compare(analytic, numerical_gradients(loss, arrays, **options))
+    assert report.passed, str(report)
+
+
+def test_sigmoid_is_stable_and_keeps_the_dtype():
+    x = np.array([-1000.0, -1.0, 0.0, 1.0, 1000.0], dtype=np.float32)
+    with np.errstate(all="raise"):
+        y = sigmoid(x)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, [0.0, 1 / (1 + np.e), 0.5, 1 / (1 + np.exp(-1.0)), 1.0], atol=1e-7)
+
+
+def test_lstm_step_is_torch_gate_order(rng):
+    """i, f, g, o blocks: with only the forget gate open and c(t-1) = 1, c(t) = sigmoid(z_f)."""
+    cell = LSTMCell(H)
+    p = {"R": np.zeros((H, 4 * H))}
+    xw = np.full((1, 4 * H), -50.0)
+    xw[0, H:2 * H] = 0.3  # forget gate pre-activation
+    (h, c), _ = cell.step(p, xw, (np.zeros((1, H)), np.ones((1, H))))
+    np.testing.assert_allclose(c, sigmoid(np.full((1, H), 0.3)), atol=1e-12)
+
+
+def test_gru_reset_after_uses_b_hn_inside_the_reset(rng):
+    """n = tanh(xw_n + r * (h R_n + b_hn)): with r = 0 the candidate ignores b_hn."""
+    cell = GRUCell(H)
+    p = {"R": np.zeros((H, 3 * H)), "b_hn": np.full(H, 5.0)}
+    xw = np.zeros((1, 3 * H))
+    xw[0, :H] = -50.0  # r ~ 0
+    (h,), cache = cell.step(p, xw, (np.zeros((1, H)),))
+    np.testing.assert_allclose(cache[3], 0.0, atol=1e-12)  # n = tanh(0)
+
+
+def test_state_names_and_parameter_shapes():
+    assert LSTMCell(H).state_names == ("h", "c") and LSTMCell(H).state_size == 2
+    assert set(LSTMCell(H, peepholes=True).param_shapes()) == {"R", "p_i", "p_f", "p_o"}
+    assert GRUCell(H).param_shapes() == {"R": (H, 3 * H), "b_hn": (H,)}
+    assert GRUCell(H, reset_after=False).param_shapes() == {"R": (H, 3 * H)}
+    assert not ElmanCell(H, "relu").smooth and ElmanCell(H).smooth
