@@ -343,3 +343,8 @@ def test_cell_parameter_names_may_not_clash():
 
     with pytest.raises(ValueError, match=r"cell parameter names \['b'\] clash with the layer's W, b"):
         Recurrent(D, H, cell=Clashing)
+
+
+def test_dropout_with_one_layer_warns_as_torch_does():
+    with pytest.warns(UserWarning, match=r"GRU: dropout=0.5 acts between stacked layers only"):
+        GRU(D, H, dropout=0.5)

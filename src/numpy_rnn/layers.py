@@ -17,6 +17,8 @@ otherwise ``l{k}.W`` and ``l{k}_reverse.W`` for layer ``k`` and its reverse dire
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import _checks
@@ -139,6 +141,9 @@ class Recurrent:
         if not isinstance(bidirectional, bool):
             raise TypeError(f"{name}: expected bidirectional to be a bool, got {bidirectional!r}")
         self.dropout = _checks.check_float(name, "dropout", dropout, low=0.0, high=1.0, high_open=True)
+        if self.dropout and self.num_layers == 1:
+            warnings.warn(f"{name}: dropout={self.dropout} acts between stacked layers only and does nothing "
+                          f"with num_layers=1", UserWarning, stacklevel=2)
         self.dtype = _checks.check_dtype(name, dtype)
         self.rng = _checks.as_generator(rng)
         self.cell = self._make_cell() if cell is None else cell(self.hidden_size)
