@@ -85,13 +85,14 @@ def require_float64(arrays: dict) -> None:
             raise ValueError(f"gradcheck: expected finite values in {name}, got NaN or inf")
 
 
-def _perturbed_batch(arrays, name, flat_index, offsets):
+def _perturbed_batch(arrays, name, flat_index, offsets, rows):
     """``arrays`` with ``name`` replaced by P = len(flat_index) copies along a new leading
     axis, copy j with ``offsets[j]`` added at ``flat_index[j]``; the other arrays stay as they
-    are and broadcast (so perturbing an input keeps the weights' fast unbatched matmuls)."""
+    are and broadcast (so perturbing an input keeps the weights' fast unbatched matmuls).
+    ``rows`` is ``arange(P)`` (or longer), passed in so that it is built once."""
     P = len(flat_index)
     moved = np.repeat(arrays[name][None], P, axis=0)
-    moved.reshape(P, -1)[np.arange(P), flat_index] += offsets
+    moved.reshape(P, -1)[rows[:P], flat_index] += offsets
     return {**arrays, name: moved}
 
 
@@ -99,26 +100,31 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=T
     """Central-difference gradients of the scalar ``func`` w.r.t. every array in ``arrays``.
 
     ``vectorized=True``: ``func(batch)`` receives the perturbed array with a leading axis of P
-    copies (the others unchanged, to broadcast against it) and returns P values (chunks of at most ``max_batch`` copies). ``vectorized=False``:
-    ``func(arrays)`` returns one float and is called per perturbation (any function works).
+    copies (the others unchanged, to broadcast against it) and returns P values (chunks of at
+    most ``max_batch`` copies). ``vectorized=False``: ``func(arrays)`` returns one float and is
+    called per perturbation (any function works).
     """
     weights, steps, denominator, eps = _stencil(stencil, eps)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
-    shifts = np.array(steps, dtype=np.float64) * eps
+    k, largest = len(steps), max(value.size for value in arrays.values())
+    flat = np.arange(largest).repeat(k)  # element i at each stencil point, for every array
+    offsets = np.tile(np.array(steps, dtype=np.float64) * eps, largest)
+    coefficients = np.array(weights[0::2]) / (denominator * eps)  # of the differences f(+ke) - f(-ke)
+    chunk = max(k, max_batch - max_batch % k)
+    rows = np.arange(min(chunk, flat.size))
     grads = {}
     for name, value in arrays.items():
-        flat = np.arange(value.size).repeat(len(steps))  # element i, each stencil point
-        offsets = np.broadcast_to(shifts, (value.size, len(steps))).ravel()
-        values = np.empty(flat.size)
-        chunk = max(len(steps), max_batch - max_batch % len(steps))
-        for start in range(0, flat.size, chunk):
-            part = slice(start, start + chunk)
+        values = np.empty(value.size * k)
+        for start in range(0, values.size, chunk):
+            part = slice(start, min(start + chunk, values.size))
             if vectorized:
-                values[part] = func(_perturbed_batch(arrays, name, flat[part], offsets[part]))
+                values[part] = func(_perturbed_batch(arrays, name, flat[part], offsets[part], rows))
             else:
                 values[part] = [_single(func, arrays, name, i, o) for i, o in zip(flat[part], offsets[part])]
-        grads[name] = (values.reshape(value.size, len(steps)) @ np.array(weights) / (denominator * eps)).reshape(value.shape)
+        values = values.reshape(value.size, k)
+        differences = values[:, 0::2] - values[:, 1::2]  # exactly 0 where f does not depend on the element
+        grads[name] = (differences @ coefficients).reshape(value.shape)
     return grads
 
 

@@ -152,6 +152,8 @@ class Recurrent:
         self.num_directions = 2 if bidirectional else 1
         self.bidirectional = bidirectional
         self.training = True
+        self._run_table = self.runs()
+        self._short_names = tuple(self._shapes(0))
         self.params: dict[str, np.ndarray] = {}
         self._init_params(init or {})
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
@@ -166,12 +168,11 @@ class Recurrent:
             return ""
         return f"l{layer}{'_reverse' if direction else ''}."
 
-    def runs(self):
+    def runs(self) -> tuple:
         """``(k, layer, direction, prefix)`` for every direction of every layer, in torch's order:
         ``k`` indexes the state's first axis, ``prefix`` the parameter names (see :meth:`view`)."""
-        for layer in range(self.num_layers):
-            for direction in range(self.num_directions):
-                yield layer * self.num_directions + direction, layer, direction, self._prefix(layer, direction)
+        return tuple((layer * self.num_directions + direction, layer, direction, self._prefix(layer, direction))
+                     for layer in range(self.num_layers) for direction in range(self.num_directions))
 
     def _shapes(self, layer: int) -> dict[str, tuple]:
         D = self.input_size if layer == 0 else self.num_directions * self.hidden_size
@@ -199,7 +200,7 @@ class Recurrent:
     def view(self, arrays, prefix):
         """The entries of ``arrays`` (``params`` or ``grads``) of the run with ``prefix`` under
         their short names (``W``, ``R``, ...): the same array objects, not copies."""
-        return {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix) and "." not in key[len(prefix):]}
+        return {short: arrays[prefix + short] for short in self._short_names}
 
     def zero_grad(self) -> None:
         for value in self.grads.values():
@@ -271,7 +272,7 @@ class Recurrent:
         return inp, finals, (runs, masks, step_mask, reverse_index, batch)
 
     def _runs_of(self, layer):
-        return [run for run in self.runs() if run[1] == layer]
+        return self._run_table[layer * self.num_directions:(layer + 1) * self.num_directions]
 
     # ---------------------------------------------------------------- backward
     def backward(self, d_out, d_state=None):
@@ -318,9 +319,9 @@ class Recurrent:
         """Public state (arrays (..., L*dirs, B, H)) -> per-run tuples of (..., B, H) arrays."""
         if state is None:
             zero = np.zeros((batch, self.hidden_size), dtype=self.dtype)
-            return [(zero,) * self.cell.state_size for _ in self.runs()]
+            return [(zero,) * self.cell.state_size for _ in self._run_table]
         parts = state if self.cell.state_size > 1 else (state,)
-        return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self.runs()]
+        return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._run_table]
 
     def _join_state(self, per_run):
         if len(per_run) == 1:  # a copy: the arrays may live on in the backward cache
