@@ -85,24 +85,47 @@ def require_float64(arrays: dict) -> None:
             raise ValueError(f"gradcheck: expected finite values in {name}, got NaN or inf")
 
 
-def _perturbed_batch(arrays, name, flat_index, offsets, rows):
-    """``arrays`` with ``name`` replaced by P = len(flat_index) copies along a new leading
-    axis, copy j with ``offsets[j]`` added at ``flat_index[j]``; the other arrays stay as they
-    are and broadcast (so perturbing an input keeps the weights' fast unbatched matmuls).
-    ``rows`` is ``arange(P)`` (or longer), passed in so that it is built once."""
-    P = len(flat_index)
-    moved = np.repeat(arrays[name][None], P, axis=0)
-    moved.reshape(P, -1)[rows[:P], flat_index] += offsets
-    return {**arrays, name: moved}
+def _jobs(arrays, k, chunk, group_rows):
+    """Evaluation jobs: lists of ``(name, first, stop)`` row ranges (k rows per element).
+
+    A large array is split into chunks of its own; consecutive small arrays share a job of at
+    most ``group_rows`` rows, so tiny parameters do not each pay a whole forward pass."""
+    jobs, group, used = [], [], 0
+    for name, value in arrays.items():
+        n = value.size * k
+        if n > group_rows:
+            jobs += [[(name, start, min(start + chunk, n))] for start in range(0, n, chunk)]
+            continue
+        if group and used + n > group_rows:
+            jobs.append(group)
+            group, used = [], 0
+        group.append((name, 0, n))
+        used += n
+    return jobs + ([group] if group else [])
 
 
-def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=True, max_batch=4096) -> dict:
+def _perturbed_batch(arrays, job, flat, offsets):
+    """``arrays`` where every array of ``job`` has a leading axis of P copies (P the job's rows)
+    and row j of its own range has ``offsets`` added at element ``flat``; arrays outside the job
+    stay as they are and broadcast (perturbing an input keeps the weights' plain matmuls)."""
+    P = sum(stop - first for _, first, stop in job)
+    batch, row = dict(arrays), 0
+    for name, first, stop in job:
+        moved = np.repeat(arrays[name][None], P, axis=0)
+        moved.reshape(P, -1)[np.arange(row, row + stop - first), flat[first:stop]] += offsets[first:stop]
+        batch[name], row = moved, row + stop - first
+    return batch
+
+
+def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=True, max_batch=4096,
+                        group_rows=256) -> dict:
     """Central-difference gradients of the scalar ``func`` w.r.t. every array in ``arrays``.
 
     ``vectorized=True``: ``func(batch)`` receives the perturbed array with a leading axis of P
     copies (the others unchanged, to broadcast against it) and returns P values (chunks of at
-    most ``max_batch`` copies). ``vectorized=False``: ``func(arrays)`` returns one float and is
-    called per perturbation (any function works).
+    most ``max_batch`` copies; arrays of at most ``group_rows`` perturbations share a call).
+    ``vectorized=False``: ``func(arrays)`` returns one float and is called per perturbation
+    (any function works).
     """
     weights, steps, denominator, eps = _stencil(stencil, eps)
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
@@ -112,18 +135,21 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=6, vectorized=T
     offsets = np.tile(np.array(steps, dtype=np.float64) * eps, largest)
     coefficients = np.array(weights[0::2]) / (denominator * eps)  # of the differences f(+ke) - f(-ke)
     chunk = max(k, max_batch - max_batch % k)
-    rows = np.arange(min(chunk, flat.size))
+    values = {name: np.empty(value.size * k) for name, value in arrays.items()}
+    for job in _jobs(arrays, k, chunk, group_rows if vectorized else 0):
+        if vectorized:
+            results, row = func(_perturbed_batch(arrays, job, flat, offsets)), 0
+            for name, first, stop in job:
+                values[name][first:stop] = results[row:row + stop - first]
+                row += stop - first
+        else:
+            for name, first, stop in job:
+                values[name][first:stop] = [_single(func, arrays, name, i, o)
+                                            for i, o in zip(flat[first:stop], offsets[first:stop])]
     grads = {}
     for name, value in arrays.items():
-        values = np.empty(value.size * k)
-        for start in range(0, values.size, chunk):
-            part = slice(start, min(start + chunk, values.size))
-            if vectorized:
-                values[part] = func(_perturbed_batch(arrays, name, flat[part], offsets[part], rows))
-            else:
-                values[part] = [_single(func, arrays, name, i, o) for i, o in zip(flat[part], offsets[part])]
-        values = values.reshape(value.size, k)
-        differences = values[:, 0::2] - values[:, 1::2]  # exactly 0 where f does not depend on the element
+        values_of = values[name].reshape(value.size, k)
+        differences = values_of[:, 0::2] - values_of[:, 1::2]  # exactly 0 where f does not depend on it
         grads[name] = (differences @ coefficients).reshape(value.shape)
     return grads
 
