@@ -91,6 +91,9 @@ EXPERIMENTS = {
     # Le, Jaitly & Hinton (2015): the adding problem at T = 150
     "adding-irnn": ("adding", "IRNN (ReLU, R = I, b = 0), Adam lr 1e-3, cosine, 10k steps",
                     dict(_ADDING, **_IRNN, lr=1e-3, schedule="cosine", steps=10000)),
+    "adding-irnn-paper-init": ("adding", "IRNN with the paper's W ~ N(0, 0.001^2), Adam lr 1e-3, cosine, 10k steps",
+                               dict(_ADDING, **{**_IRNN, "init": {**_IRNN["init"], "W": "normal:0.001"}},
+                                    lr=1e-3, schedule="cosine", steps=10000)),
     "adding-tanh": ("adding", "tanh RNN, default init, Adam lr 1e-3, cosine, 10k steps",
                     dict(_ADDING, cell="rnn", lr=1e-3, schedule="cosine", steps=10000)),
     "adding-lstm": ("adding", "LSTM, default init, Adam lr 3e-3 constant, 8k steps",
@@ -141,8 +144,8 @@ def train_one(name: str, seed: int, quick: bool) -> dict:
     config = experiment_config(name, seed, quick)
     out = Path(config.out)
     if (out / SUMMARY_FILE).is_file():
-        stored = json.loads((out / "config.json").read_text(encoding="utf-8"))
-        if stored != config.to_dict():
+        stored = TrainConfig.from_dict(json.loads((out / "config.json").read_text(encoding="utf-8")))
+        if stored != config:  # fields added since the run take their defaults
             raise SystemExit(f"results: {out} holds a run of another configuration; use --rerun to replace it")
         summary = json.loads((out / SUMMARY_FILE).read_text(encoding="utf-8"))
         print(f"  {name} seed {seed}: done before, read back", flush=True)
