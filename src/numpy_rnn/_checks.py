@@ -6,6 +6,7 @@ message names the owner (class or function), the argument, the expected and the 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 
 import numpy as np
@@ -35,18 +36,40 @@ def check_dtype(owner: str, dtype) -> np.dtype:
     return dt
 
 
-def check_float(owner: str, name: str, value, *, low=None, high=None, high_open=False) -> float:
-    """A finite real number inside [low, high] (or [low, high) with high_open)."""
+def check_real(owner: str, name: str, value, *, low: float = -math.inf, high: float = math.inf,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number (a 0-d array counts) between ``low`` and ``high``, ends closed
+    unless told open; bool is refused (``True`` is not a number)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{owner}: expected {name} to be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    in_range = np.isfinite(value) and (low is None or value >= low) and (
-        high is None or (value < high if high_open else value <= high)
-    )
-    if not in_range:
-        interval = f"[{low}, {high}{')' if high_open else ']'}"
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (math.isfinite(value) and above and below):
+        interval = f"{'(' if low_open or low == -math.inf else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
         raise ValueError(f"{owner}: expected {name} finite and in {interval}, got {value}")
     return value
+
+
+def check_bool(owner: str, name: str, value) -> bool:
+    """A bool (a 0-d bool array counts); 0 and 1 are refused."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: expected {name} to be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def lookup(owner: str, kind: str, name, registry):
+    """``registry[name]``, or a ValueError listing the valid names: the one rule for every
+    string choice (cells, losses, optimizers, tasks, modes, ...)."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(str(key) for key in registry)
+        raise ValueError(f"{owner}: unknown {kind} {name!r}; valid names: {valid}") from None
 
 
 def check_array(owner: str, name: str, value, dtype: np.dtype, *, check_finite: bool = False) -> np.ndarray:
@@ -95,13 +118,18 @@ def check_lengths(owner: str, lengths, batch: int, steps: int) -> np.ndarray | N
     return arr.astype(np.int64)
 
 
-def as_generator(rng) -> np.random.Generator:
-    """``rng`` as a Generator: None (fresh entropy), an int seed, or a Generator."""
+def as_generator(rng, owner: str = "rng") -> np.random.Generator:
+    """``rng`` as a Generator: None (fresh entropy), an int seed >= 0, or a Generator itself."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"expected rng to be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}")
+    if rng is None:
+        return np.random.default_rng()
+    if isinstance(rng, (bool, np.bool_)) or not isinstance(rng, numbers.Integral):
+        raise TypeError(f"{owner}: expected rng to be None, an int seed or a numpy.random.Generator, "
+                        f"got {type(rng).__name__}")
+    if rng < 0:
+        raise ValueError(f"{owner}: expected rng seed >= 0, got {rng}")
+    return np.random.default_rng(int(rng))
 
 
 def check_ids(owner: str, name: str, ids, vocabulary: int) -> np.ndarray:
@@ -127,3 +155,6 @@ class PlainConfig:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
         return cls(**data)
+
+
+check_float = check_real  # TEMPORARY during the migration of call sites; removed before commit

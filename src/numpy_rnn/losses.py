@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import check_lengths, shape_str
+from ._checks import FLOAT_DTYPES, check_lengths, lookup, shape_str
 
 REDUCTIONS = ("mean", "sum")
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _check_pred(owner: str, name: str, pred) -> np.ndarray:
     """A float32/float64 ndarray of shape (B, K) or (B, T, K)."""
-    if not isinstance(pred, np.ndarray) or pred.dtype not in _FLOATS:
+    if not isinstance(pred, np.ndarray) or pred.dtype not in FLOAT_DTYPES:
         kind = f"ndarray of dtype {pred.dtype}" if isinstance(pred, np.ndarray) else type(pred).__name__
         raise TypeError(f"{owner}: expected {name} to be a float32 or float64 ndarray, got {kind}")
     if pred.ndim not in (2, 3) or pred.size == 0:
@@ -192,6 +191,4 @@ def get_loss(name: str):
     """The loss function registered as ``name`` in ``LOSSES``."""
     if not isinstance(name, str):
         raise TypeError(f"get_loss: expected name to be a str, got {type(name).__name__}")
-    if name not in LOSSES:
-        raise ValueError(f"get_loss: unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))}")
-    return LOSSES[name]
+    return lookup("get_loss", "loss", name, LOSSES)

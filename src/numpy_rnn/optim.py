@@ -17,38 +17,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import math
-import numbers
 
 import numpy as np
 
-from ._checks import check_size, shape_str
-
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def _check_real(owner: str, name: str, value, *, low: float, low_open: bool = False, high: float = math.inf,
-                high_open: bool = False) -> float:
-    """A finite real number in the interval from ``low`` to ``high`` (open ends where told)."""
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: expected {name} to be a real number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    above = value > low if low_open else value >= low
-    below = value < high if high_open else value <= high
-    if not (math.isfinite(value) and above and below):
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open or high == math.inf else ']'}"
-        raise ValueError(f"{owner}: expected {name} finite and in {interval}, got {value}")
-    return value
-
-
-def _check_bool(owner: str, name: str, value) -> bool:
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value.item()
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: expected {name} to be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
+from ._checks import FLOAT_DTYPES, check_bool, check_real, check_size, lookup, shape_str
 
 def _check_arrays(owner: str, name: str, arrays) -> dict[str, np.ndarray]:
     """A non-empty dict of writeable float32/float64 ndarrays with str keys, no array twice."""
@@ -60,7 +32,7 @@ def _check_arrays(owner: str, name: str, arrays) -> dict[str, np.ndarray]:
     for key, arr in arrays.items():
         if not isinstance(key, str):
             raise TypeError(f"{owner}: expected {name} keys to be str, got {type(key).__name__} {key!r}")
-        if not isinstance(arr, np.ndarray) or arr.dtype not in _FLOATS:
+        if not isinstance(arr, np.ndarray) or arr.dtype not in FLOAT_DTYPES:
             kind = f"ndarray of dtype {arr.dtype}" if isinstance(arr, np.ndarray) else type(arr).__name__
             raise TypeError(f"{owner}: expected {name}[{key!r}] to be a float32 or float64 ndarray, got {kind}")
         if not arr.flags.writeable:
@@ -134,7 +106,7 @@ class Optimizer(ABC):
 
     @lr.setter
     def lr(self, value) -> None:
-        self.hyper["lr"] = _check_real(type(self).__name__, "lr", value, low=0.0)
+        self.hyper["lr"] = check_real(type(self).__name__, "lr", value, low=0.0)
 
     def step(self, grads: dict[str, np.ndarray]) -> None:
         """Update every parameter in place from ``grads`` (same keys, shapes and dtypes; unmodified)."""
@@ -189,18 +161,18 @@ _NONNEGATIVE = {"low": 0.0}  # [0, inf)
 def _check_common(owner: str, hyper: dict, **limits) -> dict:
     """The hyper-parameters every optimizer shares (lr, weight_decay) plus ``limits`` per name.
 
-    ``limits[name]`` holds the keyword arguments of ``_check_real`` (``"bool"`` for flags).
+    ``limits[name]`` holds the keyword arguments of ``check_real`` (``"bool"`` for flags).
     """
     checked = {
-        "lr": _check_real(owner, "lr", hyper["lr"], low=0.0),
-        "weight_decay": _check_real(owner, "weight_decay", hyper["weight_decay"], low=0.0),
+        "lr": check_real(owner, "lr", hyper["lr"], low=0.0),
+        "weight_decay": check_real(owner, "weight_decay", hyper["weight_decay"], low=0.0),
     }
     for name, limit in limits.items():
         label, value = _LABELS.get(name, name), hyper[name]
         if limit == "bool":
-            checked[name] = _check_bool(owner, label, value)
+            checked[name] = check_bool(owner, label, value)
         else:
-            checked[name] = _check_real(owner, label, value, **limit)
+            checked[name] = check_real(owner, label, value, **limit)
     return checked
 
 
@@ -394,9 +366,7 @@ def get_optimizer(name: str, params, **kwargs) -> Optimizer:
     """``OPTIMIZERS[name](params, **kwargs)``; an unknown name lists the valid ones."""
     if not isinstance(name, str):
         raise TypeError(f"get_optimizer: expected name to be a str, got {type(name).__name__}")
-    if name not in OPTIMIZERS:
-        raise ValueError(f"get_optimizer: unknown optimizer {name!r}; valid names: {', '.join(OPTIMIZERS)}")
-    return OPTIMIZERS[name](params, **kwargs)
+    return lookup("get_optimizer", "optimizer", name, OPTIMIZERS)(params, **kwargs)
 
 
 class LRScheduler(ABC):
@@ -441,7 +411,7 @@ class LRScheduler(ABC):
         if state_dict["hyper"] != self._hyper():
             raise ValueError(f"{owner}: expected hyper {self._hyper()}, got {state_dict['hyper']}")
         last_step = check_size(owner, "state_dict['last_step']", state_dict["last_step"], minimum=0)
-        self.base_lr = _check_real(owner, "state_dict['base_lr']", state_dict["base_lr"], low=0.0)
+        self.base_lr = check_real(owner, "state_dict['base_lr']", state_dict["base_lr"], low=0.0)
         self.last_step = last_step
         self.optimizer.lr = self.lr_at(last_step)
 
@@ -451,7 +421,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
         self.step_size = check_size("StepLR", "step_size", step_size)
-        self.gamma = _check_real("StepLR", "gamma", gamma, **_POSITIVE)
+        self.gamma = check_real("StepLR", "gamma", gamma, **_POSITIVE)
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -473,7 +443,7 @@ class CosineLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, total_steps: int, min_lr: float = 0.0):
         self.total_steps = check_size("CosineLR", "total_steps", total_steps)
-        self.min_lr = _check_real("CosineLR", "min_lr", min_lr, **_NONNEGATIVE)
+        self.min_lr = check_real("CosineLR", "min_lr", min_lr, **_NONNEGATIVE)
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -543,7 +513,7 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     ``math.isfinite`` on the result to skip such a step.
     """
     grads = _check_arrays("clip_grad_norm", "grads", grads)
-    max_norm = _check_real("clip_grad_norm", "max_norm", max_norm, **_POSITIVE)
+    max_norm = check_real("clip_grad_norm", "max_norm", max_norm, **_POSITIVE)
     norm = float(np.linalg.norm([np.linalg.norm(g) for g in grads.values()]))
     coef = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and coef < 1:
@@ -555,6 +525,6 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 def clip_grad_value(grads: dict[str, np.ndarray], clip_value: float) -> None:
     """Clip every gradient element IN PLACE to ``[-clip_value, clip_value]`` (``clip_grad_value_``)."""
     grads = _check_arrays("clip_grad_value", "grads", grads)
-    clip_value = _check_real("clip_grad_value", "clip_value", clip_value, **_POSITIVE)
+    clip_value = check_real("clip_grad_value", "clip_value", clip_value, **_POSITIVE)
     for g in grads.values():
         np.clip(g, -clip_value, clip_value, out=g)
