@@ -36,8 +36,8 @@ class IndRNNCell(Cell):
     ``u (H,)``. ``nonlinearity`` is ``"relu"`` (the paper's choice) or ``"tanh"``.
     """
 
-    num_gates = 1   # xw(t) is (B, 1*H)
-    state_size = 1  # the state is (h,)
+    num_gates = 1         # xw(t) is (B, 1*H)
+    state_names = ("h",)  # the state is the tuple (h,), each part (B, H)
 
     def __init__(self, hidden_size: int, nonlinearity: str = "relu"):
         super().__init__(hidden_size)

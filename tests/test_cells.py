@@ -1,14 +1,16 @@
-"""One step of each cell against central differences, outside any layer.
+"""One step of each cell against central differences, outside any layer; the Cell contract.
 
 The loss is ``sum_i sum(state_i * G_i)`` over the new state; the analytic gradients come from
 ``step_backward`` (input, previous state) and ``recurrent_grads`` over a single step (the
 cell's own parameters). The numerical side calls ``step`` with one perturbed array carrying a
 leading batch axis, which also checks the broadcasting contract the vectorised check relies on.
 """
+import re
+
 import numpy as np
 import pytest
 
-from numpy_rnn.cells import ElmanCell, GRUCell, LSTMCell, sigmoid
+from numpy_rnn.cells import Cell, ElmanCache, ElmanCell, GRUCache, GRUCell, LSTMCache, LSTMCell, sigmoid
 from numpy_rnn.gradcheck import compare, numerical_gradients
 
 B, H = 3, 4
@@ -74,7 +76,7 @@ def test_gru_reset_after_uses_b_hn_inside_the_reset(rng):
     xw = np.zeros((1, 3 * H))
     xw[0, :H] = -50.0  # r ~ 0
     (h,), cache = cell.step(p, xw, (np.zeros((1, H)),))
-    np.testing.assert_allclose(cache[3], 0.0, atol=1e-12)  # n = tanh(0)
+    np.testing.assert_allclose(cache.n, 0.0, atol=1e-12)  # n = tanh(0)
 
 
 def test_state_names_and_parameter_shapes():
@@ -83,3 +85,36 @@ def test_state_names_and_parameter_shapes():
     assert GRUCell(H).param_shapes() == {"R": (H, 3 * H), "b_hn": (H,)}
     assert GRUCell(H, reset_after=False).param_shapes() == {"R": (H, 3 * H)}
     assert not ElmanCell(H, "relu").smooth and ElmanCell(H).smooth
+
+
+def test_caches_are_named_per_step_records(rng):
+    h_prev, c_prev = rng.standard_normal((B, H)), rng.standard_normal((B, H))
+    (h, c), cache = LSTMCell(H).step({"R": rng.standard_normal((H, 4 * H))}, rng.standard_normal((B, 4 * H)), (h_prev, c_prev))
+    assert isinstance(cache, LSTMCache) and cache.c_prev is c_prev and cache.c is c
+    np.testing.assert_array_equal(h, cache.o * cache.tanh_c)
+    (h,), cache = GRUCell(H, reset_after=False).step({"R": rng.standard_normal((H, 3 * H))}, rng.standard_normal((B, 3 * H)), (h_prev,))
+    assert isinstance(cache, GRUCache) and cache.h_prev is h_prev
+    np.testing.assert_array_equal(cache.rec_n, cache.r * h_prev)  # what R_n multiplies
+    (h,), cache = ElmanCell(H).step({"R": rng.standard_normal((H, H))}, rng.standard_normal((B, H)), (h_prev,))
+    assert isinstance(cache, ElmanCache) and cache.h is h
+
+
+def _cell_class(**attributes):
+    def step(self, p, xw, state):
+        return state, None
+
+    def step_backward(self, p, g, d_state, cache):
+        return None, None, d_state
+    return type("MyCell", (Cell,), {"step": step, "step_backward": step_backward, **attributes})
+
+
+def test_a_cell_declares_its_state_by_names_not_by_size():
+    assert _cell_class(state_names=("h", "c", "m"))(H).state_size == 3
+    with pytest.raises(TypeError, match=r"MyCell: state_size is derived from state_names; set state_names"):
+        _cell_class(state_size=2)
+
+
+@pytest.mark.parametrize("names", [(), ["h", "c"], ("h", "h"), ("h", 1), "h"])
+def test_state_names_must_be_a_tuple_of_distinct_strings(names):
+    with pytest.raises(TypeError, match=rf"MyCell: expected state_names to be a non-empty tuple of distinct strings, got {re.escape(repr(names))}"):
+        _cell_class(state_names=names)

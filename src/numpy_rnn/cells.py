@@ -2,35 +2,15 @@
 
 A cell knows the maths of a single step and nothing else: the layers in
 :mod:`numpy_rnn.layers` unroll it over time, stack it, run it in both directions, mask
-variable lengths and check its gradients. Writing a new cell means subclassing :class:`Cell`
-(see ``docs/custom_cells.md``).
-
-The contract, with ``G`` gates, hidden size ``H`` and batch ``B``:
-
-* The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
-  computed for all steps in one matmul before the time loop. The cell owns every other
-  parameter (:meth:`Cell.param_shapes`, usually ``R (H, G*H)``).
-* ``step(p, xw, state) -> (new_state, cache)``: ``xw (B, G*H)``; ``state`` a tuple of
-  ``(B, H)`` arrays whose first element is the output ``h``.
-* ``step_backward(p, g, d_state, cache) -> (d_xw, d_rec, d_state_prev)``: the gradient of the
-  loss w.r.t. ``xw``, w.r.t. the recurrent pre-activation (``h(t-1) R`` for the built-in cells;
-  ``None`` when the cell accumulates its own parameter gradients into ``g`` step by step), and
-  w.r.t. the previous state.
-* ``recurrent_grads(p, g, h_prev, d_rec, caches)``: after the loop, add the gradients of the
-  cell's parameters from all steps at once (default: ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
-* ``state_names`` (default ``("h",)``; LSTM ``("h", "c")``) and ``num_gates`` (G).
-* ``smooth = False`` for a step with kinks (relu): the gradient check then uses small steps
-  (4-point stencil, eps 1e-4); a smooth-stencil check of a kinked cell fails even when its
-  backward is right.
-* Parameter names must not be ``W`` or ``b`` (the layer's) and must not contain a dot.
-
-``step`` is written with ``@`` and ``[..., None, :]`` biases so that parameters may carry extra
-leading axes: the vectorised gradient check evaluates a whole batch of perturbed parameter sets
-in one pass this way. ``step_backward`` only ever sees plain ``(B, .)`` arrays.
+variable lengths and check its gradients. Writing a new cell means subclassing :class:`Cell`,
+whose docstring states the contract (walk-through: ``docs/custom_cells.md``). The built-in
+cells keep what their backward step needs in a named tuple per step (:class:`ElmanCache`,
+:class:`LSTMCache`, :class:`GRUCache`).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,25 +37,70 @@ NONLINEARITIES = {"tanh": (np.tanh, _tanh_derivative), "relu": (_relu, _relu_der
 
 
 class Cell(ABC):
-    """Base class of a recurrent cell; see the module docstring for the contract."""
+    """Base class of a recurrent cell: one time step forward and backward.
+
+    The contract, with ``G = num_gates`` gates, hidden size ``H`` and batch ``B``:
+
+    * The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
+      computed for all steps in one matmul before the time loop, and turns ``d_xw`` into
+      ``dW``, ``db`` and ``dx``. The cell owns every other parameter.
+    * ``param_shapes() -> {short name: shape}``: the cell's own parameters (default
+      ``{"R": (H, G*H)}``). Names must not be ``W`` or ``b`` (the layer's) nor contain a dot.
+      ``p`` and ``g`` below are dicts of one run's parameters and gradients under these names.
+    * ``state_names``: the names of the state's parts, a tuple of ``(B, H)`` arrays whose first
+      is the output ``h`` (default ``("h",)``; LSTM ``("h", "c")``). ``state_size`` is derived
+      from it and is not set by subclasses.
+    * ``step(p, xw, state) -> (new_state, cache)``: ``xw (B, G*H)``; ``state`` and
+      ``new_state`` are tuples ordered as ``state_names``; ``cache`` is whatever the backward
+      step needs.
+    * ``step_backward(p, g, d_state, cache) -> (d_xw, d_rec, d_state_prev)``: ``d_state`` the
+      gradient reaching each part of the new state; returns the gradient w.r.t. ``xw``
+      ``(B, G*H)``, ``d_rec`` (what :meth:`recurrent_grads` reduces: the gradient w.r.t. the
+      recurrent pre-activation ``h(t-1) R`` for the built-in cells; the same object as ``d_xw``
+      where they coincide; ``None`` when the cell adds its parameter gradients into ``g`` step
+      by step) and the gradient w.r.t. the previous state, a tuple like ``state``.
+    * ``recurrent_grads(p, g, h_prev, d_rec, caches)``: called once after the backward loop with
+      ``h_prev (T, B, H)`` every ``h(t-1)``, ``d_rec (T, B, .)`` stacked and the ``T`` caches in
+      time order; adds (``+=``) the gradients of the cell's parameters into ``g`` (default:
+      ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
+    * ``smooth = False`` for a step with kinks (relu): the gradient check then uses a stencil
+      that does not straddle them; a smooth check of a kinked cell fails even when its backward
+      is right.
+    * ``torch_equivalent``: the name of the torch.nn class computing the same maths, or ``None``
+      (:mod:`numpy_rnn.interop` then refuses the layer).
+
+    ``step`` may receive parameters, ``xw`` and state with extra leading axes ``(*lead, B, .)``
+    (the vectorised gradient check evaluates a batch of perturbed copies in one pass): it uses
+    ``@`` for products, ``[..., None, :]`` for vector parameters and never writes into its
+    inputs. ``step_backward`` and ``recurrent_grads`` only ever see plain arrays.
+    """
 
     num_gates = 1
-    #: names of the state arrays; the first is the output ``h``
-    state_names: tuple = ("h",)
-    #: False where ``step`` has kinks (relu): gradient checks then take small steps
+    state_names: tuple[str, ...] = ("h",)
     smooth = True
-    #: torch.nn class that computes the same maths, or None (see :mod:`numpy_rnn.interop`)
     torch_equivalent: str | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "state_size" in vars(cls):
+            raise TypeError(f"{cls.__name__}: state_size is derived from state_names; set "
+                            f"state_names = ('h', ...) (one name per (B, H) state array, h first) instead")
+        names = cls.state_names
+        if (not isinstance(names, tuple) or not names or len(set(names)) != len(names)
+                or not all(isinstance(name, str) for name in names)):
+            raise TypeError(f"{cls.__name__}: expected state_names to be a non-empty tuple of distinct "
+                            f"strings, got {names!r}")
 
     def __init__(self, hidden_size: int):
         self.hidden_size = hidden_size
 
     @property
     def state_size(self) -> int:
+        """Number of ``(B, H)`` arrays in the state: ``len(state_names)``."""
         return len(self.state_names)
 
     def param_shapes(self) -> dict[str, tuple]:
-        """Shapes of the cell's own parameters (besides the layer's ``W`` and ``b``)."""
+        """Shapes of the cell's own parameters by short name: ``{"R": (H, G*H)}``."""
         H = self.hidden_size
         return {"R": (H, self.num_gates * H)}
 
@@ -91,6 +116,34 @@ class Cell(ABC):
         """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul."""
         if d_rec is not None:
             g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ d_rec.reshape(-1, d_rec.shape[-1])
+
+
+class ElmanCache(NamedTuple):
+    """What :meth:`ElmanCell.step_backward` needs of one step."""
+
+    h: np.ndarray  # (B, H) a(t): phi' is written in terms of it
+
+
+class LSTMCache(NamedTuple):
+    """What :meth:`LSTMCell.step_backward` needs of one step; every field ``(B, H)``."""
+
+    i: np.ndarray       # input gate
+    f: np.ndarray       # forget gate
+    g: np.ndarray       # candidate tanh(z_g)
+    o: np.ndarray       # output gate
+    c_prev: np.ndarray  # c(t-1)
+    c: np.ndarray       # c(t)
+    tanh_c: np.ndarray  # tanh(c(t))
+
+
+class GRUCache(NamedTuple):
+    """What :meth:`GRUCell.step_backward` needs of one step; every field ``(B, H)``."""
+
+    h_prev: np.ndarray  # h(t-1)
+    r: np.ndarray       # reset gate
+    z: np.ndarray       # update gate
+    n: np.ndarray       # candidate
+    rec_n: np.ndarray   # reset after: u_n + b_hn, which r scales; reset before: r * h(t-1), which R_n multiplies
 
 
 class ElmanCell(Cell):
@@ -111,11 +164,11 @@ class ElmanCell(Cell):
     def step(self, p, xw, state):
         (h_prev,) = state
         h = self._phi(xw + h_prev @ p["R"])  # (B, H)
-        return (h,), h
+        return (h,), ElmanCache(h)
 
-    def step_backward(self, p, g, d_state, h):
+    def step_backward(self, p, g, d_state, cache):
         (dh,) = d_state
-        ds = dh * self._phi_prime(h)  # (B, H)
+        ds = dh * self._phi_prime(cache.h)  # (B, H)
         return ds, ds, (ds @ p["R"].T,)
 
 
@@ -162,11 +215,11 @@ class LSTMCell(Cell):
             z_o = z_o + p["p_o"][..., None, :] * c
         o = sigmoid(z_o)
         tanh_c = np.tanh(c)
-        return (o * tanh_c, c), (i, f, g, o, c_prev, c, tanh_c)
+        return (o * tanh_c, c), LSTMCache(i, f, g, o, c_prev, c, tanh_c)
 
     def step_backward(self, p, grads, d_state, cache):
         dh, dc = d_state
-        i, f, g, o, c_prev, c, tanh_c = cache
+        i, f, g, o, c_prev, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.c_prev, cache.tanh_c
         dz_o = dh * tanh_c * o * (1.0 - o)
         dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
         if self.peepholes:
@@ -185,8 +238,8 @@ class LSTMCell(Cell):
         super().recurrent_grads(p, g, h_prev, d_rec, caches)
         if self.peepholes:
             H = self.hidden_size
-            c_prev = np.stack([cache[4] for cache in caches])  # (T, B, H)
-            c = np.stack([cache[5] for cache in caches])
+            c_prev = np.stack([cache.c_prev for cache in caches])  # (T, B, H)
+            c = np.stack([cache.c for cache in caches])
             g["p_i"] += np.einsum("tbh,tbh->h", d_rec[..., :H], c_prev)
             g["p_f"] += np.einsum("tbh,tbh->h", d_rec[..., H:2 * H], c_prev)
             g["p_o"] += np.einsum("tbh,tbh->h", d_rec[..., 3 * H:], c)
@@ -228,26 +281,26 @@ class GRUCell(Cell):
             u = h_prev @ R  # (B, 3H)
             rz = sigmoid(xw[..., :2 * H] + u[..., :2 * H])
             r = rz[..., :H]
-            extra = u[..., 2 * H:] + p["b_hn"][..., None, :]  # u_n + b_hn
-            n = np.tanh(xw[..., 2 * H:] + r * extra)
+            rec_n = u[..., 2 * H:] + p["b_hn"][..., None, :]  # u_n + b_hn
+            n = np.tanh(xw[..., 2 * H:] + r * rec_n)
         else:
             rz = sigmoid(xw[..., :2 * H] + h_prev @ R[..., :, :2 * H])
             r = rz[..., :H]
-            extra = r * h_prev  # the input of R_n
-            n = np.tanh(xw[..., 2 * H:] + extra @ R[..., :, 2 * H:])
+            rec_n = r * h_prev  # the input of R_n
+            n = np.tanh(xw[..., 2 * H:] + rec_n @ R[..., :, 2 * H:])
         z = rz[..., H:]
         h = n + z * (h_prev - n)  # (1 - z) n + z h(t-1)
-        return (h,), (h_prev, r, z, n, extra)
+        return (h,), GRUCache(h_prev, r, z, n, rec_n)
 
     def step_backward(self, p, g, d_state, cache):
         (dh,) = d_state
-        h_prev, r, z, n, extra = cache
+        h_prev, r, z, n, rec_n = cache.h_prev, cache.r, cache.z, cache.n, cache.rec_n
         H, R = self.hidden_size, p["R"]
         dn_pre = dh * (1.0 - z) * (1.0 - n * n)
         dz_pre = dh * (h_prev - n) * z * (1.0 - z)
         dh_prev = dh * z
         if self.reset_after:
-            dr_pre = dn_pre * extra * r * (1.0 - r)
+            dr_pre = dn_pre * rec_n * r * (1.0 - r)
             d_xw = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)  # (B, 3H)
             d_rec = np.concatenate([dr_pre, dz_pre, dn_pre * r], axis=-1)
             dh_prev += d_rec @ R.T
@@ -266,7 +319,7 @@ class GRUCell(Cell):
             super().recurrent_grads(p, g, h_prev, d_rec, caches)
             g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
             return
-        rh = np.stack([cache[4] for cache in caches]).reshape(-1, H)  # (T*B, H)
+        rh = np.stack([cache.rec_n for cache in caches]).reshape(-1, H)  # (T*B, H) every r * h(t-1)
         d_rec = d_rec.reshape(-1, 3 * H)
         g["R"][:, :2 * H] += h_prev.reshape(-1, H).T @ d_rec[:, :2 * H]
         g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]
