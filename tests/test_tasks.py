@@ -1,6 +1,11 @@
 """Tests of numpy_rnn.tasks: shapes, seeding, the exact task definitions and their baselines."""
+import bz2
 import dataclasses
+import gzip
+import hashlib
+import lzma
 import math
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -327,12 +332,57 @@ def test_from_file_reads_utf8(tmp_path):
     assert "\u00e9" in corpus.vocab
 
 
-def test_builtin_text():
-    corpus = CharCorpus.builtin()
-    assert 5_000 <= len(corpus) <= 20_000
-    assert not corpus.text.startswith("#")
-    assert "Shall I compare thee to a summer's day?" in corpus.text
-    assert corpus.baseline_loss < corpus.uniform_loss == pytest.approx(math.log(len(corpus.vocab)))
+@pytest.fixture(scope="module")
+def shakespeare():
+    return CharCorpus.builtin()
+
+
+def test_builtin_text_is_tiny_shakespeare(shakespeare):
+    raw = shakespeare.text.encode("utf-8")
+    assert len(raw) == len(shakespeare) == CharCorpus.BUILTIN_SIZE == 1_115_394
+    assert hashlib.sha256(raw).hexdigest() == CharCorpus.BUILTIN_SHA256
+    assert shakespeare.text.startswith("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    assert len(shakespeare.vocab) == 65
+    assert shakespeare.baseline_loss < shakespeare.uniform_loss == pytest.approx(math.log(65))
+
+
+def test_builtin_provenance_states_size_and_checksum():
+    provenance = resources.files("numpy_rnn").joinpath("data", "README.md").read_text("utf-8")
+    assert CharCorpus.BUILTIN in provenance and CharCorpus.BUILTIN_SHA256 in provenance
+    assert f"{CharCorpus.BUILTIN_SIZE:,} bytes" in provenance and "public domain" in provenance
+
+
+def test_builtin_refuses_a_damaged_text(monkeypatch):
+    monkeypatch.setattr(CharCorpus, "BUILTIN_SHA256", "0" * 64)
+    with pytest.raises(ValueError, match=r"CharCorpus.builtin: the shipped text .* is damaged: expected "
+                                         r"1115394 bytes with SHA-256 0{64}, got 1115394 bytes"):
+        CharCorpus.builtin()
+
+
+@pytest.mark.parametrize("suffix, compress", [(".gz", gzip.compress), (".xz", lzma.compress),
+                                              (".bz2", bz2.compress), (".GZ", gzip.compress)])
+def test_from_file_reads_compressed_text(tmp_path, suffix, compress):
+    path = tmp_path / f"text.txt{suffix}"
+    path.write_bytes(compress("h\u00e9llo\nw\u00f6rld\n".encode("utf-8")))
+    assert CharCorpus.from_file(path).text == "h\u00e9llo\nw\u00f6rld\n"
+
+
+@pytest.mark.parametrize("suffix, compress", [(".gz", gzip.compress), (".xz", lzma.compress),
+                                              (".bz2", bz2.compress)])
+def test_from_file_refuses_damaged_or_empty_compressed_text(tmp_path, suffix, compress):
+    data = compress(b"some text, long enough to be cut short" * 10)
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=rf"CharCorpus.from_file: '.*damaged{suffix}' is not a valid {suffix} file"):
+        CharCorpus.from_file(damaged)
+    plain = tmp_path / f"plain{suffix}"
+    plain.write_bytes(b"not compressed at all")
+    with pytest.raises(ValueError, match=rf"'.*plain{suffix}' is not a valid {suffix} file"):
+        CharCorpus.from_file(plain)
+    empty = tmp_path / f"empty{suffix}"
+    empty.write_bytes(compress(b""))
+    with pytest.raises(ValueError, match=rf"empty{suffix}' is empty"):
+        CharCorpus.from_file(empty)
 
 
 def test_batches_are_shifted_contiguous_disjoint_windows(corpus):
@@ -387,12 +437,11 @@ def test_split(corpus):
         CharCorpus.from_text("abc").split(0.01)
 
 
-def test_unigram_baseline_matches_empirical():
-    corpus = CharCorpus.builtin()
-    s = corpus.stream(1)
-    assert empirical_baseline(corpus, s[:, :-1], s[:, 1:]) == pytest.approx(corpus.baseline_loss, abs=1e-3)
-    p = np.bincount(corpus.ids) / len(corpus)
-    assert corpus.baseline_loss == pytest.approx(-np.sum(p * np.log(p)))
+def test_unigram_baseline_matches_empirical(shakespeare):
+    s = shakespeare.stream(1)
+    assert empirical_baseline(shakespeare, s[:, :-1], s[:, 1:]) == pytest.approx(shakespeare.baseline_loss, abs=1e-5)
+    p = np.bincount(shakespeare.ids) / len(shakespeare)
+    assert shakespeare.baseline_loss == pytest.approx(-np.sum(p * np.log(p)))
 
 
 class Successor:

@@ -14,12 +14,16 @@ Every task is a small frozen dataclass with
   ``empirical_baseline(task, x, y)`` measures the same loss on sampled data.
 
 ``TASKS`` maps a name to a task class; ``make_task(name, **kw)`` builds one. ``CharCorpus`` is
-character-level language modelling on a text, with batching, streams for truncated
-backpropagation through time and text generation.
+character-level language modelling on a text (the shipped one: tiny Shakespeare), with its
+train/validation/test split, batching, streams for truncated backpropagation through time and
+text generation.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
 import math
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -419,7 +423,13 @@ class CharCorpus:
     """
 
     loss: ClassVar[str] = "cross_entropy"
-    BUILTIN: ClassVar[str] = "shakespeare_sonnets.txt"
+    #: the shipped text, xz-compressed in the package's data folder (provenance in data/README.md):
+    #: its file name, and the size in bytes and SHA-256 of the uncompressed UTF-8 text
+    BUILTIN: ClassVar[str] = "tinyshakespeare.txt.xz"
+    BUILTIN_SIZE: ClassVar[int] = 1_115_394
+    BUILTIN_SHA256: ClassVar[str] = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+    #: compressed text files ``from_file`` reads transparently: suffix -> standard-library module
+    COMPRESSED: ClassVar[dict[str, str]] = {".gz": "gzip", ".xz": "lzma", ".bz2": "bz2"}
 
     def __init__(self, text: str, vocab: str | None = None):
         """A corpus of ``text``; ``vocab`` (default: its sorted distinct characters) covers it."""
@@ -446,12 +456,13 @@ class CharCorpus:
 
     @classmethod
     def from_file(cls, path) -> "CharCorpus":
-        """A corpus of the UTF-8 text file at ``path``."""
+        """A corpus of the UTF-8 text file at ``path``; a ``.gz``, ``.xz`` or ``.bz2`` file is
+        decompressed first."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"CharCorpus.from_file: no such file: '{path}'")
         try:
-            text = path.read_text(encoding="utf-8")
+            text = cls._read_bytes(path).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"CharCorpus.from_file: '{path}' is not valid UTF-8: {exc}") from None
         if not text:
@@ -459,12 +470,35 @@ class CharCorpus:
         return cls(text)
 
     @classmethod
+    def _read_bytes(cls, path: Path) -> bytes:
+        """The bytes of ``path``, decompressed when its suffix is one of ``COMPRESSED``."""
+        module = cls.COMPRESSED.get(path.suffix.lower())
+        if module is None:
+            return path.read_bytes()
+        codec = importlib.import_module(module)
+        corrupt = (OSError, EOFError, ValueError, zlib.error, getattr(codec, "LZMAError", OSError))
+        try:
+            return codec.decompress(path.read_bytes())
+        except corrupt as exc:
+            raise ValueError(f"CharCorpus.from_file: '{path}' is not a valid {path.suffix} file: {exc}") from None
+
+    @classmethod
     def builtin(cls) -> "CharCorpus":
-        """The shipped text: a selection of Shakespeare's Sonnets (1609, public domain)."""
-        raw = resources.files("numpy_rnn").joinpath("data", cls.BUILTIN).read_text("utf-8")
-        header, body = raw.split("\n", 1)
-        assert header.startswith("#"), "the shipped text starts with a source line"
-        return cls(body)
+        """The shipped text: "tiny Shakespeare", 1,115,394 characters from Shakespeare's plays
+        (public domain; Karpathy's char-rnn corpus, the text of nanoGPT's ``shakespeare_char``).
+
+        Decompressed from the package data and checked against its size and SHA-256.
+        """
+        raw = importlib.import_module("lzma").decompress(
+            resources.files("numpy_rnn").joinpath("data", cls.BUILTIN).read_bytes())
+        digest = hashlib.sha256(raw).hexdigest()
+        if len(raw) != cls.BUILTIN_SIZE or digest != cls.BUILTIN_SHA256:
+            raise ValueError(
+                f"CharCorpus.builtin: the shipped text {cls.BUILTIN} is damaged: expected "
+                f"{cls.BUILTIN_SIZE} bytes with SHA-256 {cls.BUILTIN_SHA256}, got {len(raw)} bytes "
+                f"with SHA-256 {digest}; reinstall numpy-rnn"
+            )
+        return cls(raw.decode("utf-8"))
 
     def __len__(self) -> int:
         return len(self.text)
