@@ -5,14 +5,21 @@ into a run folder (``--resume RUN_DIR`` continues one); ``numpy-rnn eval RUN_DIR
 ``numpy-rnn sample RUN_DIR`` (character model) use its checkpoint. ``numpy-rnn demo``: the
 gradient check, then a short training run of the notebook's RNN on the memory task.
 
-Exit codes: 0 done, 1 a non-finite loss stopped training, 2 bad arguments, 130 Ctrl-C (after
-saving a checkpoint).
+Exit codes: 0 done; 1 the command failed (a gradient check failed, a file or run folder that
+cannot be read or written, a refused checkpoint, a non-finite loss); 2 the command line is wrong
+(an unknown option, a bad value or combination; with the usage); 130 Ctrl-C (after saving a
+checkpoint). A failure prints one line, ``numpy-rnn COMMAND: error: MESSAGE``, on stderr and no
+traceback: the errors a user's input or machine can cause (``USER_ERRORS``) are reported so;
+any other exception is a bug and keeps its traceback. ``--debug`` (or ``NUMPY_RNN_DEBUG=1``)
+shows the traceback of every error.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -27,45 +34,89 @@ PLOT_FILE = "loss.png"
 #: the demo's run: the notebook's RNN learns to recall the first of 10 values
 DEMO = dict(task="memory", model="notebook", seq_len=10, hidden_size=32, batch_size=32, lr=3e-3,
             schedule="cosine", steps=4000, eval_every=200, checkpoint_every=1000)
+#: the notebook's gradient check (Task 2): input size D and the output sizes K, one model each
+NOTEBOOK_CHECK = dict(input_size=5, hidden_size=10, seq_len=5, output_sizes=[1, 5])
+#: errors that a user's input or machine can cause: one line and exit 1, no traceback.
+#: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
+#: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input.)
+USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError)
+HINT = "Start with 'numpy-rnn demo'; 'numpy-rnn COMMAND --help' lists a command's options."
 _LOSS_NAMES = {"mse": "MSE", "cross_entropy": "cross-entropy"}
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``."""
+    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
+        return value
+    convert.__name__ = kind
+    return convert
+
+
+_positive_int, _seed = _int_at_least(1), _int_at_least(0)
+
+
+def _positive_float(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 
 
 def _add_gradcheck_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input-size", type=_positive_int, default=5, help="D, input features (default 5)")
-    parser.add_argument("--hidden-size", type=_positive_int, default=10, help="H, hidden units (default 10)")
-    parser.add_argument("--seq-len", type=_positive_int, default=5, help="T, time steps (default 5)")
-    parser.add_argument("--output-sizes", type=_positive_int, nargs="+", default=[1, 5], metavar="K",
+    c = NOTEBOOK_CHECK
+    parser.add_argument("--input-size", type=_positive_int, default=c["input_size"],
+                        help="D, input features (default: %(default)s)")
+    parser.add_argument("--hidden-size", type=_positive_int, default=c["hidden_size"],
+                        help="H, hidden units (default: %(default)s)")
+    parser.add_argument("--seq-len", type=_positive_int, default=c["seq_len"],
+                        help="T, time steps (default: %(default)s)")
+    parser.add_argument("--output-sizes", type=_positive_int, nargs="+", default=c["output_sizes"], metavar="K",
                         help="output sizes to check, one model each (default: 1 5, as the notebook)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the input (default 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the weights and the input (default: 0)")
     parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
-                        help="only float64 can be checked; float32 is refused with the reason")
-    parser.add_argument("--threshold", type=float, default=1e-7, help="pass if the norm of the difference is below (default 1e-7)")
+                        help="only float64 can be checked; float32 is refused with the reason (default: float64)")
+    parser.add_argument("--threshold", type=_positive_float, default=1e-7,
+                        help="pass if the norm of the difference is below this (default: %(default)s)")
 
 
-def run_gradcheck(args) -> int:
-    """The notebook's Task 2: an RNN per output size, x ~ U[0, 1) of shape (T, D)."""
-    rng = np.random.default_rng(args.seed)
-    for i, output_size in enumerate(args.output_sizes):
-        model = RNN(args.input_size, args.hidden_size, output_size, rng=rng, dtype=np.dtype(args.dtype))
-        x = rng.random((args.seq_len, args.input_size)).astype(args.dtype)
+def _check_notebook_rnn(parser, *, input_size: int, hidden_size: int, seq_len: int, output_sizes,
+                        seed: int, dtype: str = "float64", threshold: float = 1e-7) -> bool:
+    """The notebook's Task 2: an RNN per output size, x ~ U[0, 1) of shape (T, D), its lines
+    printed; True when every check passed."""
+    rng = np.random.default_rng(seed)
+    passed = True
+    for i, output_size in enumerate(output_sizes):
+        model = RNN(input_size, hidden_size, output_size, rng=rng, dtype=np.dtype(dtype))
+        x = rng.random((seq_len, input_size)).astype(dtype)
         try:
             require_float64({"x": x, **model.params})
         except ValueError as exc:  # float32 cannot be checked: say why
-            args.parser.error(str(exc))
+            parser.error(str(exc))
         kind = "a single output neuron" if output_size == 1 else "multiple output neurons"
         print(("\n" if i else "") + f"Gradient check with {kind}:")
-        gradient_check(model, x, threshold=args.threshold)
-    return 0
+        passed = gradient_check(model, x, threshold=threshold) is not False and passed
+    return passed
+
+
+def run_gradcheck(args) -> int:
+    """The notebook's gradient check with the given sizes; exit 1 when any check failed."""
+    if _check_notebook_rnn(args.parser, input_size=args.input_size, hidden_size=args.hidden_size,
+                           seq_len=args.seq_len, output_sizes=args.output_sizes, seed=args.seed,
+                           dtype=args.dtype, threshold=args.threshold):
+        return 0
+    _print_error("gradcheck", "a gradient check failed (see the lines above)")
+    return 1
 
 
 # ----------------------------------------------------------------------------- training
@@ -100,11 +151,11 @@ def _init_pair(text: str) -> tuple[str, str]:
 
 def _add_config_options(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; a flag not given leaves the field's default."""
-    group = parser.add_argument_group("run configuration (TrainConfig; defaults in brackets)")
+    group = parser.add_argument_group("run configuration")
     for f in dataclasses.fields(TrainConfig):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
         default = {} if f.default is dataclasses.MISSING else f.default
-        options = {"default": argparse.SUPPRESS, "help": f"{meta['help']} [{default}]"}
+        options = {"default": argparse.SUPPRESS, "help": _CLI_HELP.get(f.name, meta["help"] + _default_note(default))}
         if isinstance(default, bool):
             group.add_argument(flag, action="store_true", **options)
         elif isinstance(default, dict):
@@ -113,6 +164,16 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, choices=meta["choices"], **options)
         else:
             group.add_argument(flag, type=_config_type(f), metavar=f.name.upper(), **options)
+
+
+#: help where the command line's default differs from TrainConfig's
+_CLI_HELP = {"out": "run folder (default: runs/TASK)"}
+
+
+def _default_note(default) -> str:
+    """`` (default: X)``; nothing where there is no default value to show (None, off, empty): the
+    help says what happens then."""
+    return "" if default is None or default is False or default == {} else f" (default: {default})"
 
 
 def _given_config(args) -> dict:
@@ -207,17 +268,25 @@ def run_sample(args) -> int:
 
 
 def run_demo(args) -> int:
-    """The notebook's gradient check, then the notebook's RNN trained on the memory task
-    (into ``--out``, replacing the previous demo's run there)."""
-    run_gradcheck(args)
-    config = TrainConfig(**{**DEMO, "steps": args.steps or DEMO["steps"], "seed": args.seed, "out": args.out})
+    """The notebook's gradient check, then the notebook's RNN trained on the memory task, both
+    with the demo's H, T and seed (into ``--out``, replacing the previous demo's run there)."""
+    sizes = {"hidden_size": args.hidden_size, "seq_len": args.seq_len}
+    checked = _check_notebook_rnn(args.parser, **{**NOTEBOOK_CHECK, **sizes}, seed=args.seed)
+    if not checked:
+        _print_error("demo", "a gradient check failed (see the lines above): not training")
+        return 1
+    config = TrainConfig(**{**DEMO, **sizes, "steps": args.steps, "seed": args.seed, "out": args.out})
     print(f"\nTraining the notebook RNN (H={config.hidden_size}) on the memory task: recall the first of "
           f"T={config.seq_len} values drawn from U(-1, 1); {config.steps} steps of {config.batch_size} sequences")
     return _train(Trainer(config), not args.no_progress)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="numpy-rnn", description="Recurrent networks in NumPy with exact, checked gradients.")
+    parser = argparse.ArgumentParser(prog="numpy-rnn", description="Recurrent networks in NumPy with exact, checked gradients.",
+                                     epilog=HINT)
+    parser.add_argument("--version", action="version", version=f"numpy-rnn {version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also: environment NUMPY_RNN_DEBUG=1)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, run, help, description, **options):
@@ -249,22 +318,63 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
 
     demo = command("demo", run_demo, "the main job of `make demo`: gradient check, then a short training run",
-                   "The notebook's gradient check, then its RNN trained on the memory task with a progress bar.")
-    _add_gradcheck_options(demo)
-    demo.add_argument("--out", default=str(Path("runs") / "demo"), help="run folder (default runs/demo)")
-    demo.add_argument("--steps", type=_positive_int, help=f"training steps (default {DEMO['steps']})")
+                   "The notebook's gradient check (D = 5, K = 1 and 5), then its RNN trained on the memory task "
+                   "(recall the first of T values) with a progress bar. H, T and the seed apply to both.")
+    demo.add_argument("--hidden-size", type=_positive_int, default=DEMO["hidden_size"],
+                      help="H, hidden units of the checked and the trained RNN (default: %(default)s)")
+    demo.add_argument("--seq-len", type=_positive_int, default=DEMO["seq_len"],
+                      help="T, time steps of the check and of the memory task (default: %(default)s)")
+    demo.add_argument("--seed", type=_seed, default=0, help="seed of the check, the weights and the data (default: 0)")
+    demo.add_argument("--steps", type=_positive_int, default=DEMO["steps"], help="training steps (default: %(default)s)")
+    demo.add_argument("--out", default=str(Path("runs") / "demo"), help="run folder (default: %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def version() -> str:
+    """The installed distribution's version, else the package's ``__version__``."""
+    try:
+        return importlib.metadata.version("numpy-rnn")
+    except importlib.metadata.PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
+def _print_error(command: str, message: str) -> None:
+    """The one line that reports a failure: ``numpy-rnn COMMAND: error: MESSAGE``."""
+    print(f"numpy-rnn {command}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+
+
+def _message(exc: BaseException) -> str:
+    """What went wrong, in words (an OSError without its errno number)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: '{os.fsdecode(exc.filename)}'"
+    if isinstance(exc, MemoryError):
+        return f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    return str(exc) or type(exc).__name__
+
+
 def main(argv=None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    argparse's usage errors raise SystemExit(2) as usual; see the module docstring for the rest.
+    """
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.print_help(sys.stderr)
+        parser.exit(2, f"\nnumpy-rnn: error: a command is required. {HINT}\n")
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except KeyboardInterrupt:  # outside the training loop, which saves a checkpoint first
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except USER_ERRORS as exc:
+        if args.debug or os.environ.get("NUMPY_RNN_DEBUG", "0") not in ("", "0"):
+            raise
+        _print_error(args.command, _message(exc))
+        return 1
 
 
 if __name__ == "__main__":
