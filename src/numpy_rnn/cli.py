@@ -221,12 +221,10 @@ def _train(trainer: Trainer, progress: bool) -> int:
     return 0
 
 
-def _resumed(parser, run_dir: str) -> Trainer:
-    """The run in ``run_dir``, or a parser error (exit 2) saying why not."""
-    try:
-        return Trainer.resume(run_dir)
-    except (FileNotFoundError, CheckpointError, ValueError) as exc:
-        parser.error(str(exc))
+def _resumed(run_dir: str) -> Trainer:
+    """The run in ``run_dir``; why not (no such folder, a refused checkpoint) reaches ``main``,
+    which reports it in one line (exit 1)."""
+    return Trainer.resume(run_dir)
 
 
 def run_train(args) -> int:
@@ -235,20 +233,20 @@ def run_train(args) -> int:
         if given:
             args.parser.error(f"--resume continues a run with its own configuration; got also "
                               f"{', '.join('--' + name.replace('_', '-') for name in given)}")
-        return _train(_resumed(args.parser, args.resume), not args.no_progress)
+        return _train(_resumed(args.resume), not args.no_progress)
     given.setdefault("out", str(Path("runs") / given.get("task", "memory")))
     if run_exists(given["out"]):
         args.parser.error(f"'{given['out']}' already holds a run: continue it with --resume {given['out']} "
                           f"or choose another --out")
     try:
-        trainer = Trainer(TrainConfig(**given))
-    except (TypeError, ValueError, FileNotFoundError) as exc:
+        config = TrainConfig(**given)
+    except (TypeError, ValueError) as exc:  # the options: a usage error
         args.parser.error(str(exc))
-    return _train(trainer, not args.no_progress)
+    return _train(Trainer(config), not args.no_progress)  # the files (--text, --out): main reports
 
 
 def run_eval(args) -> int:
-    trainer = _resumed(args.parser, args.run_dir)
+    trainer = _resumed(args.run_dir)
     loss = _LOSS_NAMES[trainer.data.loss]
     valid, test, baseline = trainer.evaluate("valid"), trainer.evaluate("test"), trainer.data.baseline_loss
     print(f"{args.run_dir}: task {trainer.config.task}, step {trainer.step} of {trainer.config.steps}")
@@ -258,7 +256,7 @@ def run_eval(args) -> int:
 
 
 def run_sample(args) -> int:
-    trainer = _resumed(args.parser, args.run_dir)
+    trainer = _resumed(args.run_dir)
     try:
         text = sample_text(trainer, args.length, temperature=args.temperature, prime=args.prime, rng=args.seed)
     except (TypeError, ValueError) as exc:
