@@ -446,7 +446,7 @@ class CharCorpus:
         self.text = text
         self.vocab = vocab
         self._index = {c: i for i, c in enumerate(vocab)}
-        self.ids = self.encode(text)
+        self.ids = self._encode("CharCorpus", "text", text)
         self.ids.flags.writeable = False
 
     @classmethod
@@ -459,6 +459,8 @@ class CharCorpus:
         """A corpus of the UTF-8 text file at ``path``; a ``.gz``, ``.xz`` or ``.bz2`` file is
         decompressed first."""
         path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"CharCorpus.from_file: expected a text file, '{path}' is a folder")
         if not path.is_file():
             raise FileNotFoundError(f"CharCorpus.from_file: no such file: '{path}'")
         try:
@@ -518,11 +520,16 @@ class CharCorpus:
 
     def encode(self, text: str) -> np.ndarray:
         """The int64 ids ``(len(text),)`` of the characters of ``text``."""
+        return self._encode("CharCorpus.encode", "text", text)
+
+    def _encode(self, owner: str, name: str, text) -> np.ndarray:
+        """:meth:`encode`, its errors naming the caller and its argument (e.g. ``prime``)."""
         if not isinstance(text, str):
-            raise TypeError(f"CharCorpus.encode: expected a str, got {type(text).__name__}")
+            raise TypeError(f"{owner}: expected a str, got {type(text).__name__}")
         unknown = sorted(set(text) - self._index.keys())
         if unknown:
-            raise ValueError(f"CharCorpus.encode: characters not in the vocabulary: {unknown}")
+            shown = unknown if len(unknown) <= 20 else [*unknown[:20], "..."]
+            raise ValueError(f"{owner}: {name} has characters not in the vocabulary: {shown}")
         return np.fromiter((self._index[c] for c in text), dtype=np.int64, count=len(text))
 
     def decode(self, ids) -> str:
@@ -645,7 +652,7 @@ class CharCorpus:
         if not isinstance(prime, str):
             raise TypeError(f"{owner}: expected prime to be a str, got {type(prime).__name__}")
         if prime:
-            out, feed = [], list(self.encode(prime))
+            out, feed = [], list(self._encode(owner, "prime", prime))
         else:
             first = int(gen.choice(len(self.vocab), p=self.unigram))
             out, feed = [first], [first]
