@@ -50,14 +50,14 @@ def test_backward_against_central_differences(K, batched, rng):
     y = model.forward(x)
     g = rng.standard_normal(y.shape)
     grads = model.backward(g)
-    assert set(grads) == {"dW", "dR", "dV", "dbs", "dby"}
+    assert set(grads) == set(model.grads) == {"W", "R", "V", "bs", "by"}
     xb = x if batched else x[None]
     g_b = g if batched else g.T
     numerical = numerical_gradients(lambda a: np.sum(model.apply(a, xb) * g_b, axis=(-2, -1)), model.get_weights())
-    report = compare({k[1:]: v for k, v in grads.items()}, numerical)
+    report = compare(grads, numerical)
     assert report.passed and report.max_rel_error <= 1e-7, str(report)
     for key, value in grads.items():
-        assert value.shape == model.params[key[1:]].shape
+        assert value.shape == model.params[key].shape
 
 
 def test_d_loss_may_be_a_flat_vector(rng):
@@ -136,15 +136,15 @@ def test_set_weights_rejects_missing_keys_wrong_shapes_and_dtypes():
     before = model.get_weights()
     weights = model.get_weights()
     del weights["bs"]
-    with pytest.raises(ValueError, match=r"missing \['bs'\]"):
+    with pytest.raises(ValueError, match=r"RNN: expected state with keys \['W', 'R', 'V', 'bs', 'by'\]; missing \['bs'\]"):
         model.set_weights(weights)
     weights = model.get_weights()
     weights["V"] = np.zeros((2, H))
-    with pytest.raises(ValueError, match=r"expected weights\['V'\] of shape \(4, 2\), got \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"expected state\['V'\] of shape \(4, 2\), got \(2, 4\)"):
         model.set_weights(weights)
     weights = model.get_weights()
     weights["R"] = weights["R"].astype(np.float32)
-    with pytest.raises(TypeError, match=r"expected weights\['R'\] of dtype float64"):
+    with pytest.raises(TypeError, match=r"expected state\['R'\] of dtype float64"):
         model.set_weights(weights)
     for key, value in before.items():
         np.testing.assert_array_equal(model.params[key], value)
@@ -159,7 +159,7 @@ def test_bad_calls():
         model.backward(np.ones((3, 1)))
     with pytest.raises(ValueError, match=r"RNN: expected x of shape|SimpleRNN: expected x of shape \(B, T, 3\) or \(T, 3\), got \(6, 4\)"):
         model.forward(np.zeros((T, 4)))
-    with pytest.raises(ValueError, match=r"RNN: expected lr finite and in \[0.0, None\], got nan"):
+    with pytest.raises(ValueError, match=r"RNN: expected lr finite and in \[0.0, inf\), got nan"):
         model.update(float("nan"))
     with pytest.raises(ValueError, match=r"RNN: expected output_size >= 1, got 0"):
         RNN(D, H, 0)
@@ -177,7 +177,7 @@ from numpy_rnn import ModelConfig, SequenceModel  # noqa: E402
 
 def model_gradient_report(model, x, lengths, rng):
     """Analytic gradients of sum(y * G) against central differences (element loop)."""
-    y, _ = model.forward(x, lengths)
+    y, _ = model.forward(x, lengths=lengths)
     G = rng.standard_normal(y.shape)
     model.zero_grad()
     model.backward(G)
@@ -187,7 +187,7 @@ def model_gradient_report(model, x, lengths, rng):
     def loss(arrays):
         for key, value in arrays.items():
             model.params[key][...] = value
-        return float(np.sum(model.forward(x, lengths)[0] * G))
+        return float(np.sum(model.forward(x, lengths=lengths)[0] * G))
 
     numerical = numerical_gradients(loss, original, vectorized=False)
     for key, value in original.items():
@@ -241,3 +241,95 @@ def test_sequence_model_bad_config_and_input():
         model.forward(np.zeros((1, 2)))
     with pytest.raises(RuntimeError, match=r"SequenceModel: backward\(\) called before forward\(\)"):
         SequenceModel(ModelConfig(D, 1), rng=0).backward(np.zeros((1, 1)))
+
+
+# ---------------------------------------------------------------- the notebook's attributes
+def test_notebook_attributes_are_the_live_parameters():
+    model = RNN(D, H, 2, rng=0)
+    for name in ("W", "R", "V", "bs", "by"):
+        assert getattr(model, name) is model.params[name]
+    new_W = np.full((D, H), 0.5)
+    model.W = new_W  # copied in: the optimizers' array stays the same object
+    assert model.params["W"] is model.rnn.params["W"] and np.array_equal(model.params["W"], new_W)
+    new_W[0, 0] = 9.0
+    assert model.W[0, 0] == 0.5  # the caller's array is not kept
+    with pytest.raises(ValueError, match=r"RNN: expected R of shape \(4, 4\), got \(4, 5\)"):
+        model.R = np.zeros((H, H + 1))
+    with pytest.raises(TypeError, match=r"RNN: expected bs of dtype float64"):
+        model.bs = np.zeros(H, dtype=np.float32)
+
+
+def test_notebook_hidden_states_a(rng):
+    model = RNN(D, H, 1, rng=0)
+    assert list(model.a) == [0] and model.a[0].shape == (H, 1)
+    x = rng.random((T, D))
+    model.forward(x)
+    a = model.a
+    assert list(a) == list(range(T + 1)) and all(v.shape == (H, 1) for v in a.values())
+    assert not a[0].any()
+    expected = np.tanh(x[0] @ model.W + model.bs)  # a(1) from a(0) = 0
+    np.testing.assert_allclose(a[1][:, 0], expected, atol=1e-15)
+    np.testing.assert_allclose(model.forward(x), model.V.T @ a[T] + model.by[:, None], atol=1e-14)
+    model.forward(rng.random((3, T, D)))
+    assert model.a[T].shape == (3, H) and model.a[0].shape == (3, H)
+
+
+# ---------------------------------------------------------------- generation
+def _token_model(**options):
+    config = ModelConfig(7, 7, cell="gru", hidden_size=H, tokens=True, sequence_output=True, **options)
+    return SequenceModel(config, rng=0)
+
+
+def test_generate_feeds_each_draw_back_and_is_reproducible():
+    model = _token_model(embedding_size=3, num_layers=2, dropout=0.5)
+    ids = model.generate(np.array([1, 2, 3]), 12, temperature=0.7, rng=5)
+    assert ids.shape == (12,) and ids.dtype == np.int64 and ids.min() >= 0 and ids.max() < 7
+    assert np.array_equal(ids, model.generate(np.array([1, 2, 3]), 12, temperature=0.7, rng=5))
+    assert model.training  # the mode is restored (dropout was off while generating)
+    # the same draws, one step at a time by hand
+    gen = np.random.default_rng(5)
+    logits, state = model.eval().forward(np.array([[1, 2, 3]]))
+    for expected in ids:
+        z = logits[0, -1] / 0.7
+        p = np.exp(z - z.max())
+        assert int(gen.choice(7, p=p / p.sum())) == expected
+        logits, state = model.forward(np.array([[expected]]), state)
+
+
+def test_a_very_low_temperature_is_greedy():
+    model = _token_model()
+    ids = model.generate([4], 5, temperature=1e-6, rng=0)
+    logits, _ = model.forward(np.array([[4, *ids[:-1]]]))
+    assert np.array_equal(ids, logits[0].argmax(axis=-1))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bidirectional": True}, "a bidirectional model reads the text backwards too"),
+    ({"sequence_output": False}, r"needs a next-token model \(tokens=True, sequence_output=True\)"),
+])
+def test_generate_refuses_models_that_cannot_predict_the_next_token(options, message):
+    config = ModelConfig(**{"input_size": 7, "output_size": 7, "hidden_size": H, "tokens": True,
+                            "sequence_output": True, **options})
+    with pytest.raises(ValueError, match=message):
+        SequenceModel(config, rng=0).generate([1], 3)
+
+
+def test_generate_bad_arguments():
+    model = _token_model()
+    with pytest.raises(ValueError, match=r"expected prime ids of shape \(P,\) with P >= 1, got \(0,\)"):
+        model.generate(np.array([], dtype=np.int64), 3)
+    with pytest.raises(ValueError, match=r"expected every id in \[0, 6\]"):
+        model.generate([7], 3)
+    with pytest.raises(ValueError, match=r"expected temperature finite and in \(0.0, inf\), got 0.0"):
+        model.generate([1], 3, temperature=0.0)
+    with pytest.raises(TypeError, match=r"expected length to be an int"):
+        model.generate([1], 2.5)
+
+
+def test_sequence_model_takes_state_before_lengths(rng):
+    model = SequenceModel(ModelConfig(D, 2, cell="rnn", hidden_size=H), rng=0)
+    x, h0 = rng.standard_normal((2, T, D)), rng.standard_normal((1, 2, H))
+    y, _ = model.forward(x, h0, np.array([T, 2]))
+    expected, _ = model.forward(x, state=h0, lengths=np.array([T, 2]))
+    assert np.array_equal(y, expected)
+    assert not np.array_equal(y, model.forward(x, lengths=np.array([T, 2]))[0])

@@ -281,6 +281,6 @@ def gradient_check(model, x, treshold: float = 1e-7, *, threshold: float | None 
     y = model.forward(x)
     analytic = model.backward(np.ones_like(y))
     for key, num in numerical.items():
-        difference = np.linalg.norm(num - analytic["d" + key])
+        difference = np.linalg.norm(num - analytic[key])
         verdict = "passed" if difference < limit else "failed"
         print(f"Gradient check for d{key} {verdict} (difference {difference:.3e})")

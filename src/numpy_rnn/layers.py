@@ -24,6 +24,7 @@ import numpy as np
 from . import _checks
 from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell
 from .init import get_initializer
+from .module import Module
 
 
 def _project(seq, W, b):
@@ -116,7 +117,7 @@ def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask):
     return d_xw, d_state
 
 
-class Recurrent:
+class Recurrent(Module):
     """A stack of ``num_layers`` recurrent layers of one cell type, uni- or bidirectional.
 
     ``forward(x, state=None, lengths=None) -> (out, state_n)``:
@@ -202,21 +203,16 @@ class Recurrent:
         their short names (``W``, ``R``, ...): the same array objects, not copies."""
         return {short: arrays[prefix + short] for short in self._short_names}
 
-    def zero_grad(self) -> None:
-        for value in self.grads.values():
-            value.fill(0.0)
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """Names of the state's parts, from the cell: ``("h",)``, LSTM ``("h", "c")``. A state of
+        one part is an array, of several a tuple in this order, ``h`` first."""
+        return self.cell.state_names
 
     @property
     def dropout_masks(self):
         """The dropout masks the last ``forward`` drew (a list of (T, B, F) arrays), or None."""
         return None if self._cache is None else self._cache[1]
-
-    def train(self, mode: bool = True):
-        self.training = bool(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
 
     # ---------------------------------------------------------------- forward
     def forward(self, x, state=None, lengths=None, *, check_finite=False):
@@ -451,7 +447,7 @@ class GRU(Recurrent):
         return GRUCell(self.hidden_size, self.reset_after)
 
 
-class Linear:
+class Linear(Module):
     """Affine read-out ``y = x W + b`` over the last axis: ``W (D, K)``, ``b (K,)``.
 
     ``forward(x (..., D)) -> (..., K)``; ``backward(dy) -> dx`` with ``dW = x^T dy`` and
@@ -497,15 +493,11 @@ class Linear:
         self.grads["b"] += dy2.sum(axis=0)
         return dy @ self.params["W"].T
 
-    def zero_grad(self) -> None:
-        for value in self.grads.values():
-            value.fill(0.0)
-
     def __repr__(self):
         return f"Linear({self.input_size}, {self.output_size}, dtype={self.dtype})"
 
 
-class Embedding:
+class Embedding(Module):
     """Token lookup ``e(t) = E[id(t)]`` with ``E (V, E)``, initialised N(0, 1) as in torch.
 
     ``forward(ids (..., T)) -> (..., T, E)``; ``backward(d)`` adds ``d`` into the rows of
@@ -531,5 +523,5 @@ class Embedding:
         _checks.check_shape("Embedding", "d", np.asarray(d), self._ids.shape + (self.embedding_dim,))
         np.add.at(self.grads["E"], self._ids, d)
 
-    def zero_grad(self) -> None:
-        self.grads["E"].fill(0.0)
+    def __repr__(self):
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim}, dtype={self.dtype})"

@@ -4,6 +4,8 @@
 layer (any cell, stacked, bidirectional) between an optional token input (one-hot or a
 learned embedding) and a linear head, sequence-to-one or sequence-to-sequence, described by a
 :class:`ModelConfig` whose fields are plain data (JSON-ready, as checkpoints store them).
+Both are :class:`~numpy_rnn.module.Module` s: ``params``, ``grads``, ``zero_grad``,
+``train``/``eval``, ``state_dict``/``load_state_dict``.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 from . import _checks
 from .init import identity, lecun_uniform, zeros
 from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN
+from .module import Module
 
 #: ``ModelConfig.cell`` names -> layer classes
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -22,7 +25,20 @@ CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 _NAMES = {"W": ("rnn", "W"), "R": ("rnn", "R"), "V": ("head", "W"), "bs": ("rnn", "b"), "by": ("head", "b")}
 
 
-class RNN:
+def _notebook_parameter(name: str, what: str) -> property:
+    """``model.<name>``: the live parameter array; assigning copies a new value in (same shape
+    and dtype, checked) instead of replacing the array the optimizers and layers hold."""
+
+    def get(self) -> np.ndarray:
+        return self.params[name]
+
+    def set(self, value) -> None:
+        self.params[name][...] = self._checked_parameter(name, value, name)
+
+    return property(get, set, doc=f"{what} (the live parameter array; assignment copies into it)")
+
+
+class RNN(Module):
     """Sequence-to-one Elman regressor of the course notebook, with its names and methods.
 
     ``s(t) = x(t) W + a(t-1) R + bs``, ``a(t) = tanh(s(t))``, ``y = a(T) V + by`` with
@@ -30,24 +46,35 @@ class RNN:
     Initialisation as in the notebook: ``R = I``; ``W``, ``V`` LeCun uniform
     U(+-sqrt(3/fan_in)); biases zero.
 
-    ``forward(x)``: ``x (T, D)`` returns ``(K, 1)`` as the notebook does; a batch ``(B, T, D)``
-    returns ``(B, K)``. ``backward(d_loss)`` returns ``{'dW', 'dR', 'dV', 'dbs', 'dby'}`` in the
-    parameters' own shapes (the notebook returned transposes); each call replaces the
-    gradients, as in the notebook. ``update(lr)`` takes one gradient-descent step.
+    As in the notebook, ``model.W``, ``model.R``, ``model.V``, ``model.bs``, ``model.by`` are the
+    parameters (the arrays in ``params``) and ``model.a`` holds the hidden states of the last
+    forward pass. ``forward(x)``: ``x (T, D)`` returns ``(K, 1)`` as the notebook does; a batch
+    ``(B, T, D)`` returns ``(B, K)``. ``backward(d_loss)`` returns the gradients keyed as
+    ``params`` and ``grads`` (``W, R, V, bs, by``; the notebook's ``gradient_check`` prints
+    them as ``dW, dR, ...``) in the parameters' own shapes (the notebook returned transposes);
+    each call replaces the gradients, as in the notebook. ``update(lr)`` takes one
+    gradient-descent step. ``get_weights``/``set_weights`` are the notebook's names for
+    ``state_dict``/``load_state_dict``.
     """
+
+    W = _notebook_parameter("W", "input weights (D, H)")
+    R = _notebook_parameter("R", "recurrent weights (H, H)")
+    V = _notebook_parameter("V", "read-out weights (H, K)")
+    bs = _notebook_parameter("bs", "hidden bias (H,)")
+    by = _notebook_parameter("by", "output bias (K,)")
 
     def __init__(self, input_size, hidden_size, output_size, *, rng=None, dtype=np.float64):
         self.input_size = _checks.check_size("RNN", "input_size", input_size)
         self.hidden_size = _checks.check_size("RNN", "hidden_size", hidden_size)
         self.output_size = _checks.check_size("RNN", "output_size", output_size)
-        self.rng = _checks.as_generator(rng)
+        self.rng = _checks.as_generator(rng, "RNN")
         self.rnn = SimpleRNN(input_size, hidden_size, rng=self.rng, dtype=dtype)
         self.head = Linear(hidden_size, output_size, rng=self.rng, dtype=dtype)
         self.dtype = self.rnn.dtype
         self.params = {key: getattr(self, part).params[name] for key, (part, name) in _NAMES.items()}
         self.grads = {key: getattr(self, part).grads[name] for key, (part, name) in _NAMES.items()}
         self._has_grads = False
-        self._unbatched = None
+        self._hidden = None  # a(1..T) of the last forward: (T, H) or (B, T, H)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -56,11 +83,24 @@ class RNN:
         for key, rule in rules.items():
             self.params[key][...] = rule(self.params[key].shape, self.rng, self.dtype)
 
+    @property
+    def a(self) -> dict[int, np.ndarray]:
+        """The notebook's hidden states of the last forward: ``a[0] = 0`` and ``a[t]`` for
+        ``t = 1..T``; columns ``(H, 1)`` for one sequence, as in the notebook, rows ``(B, H)``
+        for a batch. Before any forward only ``a[0]`` (a column)."""
+        if self._hidden is None or self._hidden.ndim == 2:
+            columns = np.zeros((0, self.hidden_size, 1), self.dtype) if self._hidden is None else self._hidden[:, :, None]
+            states = [np.zeros((self.hidden_size, 1), self.dtype), *columns]
+        else:
+            batch = self._hidden.shape[0]
+            states = [np.zeros((batch, self.hidden_size), self.dtype), *self._hidden.transpose(1, 0, 2)]
+        return dict(enumerate(states))
+
     def forward(self, x) -> np.ndarray:
-        out, h_n = self.rnn.forward(x)  # h_n (1, B, H) or (1, H)
-        self._unbatched, self._out_shape = out.ndim == 2, out.shape
+        out, h_n = self.rnn.forward(x)  # out (B, T, H) or (T, H); h_n (1, B, H) or (1, H)
+        self._hidden = out
         y = self.head.forward(h_n[0])  # (B, K) or (K,)
-        return y[:, None] if self._unbatched else y
+        return y[:, None] if out.ndim == 2 else y
 
     def apply(self, params, x) -> np.ndarray:
         """Functional forward on a batch ``x (..., B, T, D)`` -> ``(..., B, K)``; parameters
@@ -69,51 +109,41 @@ class RNN:
         _, h_n = self.rnn.apply(rnn_params, x)
         return Linear.apply({"W": params["V"], "b": params["by"]}, h_n[..., 0, :, :])
 
-    def backward(self, d_loss) -> dict:
-        """Gradients of the loss whose gradient w.r.t. the output is ``d_loss``."""
-        if self._unbatched is None:
+    def backward(self, d_loss) -> dict[str, np.ndarray]:
+        """Gradients (copies, keyed ``W, R, V, bs, by``) of the loss whose gradient w.r.t. the
+        output is ``d_loss``."""
+        if self._hidden is None:
             raise RuntimeError("RNN: backward() called before forward()")
         d_loss = _checks.check_array("RNN", "d_loss", d_loss, self.dtype)
         K = self.output_size
-        if self._unbatched:
+        if self._hidden.ndim == 2:
             if d_loss.shape not in ((K, 1), (K,)):
                 raise ValueError(f"RNN: expected d_loss of shape ({K}, 1) or ({K},), got {_checks.shape_str(d_loss.shape)}")
             d_loss = d_loss.reshape(K)
-        self.rnn.zero_grad()
-        self.head.zero_grad()
+        self.zero_grad()
         d_h = self.head.backward(d_loss)  # (B, H) or (H,)
-        d_out = np.zeros(self._out_shape, dtype=self.dtype)  # only the last state feeds y
+        d_out = np.zeros(self._hidden.shape, dtype=self.dtype)  # only the last state feeds y
         self.rnn.backward(d_out, d_h[None])
         self._has_grads = True
-        return {"d" + key: value.copy() for key, value in self.grads.items()}
+        return {key: value.copy() for key, value in self.grads.items()}
 
     def update(self, lr: float) -> None:
         """``w -= lr * dw`` for every parameter; needs a ``backward()`` since the last update."""
-        lr = _checks.check_float("RNN", "lr", lr, low=0.0)
+        lr = _checks.check_real("RNN", "lr", lr, low=0.0)
         if not self._has_grads:
             raise RuntimeError("RNN: update() called before backward(); call forward() and backward() first")
         for key, value in self.params.items():
             value -= lr * self.grads[key]
         self._has_grads = False
 
-    def get_weights(self) -> dict:
-        """Copies of ``W, R, V, bs, by``."""
-        return {key: value.copy() for key, value in self.params.items()}
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of ``W, R, V, bs, by`` (the notebook's name for :meth:`state_dict`)."""
+        return self.state_dict()
 
-    def set_weights(self, weights: dict) -> None:
-        """Copy ``W, R, V, bs, by`` in (all five, each of its exact shape and dtype)."""
-        if not isinstance(weights, dict):
-            raise TypeError(f"RNN: expected weights to be a dict, got {type(weights).__name__}")
-        missing = [key for key in self.params if key not in weights]
-        extra = [key for key in weights if key not in self.params]
-        if missing or extra:
-            raise ValueError(f"RNN: expected weights with keys {list(self.params)}, missing {missing}, unexpected {extra}")
-        checked = {}
-        for key, value in weights.items():
-            checked[key] = _checks.check_array("RNN", f"weights[{key!r}]", value, self.dtype)
-            _checks.check_shape("RNN", f"weights[{key!r}]", checked[key], self.params[key].shape)
-        for key, value in checked.items():
-            self.params[key][...] = value
+    def set_weights(self, weights) -> None:
+        """Copy ``W, R, V, bs, by`` in, all five, each of its exact shape and dtype (the
+        notebook's name for :meth:`load_state_dict`)."""
+        self.load_state_dict(weights)
 
     def __repr__(self):
         return f"RNN({self.input_size}, {self.hidden_size}, {self.output_size}, dtype={self.dtype})"
@@ -145,33 +175,33 @@ class ModelConfig(_checks.PlainConfig):
     dtype: str = "float64"
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"ModelConfig: unknown cell {self.cell!r}; valid names: {', '.join(CELLS)}")
+        _checks.lookup("ModelConfig", "cell", self.cell, CELLS)
         if self.nonlinearity != "tanh" and self.cell != "rnn":
             raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
         for name in ("bidirectional", "sequence_output", "tokens"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"ModelConfig: expected {name} to be a bool, got {getattr(self, name)!r}")
+            _checks.check_bool("ModelConfig", name, getattr(self, name))
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
         if self.embedding_size and not self.tokens:
             raise ValueError("ModelConfig: embedding_size needs tokens=True (float inputs are projected by W directly)")
 
 
-class SequenceModel:
+class SequenceModel(Module):
     """Token input (optional) -> recurrent layer -> linear head.
 
-    ``forward(x, lengths=None, state=None) -> (y, state_n)``: ``x`` is ``(B, T, D)`` floats,
-    or ``(B, T)`` integer ids when ``config.tokens``; ``y`` is ``(B, K)`` (sequence-to-one) or
-    ``(B, T, K)`` (sequence-to-sequence, zero rows past each length before the head's bias).
+    ``forward(x, state=None, lengths=None) -> (y, state_n)``, arguments in the layers' order:
+    ``x`` is ``(B, T, D)`` floats, or ``(B, T)`` integer ids when ``config.tokens``; ``y`` is
+    ``(B, K)`` (sequence-to-one) or ``(B, T, K)`` (sequence-to-sequence, zero rows past each
+    length before the head's bias); ``state`` and ``state_n`` are the recurrent layer's.
     ``backward(dy)`` adds every parameter's gradient into ``grads``. Parameters are named
-    ``embedding.E``, ``rnn.<layer name>`` and ``head.W``, ``head.b``.
+    ``embedding.E``, ``rnn.<layer name>`` and ``head.W``, ``head.b``. A next-token model
+    (``tokens`` and ``sequence_output``, one direction) writes text with :meth:`generate`.
     """
 
     def __init__(self, config: ModelConfig, rng=None):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"SequenceModel: expected a ModelConfig, got {type(config).__name__}")
         self.config = c = config
-        rng = _checks.as_generator(rng)
+        rng = _checks.as_generator(rng, "SequenceModel")
         dtype = _checks.check_dtype("SequenceModel", c.dtype)
         self.embedding = Embedding(c.input_size, c.embedding_size, rng=rng, dtype=dtype) if c.embedding_size else None
         features = c.embedding_size or c.input_size
@@ -190,21 +220,6 @@ class SequenceModel:
         parts = [("embedding", self.embedding), ("rnn", self.rnn), ("head", self.head)]
         return [(name, part) for name, part in parts if part is not None]
 
-    def zero_grad(self) -> None:
-        for value in self.grads.values():
-            value.fill(0.0)
-
-    def train(self, mode: bool = True):
-        self.rnn.train(mode)
-        return self
-
-    def eval(self):
-        return self.train(False)
-
-    @property
-    def training(self) -> bool:
-        return self.rnn.training
-
     def _inputs(self, x):
         c = self.config
         if not c.tokens:
@@ -216,33 +231,76 @@ class SequenceModel:
             return self.embedding.forward(ids)
         return np.eye(c.input_size, dtype=self.dtype)[ids]  # one-hot (B, T, V)
 
-    def forward(self, x, lengths=None, state=None):
+    def forward(self, x, state=None, lengths=None):
         inputs = self._inputs(x)
         if np.ndim(inputs) != 3:
             raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), got {_checks.shape_str(np.shape(inputs))}")
         out, state_n = self.rnn.forward(inputs, state, lengths)
         if self.config.sequence_output:
-            features = out  # (B, T, dirs*H)
+            features, h_shape = out, None  # (B, T, dirs*H)
         else:
-            h_n = state_n[0] if isinstance(state_n, tuple) else state_n
-            features = np.concatenate(list(h_n[-self.rnn.num_directions:]), axis=-1)  # (B, dirs*H)
-        self._cache = (out.shape, h_n.shape if not self.config.sequence_output else None)
+            h_n = state_n[0] if len(self.rnn.state_names) > 1 else state_n  # (L*dirs, B, H)
+            features, h_shape = np.concatenate(list(h_n[-self.rnn.num_directions:]), axis=-1), h_n.shape  # (B, dirs*H)
+        self._cache = (out.shape, h_shape)
         return self.head.forward(features), state_n
 
     def backward(self, dy) -> None:
         if self._cache is None:
             raise RuntimeError("SequenceModel: backward() called before forward()")
-        out_shape, state_shape = self._cache
+        out_shape, h_shape = self._cache
         d_features = self.head.backward(dy)
         if self.config.sequence_output:
             d_inputs, _ = self.rnn.backward(d_features)
         else:
-            d_h = np.zeros(state_shape, dtype=self.dtype)
-            d_h[-self.rnn.num_directions:] = np.stack(np.split(d_features, self.rnn.num_directions, axis=-1))
-            d_state = (d_h, None) if isinstance(self.rnn, LSTM) else d_h
+            dirs = self.rnn.num_directions
+            d_h = np.zeros(h_shape, dtype=self.dtype)
+            d_h[-dirs:] = np.stack(np.split(d_features, dirs, axis=-1))
+            others = len(self.rnn.state_names) - 1  # the other parts of the state get no gradient
+            d_state = (d_h,) + (None,) * others if others else d_h
             d_inputs, _ = self.rnn.backward(np.zeros(out_shape, dtype=self.dtype), d_state)
         if self.embedding is not None:
             self.embedding.backward(d_inputs)
 
+    def generate(self, prime, length: int, *, temperature: float = 1.0, rng=None) -> np.ndarray:
+        """``length`` token ids drawn one after another, each fed back (dropout off).
+
+        The ids ``prime (P,)`` (P >= 1) are read first; then each next id is drawn from
+        ``softmax(logits / temperature)`` of the model's last output and fed in. Returns the
+        drawn ids ``(length,)`` (not the prime). ``rng``: a seed or a Generator.
+        """
+        owner, c = "SequenceModel.generate", self.config
+        if not (c.tokens and c.sequence_output):
+            raise ValueError(f"{owner}: needs a next-token model (tokens=True, sequence_output=True), "
+                             f"got tokens={c.tokens}, sequence_output={c.sequence_output}")
+        if c.bidirectional:
+            raise ValueError(f"{owner}: a bidirectional model reads the text backwards too, so it cannot "
+                             f"predict the next token from the past alone")
+        prime = _checks.check_ids(owner, "prime", prime, c.input_size)
+        if prime.ndim != 1 or prime.size == 0:
+            raise ValueError(f"{owner}: expected prime ids of shape (P,) with P >= 1, got {_checks.shape_str(prime.shape)}")
+        length = _checks.check_size(owner, "length", length)
+        temperature = _checks.check_real(owner, "temperature", temperature, low=0.0, low_open=True)
+        gen = _checks.as_generator(rng, owner)
+        mode, drawn = self.training, np.empty(length, dtype=np.int64)
+        self.eval()
+        try:
+            logits, state = self.forward(prime[None])  # (1, P, V)
+            for t in range(length):
+                drawn[t] = _draw(owner, logits[0, -1], temperature, gen)
+                if t + 1 < length:
+                    logits, state = self.forward(drawn[None, t:t + 1], state)
+        finally:
+            self.train(mode)
+        return drawn
+
     def __repr__(self):
         return f"SequenceModel({self.config})"
+
+
+def _draw(owner: str, logits: np.ndarray, temperature: float, gen: np.random.Generator) -> int:
+    """An id drawn from ``softmax(logits / temperature)`` (computed in float64)."""
+    z = logits.astype(np.float64) / temperature
+    if not np.all(np.isfinite(z)):
+        raise ValueError(f"{owner}: the model produced non-finite logits")
+    p = np.exp(z - z.max())
+    return int(gen.choice(len(p), p=p / p.sum()))
