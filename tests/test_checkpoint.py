@@ -6,11 +6,21 @@ import os
 import pickle
 import stat
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 
-from numpy_rnn.checkpoint import FORMAT_VERSION, MAGIC, CheckpointError, load_checkpoint, save_checkpoint
+from numpy_rnn.checkpoint import (
+    FORMAT_VERSION,
+    MAGIC,
+    MAX_HEADER_BYTES,
+    MAX_JSON_DEPTH,
+    CheckpointError,
+    check_schema,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 def make_arrays():
@@ -415,3 +425,133 @@ def test_bad_path_and_expected_types(saved):
         load_checkpoint(None)
     with pytest.raises(TypeError, match="expected `expected` to be a dict of name -> \\(shape, dtype\\), got list"):
         load_checkpoint(path, [])
+
+
+# ----------------------------------------------------------------------------- limits
+def test_save_refuses_what_load_would_refuse(tmp_path):
+    deep = []
+    for _ in range(MAX_JSON_DEPTH):
+        deep = [deep]
+    with pytest.raises(ValueError, match=rf"expected meta nested at most {MAX_JSON_DEPTH - 1} levels deep"):
+        save_checkpoint(tmp_path / "c", {}, {"x": deep})
+    circular = []
+    circular.append(circular)
+    with pytest.raises(ValueError, match="nested at most"):
+        save_checkpoint(tmp_path / "c", {}, {"x": circular})
+    with pytest.raises(ValueError, match=rf"expected a header of at most {MAX_HEADER_BYTES} bytes"):
+        save_checkpoint(tmp_path / "c", {}, {"x": "a" * MAX_HEADER_BYTES})
+    assert os.listdir(tmp_path) == []
+    nested = []  # one level
+    for _ in range(MAX_JSON_DEPTH - 3):  # at the limit, with the meta object and the header's
+        nested = [nested]
+    save_checkpoint(tmp_path / "c", {}, {"x": nested})
+    assert load_checkpoint(tmp_path / "c")[1] == {"x": nested}
+
+
+def test_header_within_the_limit_loads(tmp_path):
+    history = [{"step": i, "val_loss": 0.5 + i * 1e-9} for i in range(50_000)]  # some 2 MB of JSON
+    save_checkpoint(tmp_path / "c", {}, {"history": history})
+    assert load_checkpoint(tmp_path / "c")[1]["history"] == history
+
+
+# ----------------------------------------------------------------------------- metadata form
+SCHEMA = {"step": int, "history": [{"step": int, "val_loss": (float, None)}],
+          "config": {str: (int, float, str, bool, None, {str: str})}, "note?": str}
+GOOD_META = {"step": 3, "history": [{"step": 1, "val_loss": None}, {"step": 2, "val_loss": 1}],
+             "config": {"cell": "lstm", "lr": 0.1, "init": {"R": "identity"}, "text": None}}
+
+
+def test_check_schema_accepts_the_documented_forms():
+    check_schema("p", GOOD_META, SCHEMA)
+    check_schema("p", {**GOOD_META, "note": "x"}, SCHEMA)
+    check_schema("p", [[1, 2], []], [[int]], where="x")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"step": "fifty"}, r"meta\['step'\]: expected int, got str 'fifty'"),
+    ({"step": True}, r"meta\['step'\]: expected int, got bool True"),
+    ({"step": 3.0}, r"meta\['step'\]: expected int, got float 3.0"),
+    ({"history": {}}, r"meta\['history'\]: expected list, got dict \{\}"),
+    ({"history": [{"step": 1, "val_loss": "low"}]}, r"meta\['history'\]\[0\]\['val_loss'\]: expected float or null, got str"),
+    ({"history": [{"step": 1}]}, r"meta\['history'\]\[0\]: missing key 'val_loss'"),
+    ({"config": {"init": {"R": 3}}}, r"meta\['config'\]\['init'\]\['R'\]: expected str, got int 3"),
+    ({"config": {"x": [1]}}, r"meta\['config'\]\['x'\]: expected int or float or str or bool or null or object, got list"),
+    ({"note": None}, r"meta\['note'\]: expected str, got null"),
+    ({"extra": 1}, r"meta: unexpected key 'extra'"),
+    ({"step": "x" * 1000}, r"meta\['step'\]: expected int, got str 'x+\.\.\.$"),
+])
+def test_check_schema_names_the_place_and_the_value(change, message):
+    with pytest.raises(CheckpointError, match=rf"^checkpoint 'run/c.ckpt': {message}"):
+        check_schema("run/c.ckpt", {**GOOD_META, **change}, SCHEMA)
+    with pytest.raises(CheckpointError, match=r"meta: missing key 'config'"):
+        check_schema("p", {"step": 1, "history": []}, SCHEMA)
+
+
+def test_check_schema_refuses_a_bad_schema():
+    with pytest.raises(TypeError, match="check_schema: expected a schema of JSON types"):
+        check_schema("p", 1, np.int64)
+
+
+# ----------------------------------------------------------------------------- hostile files
+# Each builds the bytes of a file with a VALID SHA-256 (or, last, a damaged one) and the text
+# its one-line refusal must contain. Loading must refuse it at once, within little memory.
+def framed(header: bytes, data: bytes = b"", header_len=None) -> bytes:
+    body = struct.pack("<8sIQ", MAGIC, FORMAT_VERSION, len(header) if header_len is None else header_len)
+    body += header + data
+    return body + hashlib.sha256(body).digest()
+
+
+def with_array(entry: dict, data: bytes = bytes(16)) -> bytes:
+    return framed(json.dumps({"arrays": [{**F8, **entry}], "meta": {}}).encode(), data)
+
+
+def deep_json(levels: int) -> bytes:
+    return framed(b'{"arrays": [], "meta": {"x": ' + b"[" * levels + b"]" * levels + b"}}")
+
+
+HOSTILE_FILES = {
+    "nested 100,000 levels": (deep_json(10**5), "nested deeper than 64 levels"),
+    "nested 200 levels": (deep_json(200), "nested deeper than 64 levels"),
+    "header length 2**63": (framed(b"{}", header_len=2**63), "header length 9223372036854775808 runs past"),
+    "header over the limit": (framed(b'{"arrays": [], "meta": {"x": "' + b"a" * MAX_HEADER_BYTES + b'"}}'),
+                              f"exceeds the limit of {MAX_HEADER_BYTES} bytes"),
+    "10**12 elements": (with_array({"shape": [10**12], "nbytes": 8 * 10**12}), r"expects 8000000000000 bytes"),
+    "10**12 elements, nbytes small": (with_array({"shape": [10**6, 10**6]}), r"expects 8000000000000 bytes"),
+    "negative shape": (with_array({"shape": [-2]}), "invalid array entry"),
+    "40 dimensions": (with_array({"shape": [1] * 40, "nbytes": 8}, bytes(8)), "invalid array entry"),
+    "dimension 10**30 beside a 0": (with_array({"shape": [0, 10**30], "nbytes": 0}, b""), "invalid array entry"),
+    "offset outside the file": (with_array({"offset": 10**9}), r"header says 16 at 1000000000"),
+    "object dtype": (with_array({"dtype": "|O"}), "invalid array entry"),
+    "dtype not a string": (with_array({"dtype": ["<f8"]}), "invalid array entry"),
+    "name not a string": (with_array({"name": 5}), "invalid array entry"),
+    "duplicate array names": (framed(json.dumps({"arrays": [F8, {**F8, "offset": 16}], "meta": {}}).encode(),
+                                     bytes(32)), r"duplicate array names: 'w' twice"),
+    "NaN in the header": (framed(b'{"arrays": [], "meta": {"lr": NaN}}'), "NaN is not JSON"),
+    "Infinity in the header": (framed(b'{"arrays": [], "meta": {"lr": -Infinity}}'), "-Infinity is not JSON"),
+    "1e999 in the header": (framed(b'{"arrays": [], "meta": {"lr": 1e999}}'), "number 1e999 is too large"),
+    "integer of 5000 digits": (framed(b'{"arrays": [], "meta": {"step": ' + b"9" * 5000 + b"}}"),
+                               "header is not valid UTF-8 JSON"),
+    "non-UTF-8 header": (framed(b'{"arrays": [], "meta": {"x": "\xff"}}'), "header is not valid UTF-8 JSON"),
+    "header not an object": (framed(b"[]"), "expected a header object"),
+    "empty file": (b"", "expected at least 52 bytes"),
+    "not a checkpoint": (b"hello, world\n" * 10, "is not a numpy_rnn checkpoint"),
+    "checksum mismatch": (framed(b'{"arrays": [], "meta": {}}')[:-1] + b"\0", "SHA-256 mismatch"),
+    "truncated": (framed(b'{"arrays": [], "meta": {}}')[:-5], "SHA-256 mismatch"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_FILES)
+def test_hostile_file_is_refused_in_one_line_within_little_memory(tmp_path, name):
+    content, message = HOSTILE_FILES[name]
+    path = tmp_path / "crafted.ckpt"
+    path.write_bytes(content)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError) as refused:
+            load_checkpoint(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    text = str(refused.value)
+    assert message in text and "crafted.ckpt" in text and "\n" not in text and len(text) < 400
+    assert peak < len(content) + 2**20, f"{peak} bytes for a {len(content)}-byte file"

@@ -276,6 +276,8 @@ def _verify_frame(path: str, data: memoryview) -> tuple[bytes, int]:
             f"version {FORMAT_VERSION}"
         )
     body, digest = data[:-_DIGEST_SIZE], data[-_DIGEST_SIZE:]
+    if hashlib.sha256(body).digest() != digest:
+        raise CheckpointError(f"checkpoint '{path}' is corrupted or truncated: SHA-256 mismatch")
     data_start = _PREFIX.size + header_len
     if data_start > len(body):
         raise CheckpointError(
@@ -286,8 +288,6 @@ def _verify_frame(path: str, data: memoryview) -> tuple[bytes, int]:
             f"checkpoint '{path}': header length {header_len} exceeds the limit of "
             f"{MAX_HEADER_BYTES} bytes"
         )
-    if hashlib.sha256(body).digest() != digest:
-        raise CheckpointError(f"checkpoint '{path}' is corrupted or truncated: SHA-256 mismatch")
     return bytes(body[_PREFIX.size : data_start]), data_start
 
 
