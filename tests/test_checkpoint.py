@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import stat
 import struct
 import tracemalloc
@@ -555,3 +556,123 @@ def test_hostile_file_is_refused_in_one_line_within_little_memory(tmp_path, name
     text = str(refused.value)
     assert message in text and "crafted.ckpt" in text and "\n" not in text and len(text) < 400
     assert peak < len(content) + 2**20, f"{peak} bytes for a {len(content)}-byte file"
+
+
+# ----------------------------------------------------------------------------- hostile runs
+# What `numpy-rnn eval RUN_DIR` makes of a run folder whose checkpoint is hostile: the files
+# above, and training checkpoints whose metadata (saved with a valid checksum by the module's
+# own writer) contradicts itself, its arrays or common sense. The trainer checks the meaning.
+def _drop(mapping, key):
+    mapping.pop(key)
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(arrays, meta):
+        target = meta
+        for key in keys[:-1]:
+            target = target[key]
+        target[keys[-1]] = value
+    return change
+
+
+def _first_array(prefix, value):
+    def change(arrays, meta):
+        name = next(name for name in arrays if name.startswith(prefix))
+        arrays[name] = value
+    return change
+
+
+HOSTILE_META = {
+    "no config": (lambda arrays, meta: _drop(meta, "config"), "config"),
+    "config not an object": (_set("config", "lstm"), "config"),
+    "hidden_size 10**6, arrays of 64": (_set("config", "hidden_size", 10**6), "hidden_size|shape"),
+    "hidden_size 30,000, arrays of 64": (_set("config", "hidden_size", 30_000), "hidden_size|shape"),
+    "eval_size 10**9": (_set("config", "eval_size", 10**9), "eval_size"),
+    "seq_len 10**9": (_set("config", "seq_len", 10**9), "seq_len"),
+    "hidden_size a string": (_set("config", "hidden_size", "64"), "hidden_size"),
+    "unknown config key": (_set("config", "surprise", 1), "surprise"),
+    "optimizer state a list": (_set("optimizer", [1, 2]), "optimizer"),
+    "optimizer moment of the wrong shape": (_first_array("optimizer.", np.zeros((2, 2))), "optimizer|shape"),
+    "parameter of the wrong shape": (_first_array("params.", np.zeros((3, 5))), "shape"),
+    "parameter missing": (lambda arrays, meta: _drop(arrays, next(n for n in arrays if n.startswith("params."))),
+                          "param"),
+    "step 'fifty'": (_set("step", "fifty"), "step"),
+    "step -1": (_set("step", -1), "step"),
+    "history not a list": (_set("history", {"step": 1}), "history"),
+    "history of numbers": (_set("history", [1, 2]), "history"),
+    "unknown meta key": (_set("surprise", {"x": 1}), "surprise"),
+    "data state a number": (_set("data", 5), "data"),
+    "format of another program": (_set("format", "other/9"), "format"),
+}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A finished run of a 64-unit LSTM: (arrays, meta) of its checkpoint."""
+    from numpy_rnn.cli import main
+
+    out = tmp_path_factory.mktemp("hostile") / "base"
+    assert main(["train", "--hidden-size", "64", "--steps", "2", "--eval-every", "1", "--eval-size", "8",
+                 "--no-progress", "--out", str(out)]) == 0
+    return load_checkpoint(out / "checkpoint.ckpt")
+
+
+@pytest.fixture
+def bounded_address_space():
+    """Linux: the process may grow by 1 GiB at most, so that a hostile file the checks miss
+    fails with MemoryError (which the test tells apart) instead of exhausting the machine."""
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    try:
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except OSError:
+        yield
+        return
+    limit = used + 2**30 if hard == resource.RLIM_INFINITY else min(used + 2**30, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _eval_in_process(run_dir, capsys):
+    from numpy_rnn.cli import main
+
+    try:
+        code = main(["eval", str(run_dir)])
+    except SystemExit as exc:
+        code = exc.code
+    return code, *capsys.readouterr()
+
+
+@pytest.mark.parametrize("name", [*HOSTILE_FILES, *HOSTILE_META])
+def test_eval_refuses_a_hostile_checkpoint_in_one_line(name, trained_run, tmp_path, capsys, bounded_address_space):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "checkpoint.ckpt"
+    if name in HOSTILE_FILES:
+        content, message = HOSTILE_FILES[name]
+        path.write_bytes(content)
+        message = re.escape(message)
+    else:
+        change, message = HOSTILE_META[name]
+        arrays, meta = ({k: v.copy() for k, v in part.items()} if part is trained_run[0] else
+                        json.loads(json.dumps(part)) for part in trained_run)
+        change(arrays, meta)
+        save_checkpoint(path, arrays, meta)
+    tracemalloc.start()
+    try:
+        code, out, err = _eval_in_process(run_dir, capsys)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    lines = err.splitlines()
+    assert code == 1 and out == "", (code, out, err)
+    assert len(lines) == 1 and lines[0].startswith("numpy-rnn eval: error: "), err
+    assert "Traceback" not in err and "out of memory" not in err and "recursion" not in err, err
+    assert re.search(message, lines[0], flags=re.IGNORECASE), err
+    assert peak < 50 * 2**20 + path.stat().st_size, f"{peak / 2**20:.0f} MiB"
