@@ -590,7 +590,7 @@ HOSTILE_META = {
     "hidden_size 10**6, arrays of 64": (_set("config", "hidden_size", 10**6), "hidden_size|shape"),
     "hidden_size 30,000, arrays of 64": (_set("config", "hidden_size", 30_000), "hidden_size|shape"),
     "eval_size 10**9": (_set("config", "eval_size", 10**9), "eval_size"),
-    "seq_len 10**9": (_set("config", "seq_len", 10**9), "seq_len"),
+    "seq_len 10**9": (_set("config", "seq_len", 10**9), "seq_len|batch"),
     "hidden_size a string": (_set("config", "hidden_size", "64"), "hidden_size"),
     "unknown config key": (_set("config", "surprise", 1), "surprise"),
     "optimizer state a list": (_set("optimizer", [1, 2]), "optimizer"),
