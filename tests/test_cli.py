@@ -1,14 +1,20 @@
 """The command line, run in-process and as a subprocess."""
+import errno
+import importlib.metadata
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from numpy_rnn.checkpoint import load_checkpoint
+from numpy_rnn import RNN
+from numpy_rnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_rnn.cli import main
 
 # an LSTM with dropout and a cosine schedule: every piece of state a resume must restore
@@ -141,10 +147,10 @@ def test_character_model_trains_and_samples(tmp_path, capsys):
     (["train", "--steps", "ten"], "argument --steps: expected an integer, got 'ten'"),
     (["train", "--init", "R"], "argument --init: expected NAME=INITIALISER"),
     (["train", "--model", "notebook", "--cell", "gru"], "takes hidden_size only, got cell='gru'"),
-    (["train", "--resume", "no/such/run"], "no checkpoint in 'no/such/run'"),
-    (["train", "--resume", "no/such/run", "--lr", "0.1"], "--resume continues a run with its own configuration; got also --lr"),
-    (["eval", "no/such/run"], "no checkpoint in 'no/such/run'"),
-    (["sample", "no/such/run"], "no checkpoint in 'no/such/run'"),
+    (["train", "--resume", "no/such/run", "--lr", "0.1"], "--resume continues a run with its own configuration"),
+    (["demo", "--input-size", "3"], "unrecognized arguments: --input-size 3"),
+    (["gradcheck", "--threshold", "-1"], "argument --threshold: expected a finite number > 0, got '-1'"),
+    (["gradcheck", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
 ])
 def test_bad_arguments_exit_2_without_traceback(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -193,3 +199,188 @@ def test_module_entry_point_help_and_demo(tmp_path):
     assert result.stdout.count("passed") == 10 and "seq/s=" in result.stderr and "gnorm=" in result.stderr
     assert lines[-2] == f"plot: {out / 'loss.png'}" and (out / "loss.png").is_file()
     assert lines[-1].startswith("test MSE ") and " vs baseline 0.3333 " in lines[-1]
+
+
+# ----------------------------------------------------------------------------- first contact
+def run_cli(argv, capsys):
+    """``(exit code, stdout, stderr)`` of ``main(argv)``, in-process."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return (code, *capsys.readouterr())
+
+
+def test_no_command_prints_the_help_and_a_hint(capsys):
+    code, out, err = run_cli([], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith("usage: numpy-rnn") and "gradcheck" in err and "demo" in err
+    assert err.splitlines()[-1] == ("numpy-rnn: error: a command is required. Start with 'numpy-rnn demo'; "
+                                    "'numpy-rnn COMMAND --help' lists a command's options.")
+
+
+def test_version(capsys):
+    code, out, _ = run_cli(["--version"], capsys)
+    expected = importlib.metadata.version("numpy-rnn")
+    assert code == 0 and out == f"numpy-rnn {expected}\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", expected)
+
+
+def test_help_shows_each_default_once_and_cleanly(capsys):
+    for command in ("train", "gradcheck", "demo", "sample"):
+        code, out, _ = run_cli([command, "--help"], capsys)
+        assert code == 0
+        options = " ".join(out.split("options:", 1)[1].split())  # one line, as wrapping varies
+        for noise in ("[None]", "(default: None)", "(default: False)", "(default: {})"):
+            assert noise not in options, (command, noise)
+        odd = re.search(r".{60}\(default [^:].{30}", options)
+        assert odd is None, (command, odd.group())
+        for flag in re.findall(r"(?<![\\w-])--[a-z-]+", options):
+            block = options.split(flag, 1)[1].split(" --", 1)[0]
+            assert block.count("(default: ") <= 1, (command, flag, block)
+    train = " ".join(run_cli(["train", "--help"], capsys)[1].split())
+    for text in ("--hidden-size HIDDEN_SIZE hidden units H (default: 64)", "--task {", "(default: memory)",
+                 "--out OUT run folder (default: runs/TASK)", "--bidirectional read the sequence in both directions --"):
+        assert text in train
+    demo = " ".join(run_cli(["demo", "--help"], capsys)[1].split())
+    assert "H, hidden units of the checked and the trained RNN (default: 32)" in demo and "--input-size" not in demo
+
+
+# ----------------------------------------------------------------------------- exit codes
+def test_gradcheck_exits_1_when_a_check_fails(monkeypatch, capsys):
+    correct = RNN.backward
+
+    def planted(self, d_loss):  # one element of one gradient off by 1e-4 (relative ~1e-4)
+        grads = correct(self, d_loss)
+        grads["R"].flat[0] += 1e-4 * max(1.0, abs(grads["R"].flat[0]))
+        return grads
+
+    monkeypatch.setattr(RNN, "backward", planted)
+    code, out, err = run_cli(["gradcheck"], capsys)
+    assert code == 1 and out.count("Gradient check for dR failed") == 2 and out.count("passed") == 8
+    assert err == "numpy-rnn gradcheck: error: a gradient check failed (see the lines above)\n"
+    code, out, err = run_cli(["demo", "--out", "never-written", "--steps", "1"], capsys)
+    assert code == 1 and "dR failed" in out and err.endswith("a gradient check failed (see the lines above): not training\n")
+    assert not Path("never-written").exists()
+
+
+def test_demo_options_apply_to_the_check_and_the_training(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, _ = run_cli(["demo", "--hidden-size", "7", "--seq-len", "4", "--steps", "2", "--no-progress",
+                               "--out", str(out)], capsys)
+    assert code == 0 and stdout.count("passed") == 10
+    assert "Training the notebook RNN (H=7) on the memory task: recall the first of T=4 values" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert (config["hidden_size"], config["seq_len"], config["steps"]) == (7, 4, 2)
+
+
+def _one_error_line(err: str, command: str) -> str:
+    """The single line of ``err``, checked to be ``numpy-rnn COMMAND: error: ...``."""
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"numpy-rnn {command}: error: "), err
+    return lines[0]
+
+
+def _read_only_folder(tmp_path, monkeypatch):
+    """A folder where nothing can be created (chmod; simulated at os.mkdir for root)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    if os.access(folder, os.W_OK):  # root ignores the mode
+        real_mkdir = os.mkdir
+
+        def refuse(path, *args, **kwargs):
+            if Path(os.path.abspath(path)).parent == folder:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(path))
+            return real_mkdir(path, *args, **kwargs)
+        monkeypatch.setattr(os, "mkdir", refuse)
+    return folder
+
+
+@pytest.fixture
+def paths(tmp_path, monkeypatch):
+    """Bad paths by name: a file, a folder, an empty folder, non-text files, a corrupt run."""
+    (tmp_path / "file").write_text("not a folder\n")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "latin1.txt").write_bytes("caf\u00e9 cr\u00e8me br\u00fbl\u00e9e\n".encode("latin-1") * 50)
+    (tmp_path / "corrupt").mkdir()
+    save_checkpoint(tmp_path / "corrupt" / "checkpoint.ckpt", {"w": np.ones(3)}, {"step": 1})
+    damaged = bytearray((tmp_path / "corrupt" / "checkpoint.ckpt").read_bytes())
+    damaged[-40] ^= 1  # a bit of the data section
+    (tmp_path / "corrupt" / "checkpoint.ckpt").write_bytes(bytes(damaged))
+    (tmp_path / "not-a-checkpoint").mkdir()
+    (tmp_path / "not-a-checkpoint" / "checkpoint.ckpt").write_text('{"step": 3}\n')
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, _read_only_folder(tmp_path, monkeypatch)
+
+
+TINY = ["--steps", "1", "--hidden-size", "4", "--no-progress"]
+CHARS = ["train", "--task", "chars", "--bptt", "4", "--batch-size", "2", *TINY, "--out", "chars-run", "--text"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", *TINY, "--eval-size", "4", "--out", "file"], r"'file'"),
+    (["train", *TINY, "--out", "file/run"], r"Not a directory: 'file/run'|'file'"),
+    (["train", *TINY, "--out", "read-only/run"], r"(Permission denied|Operation not permitted): 'read-only/run'"),
+    (["demo", "--steps", "1", "--no-progress", "--out", "file"], r"'file'"),
+    (["demo", "--steps", "1", "--no-progress", "--out", "read-only/demo"], r"Permission denied: 'read-only/demo'"),
+    ([*CHARS, "empty"], r"expected a text file, 'empty' is a folder"),
+    ([*CHARS, "missing.txt"], r"no such file: 'missing.txt'"),
+    ([*CHARS, "binary.bin"], r"'binary.bin' is not valid UTF-8"),
+    ([*CHARS, "latin1.txt"], r"'latin1.txt' is not valid UTF-8"),
+    ([*CHARS, "empty.txt"], r"'empty.txt' is empty"),
+    (["train", "--resume", "missing", "--no-progress"], r"'missing'"),
+    (["train", "--resume", "file", "--no-progress"], r"'file'"),
+    (["train", "--resume", "corrupt", "--no-progress"], r"SHA-256 mismatch"),
+    (["eval", "missing"], r"'missing'"),
+    (["eval", "file"], r"'file'"),
+    (["eval", "empty"], r"'empty'"),
+    (["eval", "corrupt"], r"corrupt/checkpoint.ckpt' is corrupted or truncated: SHA-256 mismatch"),
+    (["eval", "not-a-checkpoint"], r"is not a numpy_rnn checkpoint"),
+    (["sample", "missing"], r"'missing'"),
+    (["sample", "file"], r"'file'"),
+    (["sample", "empty"], r"'empty'"),
+    (["sample", "corrupt"], r"SHA-256 mismatch"),
+])
+def test_a_bad_path_is_one_line_and_exit_1(paths, argv, message, capsys):
+    code, out, err = run_cli(argv, capsys)
+    line = _one_error_line(err, argv[0])
+    assert code == 1, (code, err)
+    assert re.search(message, line), line
+    assert not (paths[0] / "chars-run").exists()
+
+
+def test_as_a_subprocess_a_bad_path_is_one_line_and_exit_1(tmp_path):
+    (tmp_path / "file").write_text("x")
+    for argv in (["train", "--steps", "1", "--no-progress", "--out", "file"], ["eval", "missing"]):
+        result = subprocess.run([sys.executable, "-m", "numpy_rnn", *argv], capture_output=True, text=True,
+                                cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        _one_error_line(result.stderr, argv[0])
+
+
+def test_user_errors_are_one_line_but_bugs_keep_their_traceback(monkeypatch, capsys):
+    import numpy_rnn.cli as cli
+
+    for error in (MemoryError(), RecursionError("maximum recursion depth exceeded"), UnicodeDecodeError(
+            "utf-8", b"\xff", 0, 1, "invalid start byte"), OSError(errno.ENOSPC, "No space left on device", "x")):
+        monkeypatch.setattr(cli.Trainer, "resume", classmethod(lambda cls, out, error=error: (_ for _ in ()).throw(error)))
+        code, _, err = run_cli(["eval", "run"], capsys)
+        line = _one_error_line(err, "eval")
+        assert code == 1 and line != "numpy-rnn eval: error: ", line
+    assert line == "numpy-rnn eval: error: No space left on device: 'x'"
+    monkeypatch.setattr(cli.Trainer, "resume", classmethod(lambda cls, out: {}["bug"]))
+    with pytest.raises(KeyError, match="bug"):  # a bug is not a user error: its traceback shows
+        main(["eval", "run"])
+
+
+def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, tmp_path):
+    missing = str(tmp_path / "missing")
+    with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
+        main(["--debug", "eval", missing])
+    monkeypatch.setenv("NUMPY_RNN_DEBUG", "1")
+    with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
+        main(["eval", missing])

@@ -310,10 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = command("sample", run_sample, "generate text with a character model",
                      "Generate text with the character model of RUN_DIR (a run of --task chars).")
     sample.add_argument("run_dir", metavar="RUN_DIR")
-    sample.add_argument("--length", type=_positive_int, default=300, help="characters to generate (default 300)")
-    sample.add_argument("--temperature", type=float, default=0.8, help="softmax temperature (default 0.8)")
+    sample.add_argument("--length", type=_positive_int, default=300, help="characters to generate (default: %(default)s)")
+    sample.add_argument("--temperature", type=_positive_float, default=0.8, help="softmax temperature (default: %(default)s)")
     sample.add_argument("--prime", default="", help="text fed to the model first")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    sample.add_argument("--seed", type=_seed, default=0, help="seed of the draws (default: %(default)s)")
 
     demo = command("demo", run_demo, "the main job of `make demo`: gradient check, then a short training run",
                    "The notebook's gradient check (D = 5, K = 1 and 5), then its RNN trained on the memory task "
