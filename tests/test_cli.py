@@ -147,7 +147,8 @@ def test_character_model_trains_and_samples(tmp_path, capsys):
     (["train", "--steps", "ten"], "argument --steps: expected an integer, got 'ten'"),
     (["train", "--init", "R"], "argument --init: expected NAME=INITIALISER"),
     (["train", "--model", "notebook", "--cell", "gru"], "takes hidden_size only, got cell='gru'"),
-    (["train", "--resume", "no/such/run", "--lr", "0.1"], "--resume continues a run with its own configuration"),
+    (["train", "--resume", "no/such/run", "--lr", "0.1"],
+     "--resume continues a run with its own configuration (only --steps may extend it); got also --lr"),
     (["demo", "--input-size", "3"], "unrecognized arguments: --input-size 3"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold: expected a finite number > 0, got '-1'"),
     (["gradcheck", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
@@ -179,12 +180,83 @@ def test_a_non_finite_loss_stops_training_with_exit_1(tmp_path, capsys):
            f"last good checkpoint: {tmp_path / 'diverged' / 'checkpoint.ckpt'} (step 0)" in err
 
 
-def test_existing_run_folder_and_sample_of_a_non_character_run_exit_2(uninterrupted, capsys):
-    for argv, message in ((["train", "--out", str(uninterrupted)], "already holds a run: continue it with --resume"),
-                          (["sample", str(uninterrupted)], "needs a run of task 'chars', got task 'memory'")):
-        with pytest.raises(SystemExit) as exc:
-            main(argv)
-        assert exc.value.code == 2 and message in capsys.readouterr().err
+def test_an_existing_run_folder_is_refused_in_one_line_suggesting_resume_or_force(uninterrupted, capsys):
+    assert main(["train", "--out", str(uninterrupted)]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"numpy-rnn train: error: '{uninterrupted}' already holds a run: continue it with --resume "
+                   f"{uninterrupted}, or start over with --force\n")
+
+
+def test_sample_of_a_non_character_run_exits_2(uninterrupted, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sample", str(uninterrupted)])
+    assert exc.value.code == 2 and "needs a run of task 'chars', got task 'memory'" in capsys.readouterr().err
+
+
+SMALL = ["--hidden-size", "4", "--batch-size", "8", "--eval-every", "5", "--eval-size", "16", "--no-progress"]
+
+
+def test_resume_with_more_steps_extends_a_finished_run(tmp_path, capsys):
+    out = tmp_path / "extended"
+    assert main(["train", *SMALL, "--steps", "10", "--out", str(out)]) == 0
+    assert main(["train", "--resume", str(out), "--steps", "20", "--no-progress"]) == 0
+    assert "after 20 steps" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["steps"] == 20
+    assert json.loads((out / "config.json").read_text())["steps"] == 20
+    assert [r["step"] for r in _metrics(out)] == [5, 10, 15, 20]
+    whole = tmp_path / "whole"
+    assert main(["train", *SMALL, "--steps", "20", "--out", str(whole)]) == 0
+    (arrays, _), (expected, _) = _params(out), _params(whole)
+    assert all(np.array_equal(arrays[name], expected[name]) for name in expected)  # a constant lr: the same run
+    assert main(["train", "--resume", str(out), "--steps", "20"]) == 1
+    assert "already at step 20; to extend it, give more steps than that (got 20)" in capsys.readouterr().err
+
+
+def test_force_starts_over_deleting_only_the_run_files(tmp_path, capsys):
+    out = tmp_path / "again"
+    assert main(["train", *SMALL, "--steps", "5", "--out", str(out)]) == 0
+    (out / "notes.txt").write_text("mine")
+    (out / "checkpoint.ckpt.bak").write_text("mine too")
+    assert main(["train", *SMALL, "--steps", "10", "--seed", "4", "--force", "--out", str(out)]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "checkpoint.ckpt.bak").read_text() == "mine too"
+    assert json.loads((out / "config.json").read_text())["seed"] == 4
+    assert [r["step"] for r in _metrics(out)] == [5, 10]  # a new history, not the old one continued
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "chars", "--seq-len", "10"], "--seq-len applies with tasks memory, adding, adding-hs, copy, sine "
+                                             "only, got --task 'chars' (the character model reads bptt steps"),
+    (["--task", "adding", "--text", "x.txt"], "--text applies with task chars only, got --task 'adding'"),
+    (["--task", "memory", "--bptt", "50"], "--bptt applies with task chars only, got --task 'memory'"),
+    (["--embedding-size", "0"], "--embedding-size applies with task chars only"),
+    (["--copy-len", "10"], "--copy-len applies with task copy only, got --task 'memory'"),
+    (["--task", "adding", "--horizon", "1"], "--horizon applies with task sine only, got --task 'adding'"),
+    (["--cell", "gru", "--nonlinearity", "tanh"], "--nonlinearity applies with cell rnn only, got --cell 'gru'"),
+    (["--momentum", "0"], "--momentum applies with optimizer sgd or rmsprop only, got --optimizer 'adam'"),
+    (["--final-weights", "best"], "--final-weights applies with early stopping (patience > 0) only"),
+    (["--task", "chars", "--bidirectional"], "a bidirectional layer would also read the text backwards"),
+    (["--resume", "x", "--steps", "5", "--force"], "(only --steps may extend it); got also --force"),
+])
+def test_options_that_do_not_apply_are_refused_even_at_their_default(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", *argv])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+
+
+def test_eval_of_an_early_stopped_run_uses_and_names_the_best_step(tmp_path, capsys):
+    out = tmp_path / "stopped"
+    argv = ["train", *SMALL, "--optimizer", "sgd", "--lr", "5", "--clip-norm", "0", "--patience", "2",
+            "--steps", "200", "--nonfinite", "skip", "--max-skips", "200", "--out", str(out)]
+    assert main(argv) == 0  # so large a learning rate that the validation loss soon gets worse
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_early"] and summary["weights_step"] == summary["best_step"] < summary["steps"]
+    reported = capsys.readouterr().out
+    assert f"weights of step {summary['best_step']} (the best validation loss)" in reported
+    assert main(["eval", str(out)]) == 0
+    out_lines = capsys.readouterr().out.splitlines()
+    assert f"weights of step {summary['best_step']} (the best validation loss)" in out_lines[0]
+    assert out_lines[1] == f"validation MSE {summary['best_val_loss']:.6g}"
 
 
 def test_module_entry_point_help_and_demo(tmp_path):

@@ -7,9 +7,19 @@ import numpy as np
 import pytest
 
 from numpy_rnn.checkpoint import load_checkpoint
+from numpy_rnn.tasks import CharCorpus
 from numpy_rnn.train import Interrupted, NonFiniteError, TrainConfig, Trainer, sample_text, train
 
 TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
+
+
+@pytest.fixture(scope="module")
+def tiny_chars(tmp_path_factory):
+    """TINY for the character model (which evaluates on its whole validation text: no
+    eval_size) on the first 20,000 characters of the shipped text."""
+    path = tmp_path_factory.mktemp("text") / "head.txt"
+    path.write_text(CharCorpus.builtin().text[:20_000], encoding="utf-8")
+    return {**{k: v for k, v in TINY.items() if k != "eval_size"}, "task": "chars", "text": str(path)}
 
 
 def _without_time(history):
@@ -47,8 +57,9 @@ def test_lstm_learns_the_memory_task():
     ("adding", {"seq_len": 6}), ("adding-hs", {"seq_len": 6}), ("copy", {"seq_len": 3, "copy_len": 2}),
     ("sine", {"seq_len": 8, "horizon": 2}), ("chars", {"bptt": 10, "embedding_size": 4}),
 ])
-def test_every_task_trains_and_reports_its_baseline(task, options):
-    trainer, summary = train(TrainConfig(**{**TINY, "task": task, **options, "steps": 6, "eval_every": 3}))
+def test_every_task_trains_and_reports_its_baseline(task, options, tiny_chars):
+    base = tiny_chars if task == "chars" else TINY
+    trainer, summary = train(TrainConfig(**{**base, "task": task, **options, "steps": 6, "eval_every": 3}))
     assert summary["task"] == task and np.isfinite(summary["test_loss"])
     assert summary["baseline_loss"] == trainer.data.baseline_loss > 0
     assert summary["loss"] == ("mse" if task in ("adding", "adding-hs", "sine") else "cross_entropy")
@@ -68,8 +79,9 @@ def test_same_seed_same_run_other_seed_other_run():
     dict(model="notebook", cell=None, optimizer="rmsprop", lr=1e-2, patience=3),
     dict(task="copy", seq_len=3, copy_len=2, cell="gru", dtype="float32"),
 ], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook", "copy-float32"])
-def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options):
-    config = TrainConfig(**{**TINY, **options, "checkpoint_every": 10})
+def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options, tiny_chars):
+    config = TrainConfig(**{**(tiny_chars if options.get("task") == "chars" else TINY), **options,
+                            "checkpoint_every": 10})
     whole = Trainer(config)
     whole.run()
     first = Trainer(TrainConfig(**{**config.to_dict(), "out": str(tmp_path)}))
@@ -113,13 +125,13 @@ def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):
     _assert_same_run(whole, resumed)
 
 
-def test_truncated_bptt_carries_the_state_across_chunks_and_resets_each_epoch():
-    trainer = Trainer(TrainConfig(**{**TINY, "task": "chars", "bptt": 30, "batch_size": 4}))
+def test_truncated_bptt_carries_the_state_across_chunks_and_resets_each_epoch(tiny_chars):
+    trainer = Trainer(TrainConfig(**{**tiny_chars, "bptt": 30, "batch_size": 4}))
     data, seen = trainer.data, []
     forward = trainer.model.forward
 
-    def spy(x, state=None):
-        y, state_n = forward(x, state=state)
+    def spy(x, state=None, lengths=None):
+        y, state_n = forward(x, state, lengths)
         seen.append((x, state, state_n))
         return y, state_n
 
@@ -200,8 +212,11 @@ def test_a_run_folder_starts_with_a_checkpoint_of_the_initial_state(tmp_path):
     resumed = Trainer.resume(tmp_path)
     assert resumed.step == 0 and resumed.config == trainer.config
     assert all(np.array_equal(v, resumed.model.params[k]) for k, v in initial.items())
-    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+    with pytest.raises(FileNotFoundError, match=r"no run in '.*nothing' \(the folder does not exist\)"):
         Trainer.resume(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint in '.*empty' \(expected checkpoint.ckpt there\)"):
+        Trainer.resume(tmp_path / "empty")
 
 
 def test_progress_bar_shows_loss_gradient_norm_and_sequences_per_second(capsys):
@@ -210,8 +225,8 @@ def test_progress_bar_shows_loss_gradient_norm_and_sequences_per_second(capsys):
     assert "loss=" in err and "gnorm=" in err and "seq/s=" in err and "5/5" in err
 
 
-def test_sample_text_from_the_character_model():
-    trainer, _ = train(TrainConfig(**{**TINY, "task": "chars", "bptt": 10, "steps": 3}))
+def test_sample_text_from_the_character_model(tiny_chars):
+    trainer, _ = train(TrainConfig(**{**tiny_chars, "bptt": 10, "steps": 3}))
     text = sample_text(trainer, 40, prime="Shall I", rng=1)
     assert len(text) == 40 and set(text) <= set(trainer.data.corpus.vocab)
     assert text == sample_text(trainer, 40, prime="Shall I", rng=1)
@@ -224,16 +239,36 @@ def test_sample_text_from_the_character_model():
     ({"hidden_size": -1}, ValueError, "expected hidden_size >= 1, got -1"),
     ({"steps": 2.5}, TypeError, "expected steps to be an int"),
     ({"lr": float("nan")}, ValueError, "expected lr finite"),
-    ({"lr": 0}, ValueError, "expected lr > 0"),
+    ({"lr": 0}, ValueError, "expected lr finite and in (0.0, inf), got 0.0"),
     ({"dropout": 1.0}, ValueError, "expected dropout finite and in"),
     ({"cell": "nope"}, ValueError, "unknown cell 'nope'; valid names: rnn, lstm, gru"),
-    ({"optimizer": "adam", "momentum": 0.9}, ValueError, "momentum applies to sgd and rmsprop"),
+    ({"optimizer": "adam", "momentum": 0.9}, ValueError,
+     "momentum applies with optimizer sgd or rmsprop only, got optimizer 'adam'"),
     ({"schedule": "cosine", "warmup": 40}, ValueError, "expected warmup < steps"),
     ({"model": "notebook", "cell": "lstm"}, ValueError, "takes hidden_size only, got cell='lstm'"),
     ({"model": "notebook", "task": "copy"}, ValueError, "task 'copy' needs model 'sequence'"),
     ({"init": {"R": "nope"}}, ValueError, "unknown initialiser 'nope'"),
     ({"task": "adding", "seq_len": 1}, ValueError, "AddingTask: expected seq_len >= 2"),
-    ({"cell": "gru", "nonlinearity": "relu"}, ValueError, "nonlinearity applies to cell 'rnn' only"),
+    ({"cell": "gru", "nonlinearity": "relu"}, ValueError, "nonlinearity applies with cell rnn only, got cell 'gru'"),
+    ({"cell": None, "nonlinearity": "relu"}, ValueError, "nonlinearity applies with cell rnn only, got cell 'lstm'"),
+    ({"task": "chars", "eval_size": 1000, "bidirectional": True}, ValueError,
+     "task 'chars' predicts the next character; a bidirectional layer would also read the text backwards and see "
+     "the character it is asked to predict"),
+    ({"text": "some.txt"}, ValueError, "text applies with task chars only, got task 'memory'"),
+    ({"bptt": 20}, ValueError, "bptt applies with task chars only, got task 'memory'"),
+    ({"embedding_size": 8}, ValueError, "embedding_size applies with task chars only, got task 'memory'"),
+    ({"task": "chars", "eval_size": 1000, "seq_len": 20}, ValueError,
+     "seq_len applies with tasks memory, adding, adding-hs, copy, sine only, got task 'chars' "
+     "(the character model reads bptt steps per chunk)"),
+    ({"task": "chars"}, ValueError, "eval_size applies with tasks memory, adding, adding-hs, copy, sine only"),
+    ({"copy_len": 3}, ValueError, "copy_len applies with task copy only, got task 'memory'"),
+    ({"n_symbols": 3}, ValueError, "n_symbols applies with task copy only, got task 'memory'"),
+    ({"horizon": 3}, ValueError, "horizon applies with task sine only, got task 'memory'"),
+    ({"max_skips": 3}, ValueError, "max_skips applies with nonfinite skip only, got nonfinite 'raise'"),
+    ({"final_weights": "last"}, ValueError, "final_weights applies with early stopping (patience > 0) only"),
+    ({"eval_size": 10**9}, ValueError, "each evaluation set (eval_size=1000000000) would hold 10000000000 values"),
+    ({"seq_len": 10**7, "eval_size": 1}, ValueError, "a batch (batch_size=16) would hold 160000000 values"),
+    ({"out": 5}, TypeError, "expected out to be a path (str or os.PathLike), got int 5"),
     ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
 ])
 def test_bad_config_is_refused_with_a_message(options, error, message):

@@ -28,9 +28,9 @@ import numpy as np
 from .checkpoint import CheckpointError
 from .gradcheck import gradient_check, require_float64
 from .models import RNN
-from .train import Interrupted, NonFiniteError, TrainConfig, Trainer, run_exists, sample_text
+from .train import (PLOT_FILE, Interrupted, NonFiniteError, TrainConfig, Trainer, remove_run, run_exists,
+                    sample_text)
 
-PLOT_FILE = "loss.png"
 #: the demo's run: the notebook's RNN learns to recall the first of 10 values
 DEMO = dict(task="memory", model="notebook", seq_len=10, hidden_size=32, batch_size=32, lr=3e-3,
             schedule="cosine", steps=4000, eval_every=200, checkpoint_every=1000)
@@ -121,8 +121,8 @@ def run_gradcheck(args) -> int:
 
 # ----------------------------------------------------------------------------- training
 def _config_type(f: dataclasses.Field):
-    """An argparse type: parse the text as the field's type, then check it as TrainConfig does."""
-    parse = int if type(f.default) is int else float if type(f.default) is float else str
+    """An argparse type: parse the text as the field's kind, then check it as TrainConfig does."""
+    parse = {"int": int, "float": float}.get(f.metadata["kind"], str)
 
     def convert(text: str):
         try:
@@ -156,11 +156,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
         default = {} if f.default is dataclasses.MISSING else f.default
         options = {"default": argparse.SUPPRESS, "help": _CLI_HELP.get(f.name, meta["help"] + _default_note(default))}
-        if isinstance(default, bool):
+        if meta["kind"] == "bool":
             group.add_argument(flag, action="store_true", **options)
-        elif isinstance(default, dict):
+        elif meta["kind"] == "init":
             group.add_argument(flag, type=_init_pair, action="append", metavar="NAME=INIT", **options)
-        elif "choices" in meta:
+        elif meta["kind"] == "choice":
             group.add_argument(flag, choices=meta["choices"], **options)
         else:
             group.add_argument(flag, type=_config_type(f), metavar=f.name.upper(), **options)
@@ -199,7 +199,12 @@ def _report(trainer: Trainer, summary: dict) -> None:
             print(f"no plot: {exc}", file=sys.stderr)
     print(f"test {loss} {summary['test_loss']:.4g} vs baseline {summary['baseline_loss']:.4g} "
           f"({100 * summary['ratio_to_baseline']:.3g}% of it) after {summary['steps']} steps, "
-          f"{summary['seconds']:.1f} s")
+          f"{summary['seconds']:.1f} s{_weights_note(summary['weights_step'], summary['steps'])}")
+
+
+def _weights_note(weights_step: int, step: int) -> str:
+    """Where the weights come from, when not from the last step (early stopping keeps the best)."""
+    return "" if weights_step == step else f"; weights of step {weights_step} (the best validation loss)"
 
 
 def _train(trainer: Trainer, progress: bool) -> int:
@@ -222,26 +227,41 @@ def _train(trainer: Trainer, progress: bool) -> int:
 
 
 def _resumed(run_dir: str) -> Trainer:
-    """The run in ``run_dir``; why not (no such folder, a refused checkpoint) reaches ``main``,
+    """The run in ``run_dir`` holding the weights it ends with (the best ones, when early
+    stopping keeps them); why not (no such folder, a refused checkpoint) reaches ``main``,
     which reports it in one line (exit 1)."""
-    return Trainer.resume(run_dir)
+    trainer = Trainer.resume(run_dir)
+    trainer.use_final_weights()
+    return trainer
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _flags(names) -> str:
+    return ", ".join(_flag(name) for name in names)
 
 
 def run_train(args) -> int:
     given = _given_config(args)
     if args.resume is not None:
-        if given:
-            args.parser.error(f"--resume continues a run with its own configuration; got also "
-                              f"{', '.join('--' + name.replace('_', '-') for name in given)}")
-        return _train(_resumed(args.resume), not args.no_progress)
+        others = [name for name in given if name != "steps"]
+        if others or args.force:
+            args.parser.error(f"--resume continues a run with its own configuration (only --steps may extend it); "
+                              f"got also {_flags(others + ['force'] * args.force)}")
+        return _train(Trainer.resume(args.resume, steps=given.get("steps")), not args.no_progress)
     given.setdefault("out", str(Path("runs") / given.get("task", "memory")))
-    if run_exists(given["out"]):
-        args.parser.error(f"'{given['out']}' already holds a run: continue it with --resume {given['out']} "
-                          f"or choose another --out")
-    try:
+    try:  # the options: a usage error; flags that do not apply are refused even at their default value
+        TrainConfig.check_applicable({**TrainConfig().to_dict(), **given}, given, owner="train", spell=_flag)
         config = TrainConfig(**given)
-    except (TypeError, ValueError) as exc:  # the options: a usage error
+    except (TypeError, ValueError) as exc:
         args.parser.error(str(exc))
+    if run_exists(config.out):
+        if not args.force:
+            raise FileExistsError(f"'{config.out}' already holds a run: continue it with --resume {config.out}, "
+                                  f"or start over with --force")
+        remove_run(config.out)
     return _train(Trainer(config), not args.no_progress)  # the files (--text, --out): main reports
 
 
@@ -249,7 +269,8 @@ def run_eval(args) -> int:
     trainer = _resumed(args.run_dir)
     loss = _LOSS_NAMES[trainer.data.loss]
     valid, test, baseline = trainer.evaluate("valid"), trainer.evaluate("test"), trainer.data.baseline_loss
-    print(f"{args.run_dir}: task {trainer.config.task}, step {trainer.step} of {trainer.config.steps}")
+    print(f"{args.run_dir}: task {trainer.config.task}, step {trainer.step} of {trainer.config.steps}"
+          f"{_weights_note(trainer.weights_step, trainer.step)}")
     print(f"validation {loss} {valid:.6g}")
     print(f"test {loss} {test:.6g} vs baseline {baseline:.6g} ({100 * test / baseline:.3g}% of it)")
     return 0
@@ -274,6 +295,7 @@ def run_demo(args) -> int:
         _print_error("demo", "a gradient check failed (see the lines above): not training")
         return 1
     config = TrainConfig(**{**DEMO, **sizes, "steps": args.steps, "seed": args.seed, "out": args.out})
+    remove_run(config.out)  # the previous demo's run files
     print(f"\nTraining the notebook RNN (H={config.hidden_size}) on the memory task: recall the first of "
           f"T={config.seq_len} values drawn from U(-1, 1); {config.steps} steps of {config.batch_size} sequences")
     return _train(Trainer(config), not args.no_progress)
@@ -299,7 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", run_train, "train a model on a task, or --resume a run",
                     "Train into a run folder: config.json, metrics.jsonl, checkpoint.ckpt, summary.json, loss.png.",
                     usage="%(prog)s [--task TASK] [--cell CELL] [options] [--out RUN_DIR]\n       %(prog)s --resume RUN_DIR")
-    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its checkpoint (with --steps N: extend it to N steps)")
+    train.add_argument("--force", action="store_true",
+                       help="start over in an --out folder that holds a run (deletes that run's files only)")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(train)
 

@@ -1,0 +1,109 @@
+"""What a training checkpoint holds, and the checks a stored one passes before anything is built.
+
+A checkpoint (:mod:`numpy_rnn.checkpoint` file) of a run holds these arrays:
+
+* ``params.<name>``: the weights the loop trains (the model's parameter names);
+* ``best.<name>``: with early stopping keeping the best weights, those of the best evaluation;
+* ``optimizer.<name>.<key>``: the optimizer's per-parameter state (``exp_avg``, ...);
+* ``data.<key>``: the data adapter's arrays (the carried state of a character run),
+
+and this metadata (:data:`META_SCHEMA`, every key always present):
+
+=====================================  ==============================================================
+key                                    value
+=====================================  ==============================================================
+``format``                             :data:`FORMAT`
+``config``                             ``TrainConfig.to_dict()``
+``step``                               steps taken, an int in ``[0, config.steps]``
+``history``                            one record per evaluation (:data:`RECORD_SCHEMA`)
+``since_evaluation``                   ``{"loss_sum", "grad_norm_sum", "steps"}`` of the finite
+                                       steps since the last evaluation
+``skipped``, ``skips_in_a_row``        non-finite steps skipped, in all and in a row
+``best_step``, ``best_val_loss``       the best evaluation so far (``None``: none, or not finite)
+``evaluations_without_improvement``    early stopping's count
+``stopped_early``                      bool
+``elapsed``                            training seconds over every session of the run
+``optimizer``, ``schedule``            their ``state_dict()`` without arrays (``schedule`` None
+                                       for a constant learning rate)
+``model_rng``                          the dropout generator's ``bit_generator.state``
+``data``                               the data adapter's metadata
+=====================================  ==============================================================
+
+:func:`check_meta` checks all of it against this schema and returns the stored
+:class:`~numpy_rnn.config.TrainConfig`; :func:`check_parameter_count` compares the stored
+parameters with the least the configuration needs, before the model is built. Every refusal is
+a :class:`~numpy_rnn.checkpoint.CheckpointError` with a one-line message.
+"""
+from __future__ import annotations
+
+from .checkpoint import CheckpointError, check_schema
+from .config import TrainConfig
+
+__all__ = ["FORMAT", "META_SCHEMA", "RECORD_SCHEMA", "check_meta", "check_parameter_count"]
+
+FORMAT = "numpy_rnn.train/2"
+#: a history record: step, means over the steps since the previous evaluation, lr, clock, skips
+RECORD_SCHEMA = {"step": int, "train_loss": (float, None), "val_loss": (float, None), "grad_norm": (float, None),
+                 "lr": float, "elapsed": float, "skipped": int}
+#: the form of the metadata (:func:`~numpy_rnn.checkpoint.check_schema`); ranges are checked apart
+META_SCHEMA = {
+    "format": str, "config": dict, "step": int, "history": [RECORD_SCHEMA],
+    "since_evaluation": {"loss_sum": float, "grad_norm_sum": float, "steps": int},
+    "skipped": int, "skips_in_a_row": int, "best_step": int, "best_val_loss": (float, None),
+    "evaluations_without_improvement": int, "stopped_early": bool, "elapsed": float,
+    "optimizer": dict, "schedule": (dict, None), "model_rng": dict, "data": dict,
+}
+
+
+def check_meta(path: str, meta: dict) -> TrainConfig:
+    """The stored configuration, once ``meta`` (of the checkpoint at ``path``) has the form
+    :data:`META_SCHEMA` and its counts are in range."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise CheckpointError(f"checkpoint '{path}': expected a training checkpoint of format {FORMAT!r}, "
+                              f"got {found!r:.80}")
+    check_schema(path, meta, META_SCHEMA)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint '{path}': invalid stored config: {exc}") from None
+    step, most = meta["step"], meta["step"] // config.eval_every + 1
+    ranges = {
+        f"step in [0, {config.steps}]": 0 <= step <= config.steps,
+        f"history of at most {most} records": len(meta["history"]) <= most,
+        "history steps in [0, step]": all(0 <= record["step"] <= step for record in meta["history"]),
+        "skipped, skips_in_a_row, evaluations_without_improvement and best_step in [0, step]":
+            all(0 <= meta[key] <= step for key in ("skipped", "skips_in_a_row", "evaluations_without_improvement",
+                                                   "best_step")),
+        "since_evaluation.steps in [0, step]": 0 <= meta["since_evaluation"]["steps"] <= step,
+        "elapsed >= 0": meta["elapsed"] >= 0,
+        "schedule null exactly for a constant learning rate":
+            (meta["schedule"] is None) == (config.schedule == "constant" and config.warmup == 0),
+    }
+    broken = [what for what, ok in ranges.items() if not ok]
+    if broken:
+        raise CheckpointError(f"checkpoint '{path}': expected {broken[0]} (the run is at step {step})")
+    return config
+
+
+def minimum_parameter_count(config: TrainConfig, input_size: int, output_size: int) -> int:
+    """A lower bound on the parameter values of the model ``config`` builds, from its sizes
+    alone: every recurrent layer holds at least ``W (D, H)``, ``R (H, H)``, ``b (H,)`` per
+    direction (exact for the Elman cell), the head ``(dirs*H, K)`` and ``(K,)``."""
+    H, K = config.hidden_size, output_size
+    dirs = 2 if config.bidirectional else 1
+    D = config.embedding_size or input_size
+    recurrent = sum(dirs * ((D if layer == 0 else dirs * H) * H + H * H + H) for layer in range(config.num_layers))
+    embedding = input_size * config.embedding_size
+    return embedding + recurrent + dirs * H * K + K
+
+
+def check_parameter_count(path: str, arrays: dict, config: TrainConfig, input_size: int, output_size: int) -> None:
+    """CheckpointError when the stored ``params.*`` hold fewer values than ``config`` needs:
+    refused before the model (and its memory) is built."""
+    stored = sum(value.size for name, value in arrays.items() if name.startswith("params."))
+    needed = minimum_parameter_count(config, input_size, output_size)
+    if needed > stored:
+        raise CheckpointError(f"checkpoint '{path}': the stored config (hidden_size={config.hidden_size}, num_layers={config.num_layers}, "
+                              f"embedding_size={config.embedding_size}) needs at least {needed} parameter values, "
+                              f"the stored parameters hold {stored}")

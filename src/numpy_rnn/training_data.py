@@ -1,0 +1,189 @@
+"""The data a training run reads: the :class:`TrainingData` protocol and its two adapters.
+
+The trainer knows its data only through :class:`TrainingData`. :class:`TaskData` serves a
+synthetic task (independent sequences, fixed validation and test sets);
+:class:`StreamData` serves a text as parallel streams read in truncated-BPTT chunks, the
+final state of one chunk carried into the next. :func:`make_data` picks the adapter of a
+:class:`~numpy_rnn.config.TrainConfig`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
+from .checkpoint import CheckpointError
+from .config import TrainConfig
+from .tasks import CharCorpus
+
+__all__ = ["EVAL_BATCH", "StreamData", "TaskData", "TrainingData", "make_data"]
+
+EVAL_BATCH = 256  # sequences per evaluation batch: bounds the memory of the forward caches
+
+
+class TrainingData(Protocol):
+    """What the training loop reads.
+
+    Attributes: ``input_size`` and ``output_size`` (the model's D and K; a vocabulary size
+    for text), ``loss`` (a :data:`~numpy_rnn.losses.LOSSES` name), ``baseline_loss`` (the loss
+    of the best predictor without memory, on the test set) and ``carries_state`` (whether
+    evaluation passes each batch's final state on to the next batch).
+
+    * ``next_batch() -> (x, y, state)``: the next training batch and the initial state to feed
+      the model with it (None: zero);
+    * ``carry(state)``: the final state after a successful update on the last batch (None after
+      a skipped update); a stateless adapter ignores it;
+    * ``eval_batches(split) -> iterator of (x, y)``: the fixed ``"valid"`` or ``"test"`` set,
+      the same batches every time;
+    * ``state_dict() -> (arrays, meta)``: every piece of state ``next_batch`` reads (arrays of
+      numbers, JSON metadata), so that a resumed run draws the same batches;
+      ``load_state_dict(arrays, meta)`` restores it, raising CheckpointError for stored state
+      of the wrong form.
+    """
+
+    input_size: int
+    output_size: int
+    loss: str
+    baseline_loss: float
+    carries_state: bool
+
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray, object]: ...
+
+    def carry(self, state) -> None: ...
+
+    def eval_batches(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+    def state_dict(self) -> tuple[dict, dict]: ...
+
+    def load_state_dict(self, arrays: dict, meta: dict) -> None: ...
+
+
+def make_data(config: TrainConfig, seeds: list[np.random.SeedSequence]) -> TrainingData:
+    """The adapter of ``config``: seeds of the training batches, validation and test sets."""
+    if config.task == "chars":
+        return StreamData(config)
+    data_seed, valid_seed, test_seed = seeds
+    return TaskData(config, np.random.default_rng(data_seed), valid_seed, test_seed)
+
+
+class TaskData:
+    """A synthetic task: training batches from one generator, fixed validation and test sets
+    of ``config.eval_size`` sequences each."""
+
+    carries_state = False
+
+    def __init__(self, config: TrainConfig, rng: np.random.Generator, valid_seed, test_seed):
+        self.task, self.batch_size, self.rng = config.make_task(), config.batch_size, rng
+        self.dtype = np.dtype(config.dtype)
+        self.input_size, self.output_size = self.task.input_size, self.task.output_size
+        self.loss, self.baseline_loss = self.task.loss, self.task.baseline_loss
+        self.sets = {"valid": self._sample(config.eval_size, np.random.default_rng(valid_seed)),
+                     "test": self._sample(config.eval_size, np.random.default_rng(test_seed))}
+
+    def _sample(self, n, rng):
+        """A batch in the run's dtype (the tasks draw float64; integer targets stay integers)."""
+        return tuple(a.astype(self.dtype) if a.dtype.kind == "f" else a for a in self.task.sample(n, rng))
+
+    def next_batch(self):
+        return (*self._sample(self.batch_size, self.rng), None)
+
+    def carry(self, state) -> None:
+        """Independent sequences: nothing is carried."""
+
+    def eval_batches(self, split: str):
+        x, y = self.sets[split]
+        return ((x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH))
+
+    def state_dict(self) -> tuple[dict, dict]:
+        return {}, {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        _check_keys(arrays, meta, set(), {"rng"})
+        set_generator_state(self.rng, meta["rng"], "data.rng")
+
+
+class StreamData:
+    """Character text as ``B`` parallel streams read in ``bptt``-step chunks, state carried.
+
+    The text is split 80/10/10 into training, validation and test parts. An epoch is every
+    full chunk of the training streams; the carried state restarts at zero with each epoch.
+    Validation and test read their whole part as streams, the last chunk possibly shorter.
+    """
+
+    carries_state = True
+
+    def __init__(self, config: TrainConfig):
+        corpus = CharCorpus.from_file(config.text) if config.text else CharCorpus.builtin()
+        train, rest = corpus.split(0.2)
+        valid, test = rest.split(0.5)
+        self.corpus, self.bptt = corpus, config.bptt
+        self.input_size = self.output_size = corpus.input_size
+        self.loss, self.baseline_loss = corpus.loss, test.baseline_loss
+        self.streams = train.stream(config.batch_size)  # (B, M)
+        self.chunks = (self.streams.shape[1] - 1) // self.bptt
+        if self.chunks == 0:
+            raise ValueError(f"TrainConfig: the training text ({len(train)} characters) is too short for "
+                             f"batch_size={config.batch_size} streams of bptt={self.bptt} + 1 characters")
+        self.sets = {name: part.stream(max(1, min(config.batch_size, len(part) // self.bptt)))
+                     for name, part in (("valid", valid), ("test", test))}
+        self.position, self.state = 0, None
+
+    def next_batch(self):
+        if self.position == self.chunks:  # a new epoch starts from a zero state
+            self.position, self.state = 0, None
+        start = self.position * self.bptt
+        self.position += 1
+        return (self.streams[:, start:start + self.bptt],
+                self.streams[:, start + 1:start + self.bptt + 1], self.state)
+
+    def carry(self, state) -> None:
+        self.state = state
+
+    def eval_batches(self, split: str):
+        s = self.sets[split]
+        last = s.shape[1] - 1
+        return ((s[:, k:min(k + self.bptt, last)], s[:, k + 1:min(k + self.bptt, last) + 1])
+                for k in range(0, last, self.bptt))
+
+    def state_dict(self) -> tuple[dict, dict]:
+        parts = () if self.state is None else self.state if isinstance(self.state, tuple) else (self.state,)
+        return {f"state.{i}": p for i, p in enumerate(parts)}, {"position": self.position, "state_parts": len(parts)}
+
+    def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        """The stream position and carried state; the state's shape is checked by the model
+        when it is fed."""
+        _check_keys(arrays, meta, set(arrays), {"position", "state_parts"})
+        position, parts = meta["position"], meta["state_parts"]
+        if not _is_int(position) or not 0 <= position <= self.chunks:
+            raise CheckpointError(f"expected data.position an int in [0, {self.chunks}], got {position!r}")
+        if not _is_int(parts) or set(arrays) != {f"state.{i}" for i in range(parts)}:
+            raise CheckpointError(f"expected data.state_parts to count the stored state arrays "
+                                  f"{sorted(arrays)}, got {parts!r}")
+        state = tuple(arrays[f"state.{i}"] for i in range(parts))
+        self.position = position
+        self.state = None if not state else state if len(state) > 1 else state[0]
+
+
+def _is_int(value) -> bool:
+    return type(value) is int
+
+
+def _check_keys(arrays: dict, meta, array_names: set, meta_keys: set) -> None:
+    if not isinstance(meta, dict) or set(meta) != meta_keys:
+        raise CheckpointError(f"expected data state with keys {sorted(meta_keys)}, got {meta!r:.200}")
+    if set(arrays) != array_names:
+        raise CheckpointError(f"unexpected data arrays {sorted(set(arrays) - array_names)}")
+
+
+def set_generator_state(rng: np.random.Generator, state, what: str) -> None:
+    """Restore a stored ``bit_generator.state`` (PCG64), or CheckpointError naming ``what``."""
+    expected = rng.bit_generator.state
+    if not (isinstance(state, dict) and set(state) == set(expected) and state.get("bit_generator") == "PCG64"
+            and isinstance(state.get("state"), dict) and set(state["state"]) == {"state", "inc"}
+            and all(_is_int(v) and v >= 0 for v in (*state["state"].values(), state["has_uint32"], state["uinteger"]))):
+        raise CheckpointError(f"expected {what} to be a PCG64 generator state, got {state!r:.200}")
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f"invalid {what}: {exc}") from None
