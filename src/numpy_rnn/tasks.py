@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator
+from typing import ClassVar, Iterator
 
 import numpy as np
 
@@ -624,59 +624,3 @@ class CharCorpus:
         """The unigram probabilities for every input id: shape ``(B, T, V)``."""
         x = np.asarray(x)
         return np.broadcast_to(self.unigram, x.shape + (len(self.vocab),))
-
-    def sample(
-        self,
-        step_fn: Callable[[np.ndarray], np.ndarray],
-        length: int,
-        rng,
-        temperature: float = 1.0,
-        prime: str = "",
-    ) -> str:
-        """Generate ``length`` characters with a model's ``step_fn``; returns them (not ``prime``).
-
-        Contract: ``step_fn(ids)`` takes int64 ids of shape ``(B,)`` (here ``B = 1``), advances
-        the model's own recurrent state by one step and returns logits of shape ``(B, V)`` for
-        the next character. The characters of ``prime`` are fed first (without a prime, the
-        first character is drawn from the unigram distribution); then each next character is
-        drawn from ``softmax(logits / temperature)`` and fed back.
-        """
-        owner = "CharCorpus.sample"
-        if not callable(step_fn):
-            raise TypeError(
-                f"{owner}: expected step_fn to be callable, got {type(step_fn).__name__}"
-            )
-        length = check_size(owner, "length", length, minimum=1)
-        gen = _generator(owner, rng)
-        temperature = _check_positive_float(owner, "temperature", temperature)
-        if not isinstance(prime, str):
-            raise TypeError(f"{owner}: expected prime to be a str, got {type(prime).__name__}")
-        if prime:
-            out, feed = [], list(self._encode(owner, "prime", prime))
-        else:
-            first = int(gen.choice(len(self.vocab), p=self.unigram))
-            out, feed = [first], [first]
-        while len(out) < length:
-            for i in feed:
-                logits = self._step(step_fn, i)
-            feed = [self._draw_next(logits, temperature, gen)]
-            out.append(feed[0])
-        return self.decode(np.array(out))
-
-    def _step(self, step_fn, i: int) -> np.ndarray:
-        """Call ``step_fn`` on the single id ``i`` and check its ``(1, V)`` finite logits."""
-        logits = np.asarray(step_fn(np.array([i], dtype=np.int64)), dtype=np.float64)
-        if logits.shape != (1, len(self.vocab)):
-            raise ValueError(
-                f"CharCorpus.sample: expected step_fn to return logits of shape "
-                f"(1, {len(self.vocab)}), got {logits.shape}"
-            )
-        if not np.all(np.isfinite(logits)):
-            raise ValueError("CharCorpus.sample: step_fn returned non-finite logits")
-        return logits[0]
-
-    def _draw_next(self, logits: np.ndarray, temperature: float, gen) -> int:
-        """Draw an id from ``softmax(logits / temperature)``."""
-        z = logits / temperature
-        p = np.exp(z - z.max())
-        return int(gen.choice(len(p), p=p / p.sum()))
