@@ -446,7 +446,7 @@ class CharCorpus:
         self.text = text
         self.vocab = vocab
         self._index = {c: i for i, c in enumerate(vocab)}
-        self.ids = self._encode("CharCorpus", "text", text)
+        self.ids = self._encode("CharCorpus", text)
         self.ids.flags.writeable = False
 
     @classmethod
@@ -520,16 +520,16 @@ class CharCorpus:
 
     def encode(self, text: str) -> np.ndarray:
         """The int64 ids ``(len(text),)`` of the characters of ``text``."""
-        return self._encode("CharCorpus.encode", "text", text)
+        return self._encode("CharCorpus.encode", text)
 
-    def _encode(self, owner: str, name: str, text) -> np.ndarray:
-        """:meth:`encode`, its errors naming the caller and its argument (e.g. ``prime``)."""
+    def _encode(self, owner: str, text) -> np.ndarray:
+        """:meth:`encode`, its errors naming ``owner`` (the constructor reports as itself)."""
         if not isinstance(text, str):
             raise TypeError(f"{owner}: expected a str, got {type(text).__name__}")
         unknown = sorted(set(text) - self._index.keys())
         if unknown:
             shown = unknown if len(unknown) <= 20 else [*unknown[:20], "..."]
-            raise ValueError(f"{owner}: {name} has characters not in the vocabulary: {shown}")
+            raise ValueError(f"{owner}: text has characters not in the vocabulary: {shown}")
         return np.fromiter((self._index[c] for c in text), dtype=np.int64, count=len(text))
 
     def decode(self, ids) -> str:
