@@ -234,56 +234,124 @@ def test_sample_text_from_the_character_model(tiny_chars):
         sample_text(Trainer(TrainConfig(**TINY)), 5)
 
 
-@pytest.mark.parametrize("options, error, message", [
-    ({"task": "nosuch"}, ValueError, "unknown task 'nosuch'; valid names: memory, adding, adding-hs, copy, sine, chars"),
-    ({"hidden_size": -1}, ValueError, "expected hidden_size >= 1, got -1"),
-    ({"steps": 2.5}, TypeError, "expected steps to be an int"),
-    ({"lr": float("nan")}, ValueError, "expected lr finite"),
-    ({"lr": 0}, ValueError, "expected lr finite and in (0.0, inf), got 0.0"),
-    ({"dropout": 1.0}, ValueError, "expected dropout finite and in"),
-    ({"cell": "nope"}, ValueError, "unknown cell 'nope'; valid names: rnn, lstm, gru"),
-    ({"optimizer": "adam", "momentum": 0.9}, ValueError,
-     "momentum applies with optimizer sgd or rmsprop only, got optimizer 'adam'"),
-    ({"schedule": "cosine", "warmup": 40}, ValueError, "expected warmup < steps"),
-    ({"model": "notebook", "cell": "lstm"}, ValueError, "takes hidden_size only, got cell='lstm'"),
-    ({"model": "notebook", "task": "copy"}, ValueError, "task 'copy' needs model 'sequence'"),
-    ({"init": {"R": "nope"}}, ValueError, "unknown initialiser 'nope'"),
-    ({"task": "adding", "seq_len": 1}, ValueError, "AddingTask: expected seq_len >= 2"),
-    ({"cell": "gru", "nonlinearity": "relu"}, ValueError, "nonlinearity applies with cell rnn only, got cell 'gru'"),
-    ({"cell": None, "nonlinearity": "relu"}, ValueError, "nonlinearity applies with cell rnn only, got cell 'lstm'"),
-    ({"task": "chars", "eval_size": 1000, "bidirectional": True}, ValueError,
-     "task 'chars' predicts the next character; a bidirectional layer would also read the text backwards and see "
-     "the character it is asked to predict"),
-    ({"text": "some.txt"}, ValueError, "text applies with task chars only, got task 'memory'"),
-    ({"bptt": 20}, ValueError, "bptt applies with task chars only, got task 'memory'"),
-    ({"embedding_size": 8}, ValueError, "embedding_size applies with task chars only, got task 'memory'"),
-    ({"task": "chars", "eval_size": 1000, "seq_len": 20}, ValueError,
-     "seq_len applies with tasks memory, adding, adding-hs, copy, sine only, got task 'chars' "
-     "(the character model reads bptt steps per chunk)"),
-    ({"task": "chars"}, ValueError, "eval_size applies with tasks memory, adding, adding-hs, copy, sine only"),
-    ({"copy_len": 3}, ValueError, "copy_len applies with task copy only, got task 'memory'"),
-    ({"n_symbols": 3}, ValueError, "n_symbols applies with task copy only, got task 'memory'"),
-    ({"horizon": 3}, ValueError, "horizon applies with task sine only, got task 'memory'"),
-    ({"max_skips": 3}, ValueError, "max_skips applies with nonfinite skip only, got nonfinite 'raise'"),
-    ({"final_weights": "last"}, ValueError, "final_weights applies with early stopping (patience > 0) only"),
-    ({"eval_size": 10**9}, ValueError, "each evaluation set (eval_size=1000000000) would hold 10000000000 values"),
-    ({"seq_len": 10**7, "eval_size": 1}, ValueError, "a batch (batch_size=16) would hold 160000000 values"),
-    ({"out": 5}, TypeError, "expected out to be a path (str or os.PathLike), got int 5"),
-    ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
-])
-def test_bad_config_is_refused_with_a_message(options, error, message):
-    with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
-        TrainConfig(**{**TINY, **options})
-
-
-def test_config_round_trips_and_unknown_fields_are_named():
-    config = TrainConfig(**TINY, init={"R": "orthogonal"})
-    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
-    with pytest.raises(ValueError, match=r"unknown field\(s\) \['colour'\]"):
-        TrainConfig.from_dict({"colour": "red"})
-
-
 def test_missing_tqdm_gives_a_clear_error(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match=r"pip install 'numpy-rnn\[cli\]'"):
         Trainer(TrainConfig(**TINY)).run(progress=True)
+
+
+# ---------------------------------------------------------------- early stopping keeps the best weights
+STOPPING = {**TINY, "patience": 2, "steps": 100}  # evaluations at 10, 20, ...
+
+
+def _script_validation(trainer, losses):
+    """The next validation losses of ``trainer`` are ``losses`` (the test loss stays real)."""
+    values, evaluate = iter(losses), trainer.evaluate
+    trainer.evaluate = lambda split="valid": next(values) if split == "valid" else evaluate(split)
+
+
+def _params_after(steps):
+    trainer = Trainer(TrainConfig(**{**TINY, "steps": steps}))
+    trainer.run()
+    return trainer.model.state_dict()
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_ends_with_the_weights_of_the_best_evaluation(tmp_path):
+    trainer = Trainer(TrainConfig(**STOPPING, out=str(tmp_path)))
+    _script_validation(trainer, [3.0, 1.0, 2.0, 2.0])
+    summary = trainer.run()
+    assert summary["stopped_early"] and summary["steps"] == trainer.step == 40
+    assert summary["best_step"] == summary["weights_step"] == trainer.weights_step == 20
+    assert _same(trainer.model.state_dict(), _params_after(20))
+    assert summary["test_loss"] == trainer.evaluate("test")  # tested with the best weights
+    arrays, _ = load_checkpoint(tmp_path / "checkpoint.ckpt")  # the training weights and the best ones
+    assert _same({k[len("params."):]: v for k, v in arrays.items() if k.startswith("params.")}, _params_after(40))
+    assert _same({k[len("best."):]: v for k, v in arrays.items() if k.startswith("best.")}, _params_after(20))
+    resumed = Trainer.resume(tmp_path)
+    assert resumed.weights_step == 40 and _same(resumed.model.state_dict(), _params_after(40))
+    assert resumed.use_final_weights() == 20 and _same(resumed.model.state_dict(), _params_after(20))
+
+
+def test_final_weights_last_keeps_the_last_weights():
+    trainer = Trainer(TrainConfig(**STOPPING, final_weights="last"))
+    _script_validation(trainer, [3.0, 1.0, 2.0, 2.0])
+    summary = trainer.run()
+    assert summary["best_step"] == 20 and summary["weights_step"] == 40
+    assert _same(trainer.model.state_dict(), _params_after(40))
+
+
+def test_resume_of_a_run_keeping_the_best_weights_is_bit_identical(tmp_path):
+    whole = Trainer(TrainConfig(**STOPPING))
+    _script_validation(whole, [3.0, 1.0, 2.0, 0.5, 2.0, 2.0])
+    whole.run()
+    first = Trainer(TrainConfig(**STOPPING, out=str(tmp_path)))
+    _script_validation(first, [3.0, 1.0])
+    first.run(until=25)
+    first.save()
+    resumed = Trainer.resume(tmp_path)
+    _script_validation(resumed, [2.0, 0.5, 2.0, 2.0])
+    summary = resumed.run()
+    assert summary["weights_step"] == 40 and resumed.step == 60
+    _assert_same_run(whole, resumed)
+    assert _same(whole.best_params, resumed.best_params)
+
+
+# ---------------------------------------------------------------- run folders: extend, force, refuse
+def test_resume_with_more_steps_extends_a_finished_run_and_refuses_what_cannot_go_on(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "steps": 20}, out=str(out)))
+    extended = Trainer.resume(out, steps=40)
+    assert extended.config.steps == 40 and not extended.finished
+    summary = extended.run()
+    assert summary["steps"] == 40 and [r["step"] for r in extended.history] == [10, 20, 30, 40]
+    assert _same(extended.model.state_dict(), _params_after(40))
+    with pytest.raises(ValueError, match=r"already at step 40; to extend it, give more steps than that \(got 30\)"):
+        Trainer.resume(out, steps=30)
+    cosine = tmp_path / "cosine"
+    train(TrainConfig(**{**TINY, "steps": 20, "schedule": "cosine"}, out=str(cosine)))
+    with pytest.raises(ValueError, match="has a cosine schedule fixed to 20 steps: it cannot be extended"):
+        Trainer.resume(cosine, steps=40)
+    stopped = tmp_path / "stopped"
+    trainer = Trainer(TrainConfig(**STOPPING, out=str(stopped)))
+    _script_validation(trainer, [1.0, 2.0, 2.0])
+    trainer.run()
+    with pytest.raises(ValueError, match="stopped early at step 30 .*: there is nothing to extend"):
+        Trainer.resume(stopped, steps=200)
+
+
+def test_force_deletes_the_run_files_only_and_a_file_is_no_run_folder(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "steps": 10}, out=str(out)))
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Trainer(TrainConfig(**{**TINY, "steps": 10}, out=str(out)))
+    trainer, summary = train(TrainConfig(**{**TINY, "steps": 20}, out=str(out)), force=True)
+    assert summary["steps"] == 20 and (out / "notes.txt").read_text() == "mine"
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"run folder '.*file' is a file, not a folder"):
+        Trainer(TrainConfig(**TINY, out=str(tmp_path / "file")))
+
+
+def test_checkpoint_keys_are_the_documented_public_names(tmp_path):
+    from numpy_rnn.train_state import META_SCHEMA
+
+    trainer = Trainer(TrainConfig(**{**TINY, "task": "copy", "seq_len": 3, "copy_len": 2, "warmup": 5}))
+    trainer.run(until=12)
+    arrays, meta = trainer.state_dict()
+    assert list(meta) == list(META_SCHEMA)
+    assert {name.partition(".")[0] for name in arrays} == {"params", "optimizer"}
+    assert meta["since_evaluation"]["steps"] == 2 and meta["step"] == 12 and len(meta["history"]) == 1
+
+
+def test_sample_text_refuses_characters_the_model_never_saw(tiny_chars):
+    trainer = Trainer(TrainConfig(**{**tiny_chars, "steps": 1}))
+    with pytest.raises(ValueError, match=r"sample_text: the prime has characters the model never saw: \['€'\]"):
+        sample_text(trainer, 5, prime="a€")
+    with pytest.raises(ValueError, match=r"sample_text: expected temperature finite and in \(0.0, inf\), got -1.0"):
+        sample_text(trainer, 5, temperature=-1.0)
+    assert len(sample_text(trainer, 1)) == 1

@@ -157,7 +157,7 @@ class TrainConfig(_checks.PlainConfig):
         if self.task != "chars":
             self._check_sizes(self.make_task())  # the task checks its own options (adding needs seq_len >= 2)
         else:
-            self._check_values("a batch", self.batch_size * self.bptt)
+            self._check_values(f"a batch (batch_size={self.batch_size})", self.batch_size * self.bptt)
         if self.model == "sequence":
             self.model_config(1, 1)  # and ModelConfig its own
 

@@ -544,6 +544,7 @@ def sample_text(trainer: Trainer, length: int, *, temperature: float = 1.0, prim
         raise TypeError(f"sample_text: expected prime to be a str, got {type(prime).__name__}")
     corpus, gen = trainer.data.corpus, _checks.as_generator(rng, "sample_text")
     length = _checks.check_size("sample_text", "length", length)
+    temperature = _checks.check_real("sample_text", "temperature", temperature, low=0.0, low_open=True)
     unknown = sorted(set(prime) - set(corpus.vocab))
     if unknown:
         raise ValueError(f"sample_text: the prime has characters the model never saw: {unknown}")

@@ -9,7 +9,7 @@ final state of one chunk carried into the next. :func:`make_data` picks the adap
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -22,6 +22,7 @@ __all__ = ["EVAL_BATCH", "StreamData", "TaskData", "TrainingData", "make_data"]
 EVAL_BATCH = 256  # sequences per evaluation batch: bounds the memory of the forward caches
 
 
+@runtime_checkable
 class TrainingData(Protocol):
     """What the training loop reads.
 
@@ -106,7 +107,8 @@ class TaskData:
 class StreamData:
     """Character text as ``B`` parallel streams read in ``bptt``-step chunks, state carried.
 
-    The text is split 80/10/10 into training, validation and test parts. An epoch is every
+    The text is split 90/5/5 into training, validation and test parts (:meth:`CharCorpus.split`:
+    validation and test together are the last 10%, nanoGPT's validation split). An epoch is every
     full chunk of the training streams; the carried state restarts at zero with each epoch.
     Validation and test read their whole part as streams, the last chunk possibly shorter.
     """
@@ -115,8 +117,7 @@ class StreamData:
 
     def __init__(self, config: TrainConfig):
         corpus = CharCorpus.from_file(config.text) if config.text else CharCorpus.builtin()
-        train, rest = corpus.split(0.2)
-        valid, test = rest.split(0.5)
+        train, valid, test = corpus.split()
         self.corpus, self.bptt = corpus, config.bptt
         self.input_size = self.output_size = corpus.input_size
         self.loss, self.baseline_loss = corpus.loss, test.baseline_loss
