@@ -425,16 +425,29 @@ def test_stream(corpus):
 
 
 def test_split(corpus):
-    train, valid = corpus.split(0.25)
-    assert train.text + valid.text == corpus.text
-    assert train.vocab == valid.vocab == corpus.vocab
-    assert len(valid) == pytest.approx(0.25 * len(corpus), abs=1)
-    with pytest.raises(ValueError, match="expected valid_fraction < 1, got 1.0"):
-        corpus.split(1.0)
+    train, valid, test = corpus.split(0.25, 0.125)
+    N = len(TEXT)
+    assert (len(train), len(valid), len(test)) == (int(N * 0.625), int(N * 0.875) - int(N * 0.625),
+                                                    N - int(N * 0.875))
+    assert train.text + valid.text + test.text == corpus.text
+    assert train.vocab == valid.vocab == test.vocab == corpus.vocab
+    with pytest.raises(ValueError, match=r"expected valid_fraction \+ test_fraction < 1, got 0.5 \+ 0.5"):
+        corpus.split(0.5, 0.5)
     with pytest.raises(ValueError, match="expected valid_fraction to be finite and > 0, got 0"):
         corpus.split(0)
-    with pytest.raises(ValueError, match="leaves an empty part"):
-        CharCorpus.from_text("abc").split(0.01)
+    with pytest.raises(ValueError, match="expected test_fraction to be finite and > 0, got -0.1"):
+        corpus.split(0.1, -0.1)
+    with pytest.raises(ValueError, match="leave an empty part of a text of 3 characters"):
+        CharCorpus.from_text("abc").split(0.01, 0.01)
+
+
+def test_default_split_of_tiny_shakespeare_is_nanogpts(shakespeare):
+    train, valid, test = shakespeare.split()
+    # nanoGPT's shakespeare_char: train.bin 1,003,854 characters, val.bin 111,540 (the last 10%)
+    assert (len(train), len(valid), len(test)) == (1_003_854, 55_770, 55_770)
+    assert valid.text + test.text == shakespeare.text[-111_540:]
+    assert train.text == shakespeare.text[: int(len(shakespeare) * 0.9)]
+    np.testing.assert_array_equal(np.concatenate([train.ids, valid.ids, test.ids]), shakespeare.ids)
 
 
 def test_unigram_baseline_matches_empirical(shakespeare):
