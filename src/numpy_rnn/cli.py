@@ -105,7 +105,7 @@ def _check_notebook_rnn(parser, *, input_size: int, hidden_size: int, seq_len: i
             parser.error(str(exc))
         kind = "a single output neuron" if output_size == 1 else "multiple output neurons"
         print(("\n" if i else "") + f"Gradient check with {kind}:")
-        passed = gradient_check(model, x, threshold=threshold) is not False and passed
+        passed = gradient_check(model, x, threshold=threshold) and passed
     return passed
 
 
