@@ -38,8 +38,9 @@ DEMO = dict(task="memory", model="notebook", seq_len=10, hidden_size=32, batch_s
 NOTEBOOK_CHECK = dict(input_size=5, hidden_size=10, seq_len=5, output_sizes=[1, 5])
 #: errors that a user's input or machine can cause: one line and exit 1, no traceback.
 #: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
-#: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input.)
-USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError)
+#: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input;
+#: NonFiniteError from a diverging run.)
+USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError, NonFiniteError)
 HINT = "Start with 'numpy-rnn demo'; 'numpy-rnn COMMAND --help' lists a command's options."
 _LOSS_NAMES = {"mse": "MSE", "cross_entropy": "cross-entropy"}
 
@@ -208,7 +209,8 @@ def _weights_note(weights_step: int, step: int) -> str:
 
 
 def _train(trainer: Trainer, progress: bool) -> int:
-    """Run ``trainer`` to the end and report; Ctrl-C saves a checkpoint and exits 130."""
+    """Run ``trainer`` to the end and report; Ctrl-C saves a checkpoint and exits 130 (a
+    non-finite loss reaches ``main``: exit 1)."""
     if progress and importlib.util.find_spec("tqdm") is None:
         print("no progress bar: tqdm is not installed (pip install 'numpy-rnn[cli]')", file=sys.stderr)
         progress = False
@@ -219,9 +221,6 @@ def _train(trainer: Trainer, progress: bool) -> int:
             if exc.checkpoint else "no run folder, nothing saved"
         print(f"\ninterrupted at step {exc.step}: {where}", file=sys.stderr)
         return 130
-    except NonFiniteError as exc:
-        print(f"numpy-rnn train: error: {exc}", file=sys.stderr)
-        return 1
     _report(trainer, summary)
     return 0
 
