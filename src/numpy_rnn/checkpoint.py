@@ -377,7 +377,8 @@ def _check_entry(path: str, entry) -> None:
     ):
         raise CheckpointError(
             f"checkpoint '{path}': invalid array entry {_short(entry)} (expected a non-empty "
-            f"name, a dtype of {sorted(_DTYPES)}, a shape of at most {MAX_NDIM} sizes >= 0)"
+            f"name, a bool, integer, float or complex dtype such as '<f8', a shape of at most "
+            f"{MAX_NDIM} sizes >= 0, an offset and nbytes >= 0)"
         )
 
 
