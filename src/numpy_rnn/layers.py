@@ -33,6 +33,10 @@ def _project(seq, W, b):
         out = seq.reshape(-1, seq.shape[-1]) @ W  # (T*B, G*H)
         out += b
         return out.reshape(seq.shape[:-1] + (W.shape[-1],))
+    if seq.ndim == 3 and W.ndim > 2:  # one GEMM (T*B, D) @ (D, G*H) per leading index of W
+        steps, batch, _ = seq.shape
+        out = (seq.reshape(steps * batch, -1) @ W).reshape(W.shape[:-2] + (steps, batch, W.shape[-1]))
+        return np.moveaxis(out, -3, 0) + b[..., None, :]  # (T, *lead, B, G*H)
     lead = max(W.ndim - 2, b.ndim - 1, seq.ndim - 3)
     seq = _expand(seq, lead + 3)  # (T, *lead, B, D) against W (*lead, D, G*H)
     return seq @ W + b[..., None, :]
