@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from numpy_rnn import RNN, SimpleRNN, gradient_check
+from numpy_rnn import RNN, ModelConfig, SequenceModel, SimpleRNN, gradient_check
 from numpy_rnn.gradcheck import compare, numerical_gradients
 
 T, D, H = 6, 3, 4  # all different, and different from K
@@ -172,9 +172,6 @@ def test_model_shares_arrays_with_its_layers():
 
 
 # ---------------------------------------------------------------- SequenceModel
-from numpy_rnn import ModelConfig, SequenceModel  # noqa: E402
-
-
 def model_gradient_report(model, x, lengths, rng):
     """Analytic gradients of sum(y * G) against central differences (element loop)."""
     y, _ = model.forward(x, lengths=lengths)

@@ -3,7 +3,16 @@ state_dict/load_state_dict."""
 import numpy as np
 import pytest
 
-from numpy_rnn import GRU, LSTM, RNN, Embedding, Linear, ModelConfig, SequenceModel, SimpleRNN
+from numpy_rnn import (
+    GRU,
+    LSTM,
+    RNN,
+    Embedding,
+    Linear,
+    ModelConfig,
+    SequenceModel,
+    SimpleRNN,
+)
 from numpy_rnn.module import Module
 
 MODULES = {

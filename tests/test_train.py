@@ -8,7 +8,14 @@ import pytest
 
 from numpy_rnn.checkpoint import load_checkpoint
 from numpy_rnn.tasks import CharCorpus
-from numpy_rnn.train import Interrupted, NonFiniteError, TrainConfig, Trainer, sample_text, train
+from numpy_rnn.train import (
+    Interrupted,
+    NonFiniteError,
+    TrainConfig,
+    Trainer,
+    sample_text,
+    train,
+)
 
 TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 

@@ -9,7 +9,11 @@ from numpy_rnn.checkpoint import CheckpointError
 from numpy_rnn.config import TrainConfig
 from numpy_rnn.models import RNN, SequenceModel
 from numpy_rnn.train import Trainer
-from numpy_rnn.train_state import check_meta, check_parameter_count, minimum_parameter_count
+from numpy_rnn.train_state import (
+    check_meta,
+    check_parameter_count,
+    minimum_parameter_count,
+)
 
 TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 

@@ -5,7 +5,14 @@ import pytest
 from numpy_rnn.checkpoint import CheckpointError
 from numpy_rnn.config import TrainConfig
 from numpy_rnn.tasks import CharCorpus
-from numpy_rnn.training_data import EVAL_BATCH, StreamData, TaskData, TrainingData, make_data, set_generator_state
+from numpy_rnn.training_data import (
+    EVAL_BATCH,
+    StreamData,
+    TaskData,
+    TrainingData,
+    make_data,
+    set_generator_state,
+)
 
 
 def _seeds():

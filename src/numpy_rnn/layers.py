@@ -14,6 +14,8 @@ and the backward pass runs the steps in reverse, then forms ``dW = x^T dxw``,
 
 Parameters of a one-layer, one-direction layer are named ``W, R, b`` (plus the cell's own);
 otherwise ``l{k}.W`` and ``l{k}_reverse.W`` for layer ``k`` and its reverse direction.
+Every layer here is a :class:`~numpy_rnn.module.Module` (``params``, ``grads``, ``zero_grad``,
+``train``/``eval``, ``state_dict``/``load_state_dict``).
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ class Module:
     grads: dict[str, np.ndarray]
     training: bool = True
 
-    def children(self) -> list["Module"]:
+    def children(self) -> list[Module]:
         """The modules this one is made of (its attributes that are modules), in order."""
         return [value for value in vars(self).values() if isinstance(value, Module)]
 
@@ -44,14 +44,14 @@ class Module:
         for value in self.grads.values():
             value.fill(0.0)
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Training mode (dropout on) when ``mode``, else evaluation mode; returns ``self``."""
         self.training = _checks.check_bool(type(self).__name__, "mode", mode)
         for child in self.children():
             child.train(self.training)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Evaluation mode (dropout off); returns ``self``."""
         return self.train(False)
 

@@ -40,8 +40,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -170,7 +171,7 @@ class Trainer:
         self._training_weights: dict | None = None  # set aside while the model holds the final weights
 
     @classmethod
-    def resume(cls, out, *, steps: int | None = None) -> "Trainer":
+    def resume(cls, out, *, steps: int | None = None) -> Trainer:
         """The run in folder ``out`` as its checkpoint left it; ``steps`` (more than the run has
         taken) extends the run to that many steps."""
         folder = Path(out)
