@@ -105,3 +105,9 @@ def test_a_config_asking_for_more_parameters_than_stored_is_refused_before_any_a
         tracemalloc.stop()
     check_parameter_count("p", arrays, TrainConfig(**TINY), 1, 1)
 
+
+
+def test_a_huge_stored_num_layers_is_refused_at_once(stored):
+    config = TrainConfig(**{**TINY, "num_layers": 10**12})
+    with pytest.raises(CheckpointError, match="num_layers=1000000000000"):
+        check_parameter_count("p", stored[0], config, 1, 1)

@@ -93,7 +93,8 @@ def minimum_parameter_count(config: TrainConfig, input_size: int, output_size: i
     H, K = config.hidden_size, output_size
     dirs = 2 if config.bidirectional else 1
     D = config.embedding_size or input_size
-    recurrent = sum(dirs * ((D if layer == 0 else dirs * H) * H + H * H + H) for layer in range(config.num_layers))
+    L = config.num_layers  # in closed form: a stored num_layers may be huge
+    recurrent = dirs * D * H + (L - 1) * dirs * (dirs * H) * H + L * dirs * (H * H + H)
     embedding = input_size * config.embedding_size
     return embedding + recurrent + dirs * H * K + K
 
