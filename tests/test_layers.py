@@ -348,3 +348,38 @@ def test_cell_parameter_names_may_not_clash():
 def test_dropout_with_one_layer_warns_as_torch_does():
     with pytest.warns(UserWarning, match=r"GRU: dropout=0.5 acts between stacked layers only"):
         GRU(D, H, dropout=0.5)
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("padding", [np.nan, np.inf, 1e300])
+def test_padding_past_lengths_is_never_read(kind, padding, rng):
+    """Whatever the steps past a length hold, outputs, states and every gradient are those of
+    zero padding, dx there is exactly zero, and check_finite looks at valid steps only."""
+    layer = make(kind, 2, True)
+    x = rng.standard_normal((B, T, D))
+    padded = x.copy()
+    for b, n in enumerate(MIXED):
+        padded[b, n:] = padding
+    state = random_state(layer, rng)
+    results = []
+    for inputs in (x, padded):
+        out, state_n = layer.forward(inputs, state, MIXED, check_finite=True)
+        g_out = np.ones_like(out)
+        layer.zero_grad()
+        dx, d_state0 = layer.backward(g_out, state_n)
+        results.append((out, state_n, dx, d_state0, {k: v.copy() for k, v in layer.grads.items()}))
+    (out, state_n, dx, d_state0, grads), (p_out, p_state_n, p_dx, p_d_state0, p_grads) = results
+    np.testing.assert_array_equal(p_out, out)
+    for a, b in zip(np.atleast_1d(state_n), np.atleast_1d(p_state_n)):
+        np.testing.assert_array_equal(b, a)
+    for a, b in zip(np.atleast_1d(d_state0), np.atleast_1d(p_d_state0)):
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(p_dx, dx)
+    for key in grads:
+        np.testing.assert_array_equal(p_grads[key], grads[key])
+    for b, n in enumerate(MIXED):
+        assert np.all(p_dx[b, n:] == 0)
+    with pytest.raises(ValueError, match=r"expected finite values in x, got NaN or inf"):
+        bad = padded.copy()
+        bad[1, 0, 0] = np.nan  # a valid step
+        layer.forward(bad, state, MIXED, check_finite=True)

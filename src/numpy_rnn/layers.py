@@ -130,7 +130,8 @@ class Recurrent(Module):
     ``x`` is ``(B, T, D)`` or an unbatched ``(T, D)``; ``out`` is ``(B, T, directions*H)``,
     the last layer's outputs; the state is ``(num_layers*directions, B, H)`` as in torch (a
     pair ``(h, c)`` for LSTM); ``lengths (B,)`` in any order makes outputs past a length zero
-    and the final state that of each sequence's last valid step.
+    and the final state that of each sequence's last valid step; the input past a length is
+    never read (NaN there changes nothing, and ``dx`` is zero there).
 
     ``backward(d_out, d_state=None) -> (dx, d_state0)`` adds every parameter's gradient into
     ``grads`` and returns the gradients of the input and the initial state.
@@ -223,7 +224,9 @@ class Recurrent(Module):
     # ---------------------------------------------------------------- forward
     def forward(self, x, state=None, lengths=None, *, check_finite=False):
         """Run the layer; see the class docstring. NaN or inf in ``x`` propagate like any
-        other value unless ``check_finite=True``, which makes them a ValueError."""
+        other value unless ``check_finite=True``, which makes them a ValueError. Steps past a
+        sequence's length are never read: whatever they hold, outputs and gradients ignore them
+        (``dx`` is exactly zero there)."""
         x_tm, state0, lengths, unbatched = self._check_input(x, state, lengths, check_finite)
         masks = self._draw_dropout_masks(x_tm.shape[0], x_tm.shape[1])
         out, state_n, cache = self._run(self.params, x_tm, state0, lengths, masks)
@@ -258,6 +261,7 @@ class Recurrent(Module):
             t = np.arange(steps)[:, None]
             step_mask = (t < lengths)[:, :, None]  # (T, B, 1)
             reverse_index = np.where(t < lengths, lengths - 1 - t, t)  # (T, B)
+            x_tm = np.where(_expand(step_mask, x_tm.ndim), x_tm, 0.0)  # padding is never read, whatever it holds
         inp, finals, runs = x_tm, [None] * len(state0), []
         for layer in range(self.num_layers):
             outs = []
@@ -342,7 +346,7 @@ class Recurrent(Module):
 
     def _check_input(self, x, state, lengths, check_finite):
         name = type(self).__name__
-        x = _checks.check_array(name, "x", x, self.dtype, check_finite=check_finite)
+        x = _checks.check_array(name, "x", x, self.dtype)
         D = self.input_size
         if x.ndim not in (2, 3) or x.shape[-1] != D:
             raise ValueError(f"{name}: expected x of shape (B, T, {D}) or (T, {D}), got {_checks.shape_str(x.shape)}")
@@ -352,6 +356,9 @@ class Recurrent(Module):
         if steps == 0 or batch == 0:
             raise ValueError(f"{name}: expected at least one time step and one sequence, got x of shape {_checks.shape_str(x.shape)}")
         lengths = _checks.check_lengths(name, lengths, batch, steps)
+        valid = x if lengths is None else x[np.arange(steps) < lengths[:, None]]  # padding may hold anything
+        if check_finite and not np.all(np.isfinite(valid)):
+            raise ValueError(f"{name}: expected finite values in x, got NaN or inf")
         state0 = self._split_state(self._check_state(state, batch, unbatched, check_finite), batch)
         return np.ascontiguousarray(_time_major(x)), state0, lengths, unbatched
 
