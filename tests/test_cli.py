@@ -466,8 +466,9 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 
 def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, tmp_path):
     missing = str(tmp_path / "missing")
-    with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
-        main(["--debug", "eval", missing])
+    for argv in (["--debug", "eval", missing], ["eval", missing, "--debug"]):
+        with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
+            main(argv)
     monkeypatch.setenv("NUMPY_RNN_DEBUG", "1")
     with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
         main(["eval", missing])

@@ -304,13 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numpy-rnn", description="Recurrent networks in NumPy with exact, checked gradients.",
                                      epilog=HINT)
     parser.add_argument("--version", action="version", version=f"numpy-rnn {version()}")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an error (also: environment NUMPY_RNN_DEBUG=1)")
+    debug_help = "show the traceback of an error (also: environment NUMPY_RNN_DEBUG=1)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name, run, help, description, **options):
         sub = commands.add_parser(name, help=help, description=description, **options)
         sub.set_defaults(run=run, parser=sub)
+        # after the command too; SUPPRESS keeps a --debug given before it
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         return sub
 
     check = command("gradcheck", run_gradcheck, "the notebook's gradient check (Task 2)",
