@@ -224,8 +224,8 @@ def test_force_starts_over_deleting_only_the_run_files(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--task", "chars", "--seq-len", "10"], "--seq-len applies with tasks memory, adding, adding-hs, copy, sine "
-                                             "only, got --task 'chars' (the character model reads bptt steps"),
+    (["--task", "chars", "--seq-len", "10"], ("--seq-len applies with tasks memory, adding, adding-hs, copy, sine "
+                                              "only, got --task 'chars' (the character model reads bptt steps")),
     (["--task", "adding", "--text", "x.txt"], "--text applies with task chars only, got --task 'adding'"),
     (["--task", "memory", "--bptt", "50"], "--bptt applies with task chars only, got --task 'memory'"),
     (["--embedding-size", "0"], "--embedding-size applies with task chars only"),
@@ -260,12 +260,13 @@ def test_eval_of_an_early_stopped_run_uses_and_names_the_best_step(tmp_path, cap
 
 
 def test_module_entry_point_help_and_demo(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "numpy_rnn", "gradcheck", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "numpy_rnn", "gradcheck", "--help"], capture_output=True, text=True,
+                            check=False)
     assert result.returncode == 0 and "--output-sizes" in result.stdout
     out = tmp_path / "demo"
     for _ in range(2):  # the demo can run again over its own folder
         result = subprocess.run([sys.executable, "-m", "numpy_rnn", "demo", "--steps", "300", "--out", str(out)],
-                                capture_output=True, text=True)
+                                capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert result.stdout.count("passed") == 10 and "seq/s=" in result.stderr and "gnorm=" in result.stderr
@@ -418,7 +419,7 @@ CHARS = ["train", "--task", "chars", "--bptt", "4", "--batch-size", "2", *TINY, 
     (["sample", "corrupt"], r"SHA-256 mismatch"),
 ])
 def test_a_bad_path_is_one_line_and_exit_1(paths, argv, message, capsys):
-    code, out, err = run_cli(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     line = _one_error_line(err, argv[0])
     assert code == 1, (code, err)
     assert re.search(message, line), line
@@ -429,7 +430,7 @@ def test_as_a_subprocess_a_bad_path_is_one_line_and_exit_1(tmp_path):
     (tmp_path / "file").write_text("x")
     for argv in (["train", "--steps", "1", "--no-progress", "--out", "file"], ["eval", "missing"]):
         result = subprocess.run([sys.executable, "-m", "numpy_rnn", *argv], capture_output=True, text=True,
-                                cwd=tmp_path)
+                                cwd=tmp_path, check=False)
         assert result.returncode == 1, result.stderr
         _one_error_line(result.stderr, argv[0])
 
@@ -449,7 +450,7 @@ def _resume_raising(error):
     (ValueError("first line\nsecond line"), "first line second line"),
 ])
 def test_user_errors_are_one_line(monkeypatch, capsys, error, line):
-    import numpy_rnn.cli as cli
+    from numpy_rnn import cli
 
     monkeypatch.setattr(cli.Trainer, "resume", _resume_raising(error))
     code, _, err = run_cli(["eval", "run"], capsys)
@@ -457,7 +458,7 @@ def test_user_errors_are_one_line(monkeypatch, capsys, error, line):
 
 
 def test_a_bug_keeps_its_traceback(monkeypatch):
-    import numpy_rnn.cli as cli
+    from numpy_rnn import cli
 
     monkeypatch.setattr(cli.Trainer, "resume", _resume_raising(KeyError("bug")))
     with pytest.raises(KeyError, match="bug"):  # not a user error: main does not hide it

@@ -62,8 +62,15 @@ from collections.abc import Mapping
 import numpy as np
 
 __all__ = [
-    "CheckpointError", "FORMAT_VERSION", "MAGIC", "MAX_HEADER_BYTES", "MAX_JSON_DEPTH", "MAX_NDIM",
-    "check_schema", "load_checkpoint", "save_checkpoint",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "MAX_HEADER_BYTES",
+    "MAX_JSON_DEPTH",
+    "MAX_NDIM",
+    "CheckpointError",
+    "check_schema",
+    "load_checkpoint",
+    "save_checkpoint",
 ]
 
 MAGIC = b"NPRNNCKP"

@@ -28,14 +28,22 @@ import numpy as np
 from .checkpoint import CheckpointError
 from .gradcheck import gradient_check, require_float64
 from .models import RNN
-from .train import (PLOT_FILE, Interrupted, NonFiniteError, TrainConfig, Trainer, remove_run, run_exists,
-                    sample_text)
+from .train import (
+    PLOT_FILE,
+    Interrupted,
+    NonFiniteError,
+    TrainConfig,
+    Trainer,
+    remove_run,
+    run_exists,
+    sample_text,
+)
 
 #: the demo's run: the notebook's RNN learns to recall the first of 10 values
-DEMO = dict(task="memory", model="notebook", seq_len=10, hidden_size=32, batch_size=32, lr=3e-3,
-            schedule="cosine", steps=4000, eval_every=200, checkpoint_every=1000)
+DEMO = {"task": "memory", "model": "notebook", "seq_len": 10, "hidden_size": 32, "batch_size": 32, "lr": 3e-3,
+        "schedule": "cosine", "steps": 4000, "eval_every": 200, "checkpoint_every": 1000}
 #: the notebook's gradient check (Task 2): input size D and the output sizes K, one model each
-NOTEBOOK_CHECK = dict(input_size=5, hidden_size=10, seq_len=5, output_sizes=[1, 5])
+NOTEBOOK_CHECK = {"input_size": 5, "hidden_size": 10, "seq_len": 5, "output_sizes": [1, 5]}
 #: errors that a user's input or machine can cause: one line and exit 1, no traceback.
 #: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
 #: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input;
