@@ -38,8 +38,9 @@ nothing in the file and refuses, with one CheckpointError line, anything outside
   the data section exactly, all checked before any array memory is allocated;
 - running out of memory while loading is a CheckpointError too.
 
-So loading costs time and memory in proportion to the file's size and never more than a few
-times its header (the parsed JSON). What the metadata *means* is the caller's to check;
+So loading costs time and memory in proportion to the file's size (the arrays it holds, and
+Python objects for the parsed header: at most some 25 bytes per header byte, for a header of
+empty objects). What the metadata *means* is the caller's to check;
 :func:`check_schema` checks its form::
 
     check_schema(path, meta, {"step": int, "history": [{"step": int, "val_loss": (float, None)}],
