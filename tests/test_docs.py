@@ -157,15 +157,16 @@ def workdir(tmp_path, monkeypatch):
 
 
 @contextlib.contextmanager
-def _restored_import_state():
-    """Undo what a page's code does to ``sys.path`` and ``sys.modules`` (``import indrnn``)."""
+def _restored_import_state(workdir: Path):
+    """Undo what a page's code does to ``sys.path`` and forget the modules it imported from
+    the working directory (``import indrnn``); library modules stay imported."""
     path, modules = list(sys.path), set(sys.modules)
     try:
         yield
     finally:
         sys.path[:] = path
         for name in set(sys.modules) - modules:
-            if not name.startswith(("numpy", "matplotlib", "torch")):
+            if Path(getattr(sys.modules[name], "__file__", None) or "/").resolve().is_relative_to(workdir.resolve()):
                 del sys.modules[name]
 
 
@@ -177,7 +178,7 @@ PYTHON_FILES = [path for path, blocks in BLOCKS.items()
 def test_python_blocks_run(path, workdir):
     """The file's python blocks in order, one namespace; tracebacks carry the markdown's lines."""
     namespace = {"__name__": "__docs__"}
-    with _restored_import_state():
+    with _restored_import_state(workdir):
         for block in BLOCKS[path]:
             if block.lang not in PYTHON or block.skip_reason is not None:
                 continue
