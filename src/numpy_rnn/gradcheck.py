@@ -54,6 +54,7 @@ for any model size. float32 cannot be checked meaningfully and is refused.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,6 +72,10 @@ EPS = np.finfo(np.float64).eps
 #: a bound on the error of one evaluation of f, in units of its measured noise (see _noise)
 NOISE_BOUND = 3.0
 NOISE_POINTS, NOISE_SPACING = 13, 1e-7
+#: from this many planned evaluations on, a progress bar (where tqdm is installed)
+PROGRESS_ROWS = 20000
+#: at most this many bytes of perturbed copies of one array per evaluation
+COPY_BYTES = 2 ** 23
 FIRST_STEP = {True: 2.0 ** -9, False: 2.0 ** -14}  # smooth -> h_0
 FIRST_STEPS = 3
 MAX_STEPS = 10
@@ -151,17 +156,19 @@ def require_float64(arrays: dict) -> None:
 
 
 # ---------------------------------------------------------------- evaluating f
-def _jobs(rows: dict, chunk: int, group_rows: int) -> list:
+def _jobs(rows: dict, sizes: dict, max_batch: int, group_rows: int) -> list:
     """Evaluation jobs: lists of ``(name, first, stop)`` row ranges.
 
-    An array with many rows is split into chunks of its own; consecutive arrays with few rows
-    share a job of at most ``group_rows`` rows, so tiny parameters do not each pay a whole
-    forward pass."""
+    An array with many rows is split into chunks of its own, of at most ``max_batch`` copies
+    and ``COPY_BYTES`` of copied data (large copies cost memory traffic in every step of the
+    forward pass); consecutive arrays with few rows share a job of at most ``group_rows`` rows,
+    so tiny parameters do not each pay a whole forward pass."""
     jobs, group, used = [], [], 0
     for name, n in rows.items():
         if n == 0:
             continue
         if n > group_rows:
+            chunk = max(1, min(max_batch, COPY_BYTES // (8 * sizes[name])))
             jobs += [[(name, start, min(start + chunk, n))] for start in range(0, n, chunk)]
             continue
         if group and used + n > group_rows:
@@ -192,7 +199,8 @@ def _evaluate(func, arrays, requests, *, vectorized, max_batch, group_rows, bar=
     ``{name: values}``, one value per requested row."""
     rows = {name: len(flat) for name, (flat, _) in requests.items()}
     values = {name: np.empty(n) for name, n in rows.items()}
-    for job in _jobs(rows, max(1, max_batch), group_rows if vectorized else 0):
+    sizes = {name: arrays[name].size for name in rows}
+    for job in _jobs(rows, sizes, max(1, max_batch), group_rows if vectorized else 0):
         if vectorized:
             results, row = np.asarray(func(_perturbed_batch(arrays, job, requests))), 0
             for name, first, stop in job:
@@ -295,7 +303,7 @@ def _central_differences(arrays, elements, step_columns, steps, evaluate):
 
 
 def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_step=None, vectorized=True,
-                       max_batch=4096, group_rows=256, progress=False) -> dict:
+                       max_batch=4096, group_rows=256, progress=None) -> dict:
     """Numerical gradients of the scalar ``func`` w.r.t. every array in ``arrays``, with their
     estimated errors: ``{name: Estimate(value, truncation, rounding)}`` (see the module docstring).
 
@@ -306,7 +314,8 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     (any function works). ``elements`` maps names to the flat indices to estimate (default:
     every element; the others get NaN value and errors). ``smooth=False`` starts with small
     steps (functions with kinks); ``first_step`` overrides ``h_0``. ``progress=True`` shows a
-    tqdm bar where tqdm is installed.
+    tqdm bar where tqdm is installed; ``None`` (default) shows it on a terminal for
+    ``PROGRESS_ROWS`` evaluations or more (a few seconds of work).
     """
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
@@ -317,7 +326,9 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     D = {name: np.full((value.size, MAX_STEPS), np.nan) for name, value in arrays.items()}
     fmax = {name: np.zeros(value.size) for name, value in arrays.items()}
     results = {name: tuple(np.full(value.size, np.nan) for _ in range(3)) for name, value in arrays.items()}
-    bar = _progress_bar(2 * FIRST_STEPS * sum(len(flat) for flat in todo.values())) if progress else None
+    planned = 2 * FIRST_STEPS * sum(len(flat) for flat in todo.values())
+    automatic = progress is None and planned >= PROGRESS_ROWS and sys.stderr.isatty()
+    bar = _progress_bar(planned) if progress or automatic else None
 
     def evaluate(requests):
         return _evaluate(func, arrays, requests, vectorized=vectorized, max_batch=max_batch,
@@ -445,14 +456,15 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
     return compare(predicted, numeric, rtol=rtol, atol=atol)
 
 
-def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **options) -> Report:
+def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None, rng=0, **options) -> Report:
     """Gradient check of a recurrent layer: every parameter, the input ``x`` and the initial
     state, for the loss ``sum(out * G) + sum(state_n * S)`` with fixed random ``G``, ``S``.
 
     Dropout masks drawn by the analytic forward are reused, so the check is exact for them.
-    ``mode="full"`` checks every element (:func:`estimate_gradients`), ``"directional"`` a few
-    random directions (:func:`directional_check`). ``options`` go to the chosen function
-    (e.g. ``progress=True``); the cell's ``smooth`` flag chooses the first step.
+    ``mode="full"`` checks every element (:func:`estimate_gradients`; ``sample=N`` checks N
+    elements of each larger array, drawn at random, for large layers), ``"directional"`` a few
+    random directions (:func:`directional_check`). ``options`` go to the chosen function (e.g.
+    ``progress=True``); the cell's ``smooth`` flag chooses the first step.
     """
     require_float64({**layer.params, "x": x})
     rng = np.random.default_rng(rng)
@@ -484,10 +496,20 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", rng=0, **opt
 
     options = {"smooth": getattr(layer.cell, "smooth", True), **options}
     if mode == "full":
-        return compare(analytic, estimate_gradients(loss, arrays, **options))
+        elements = None if sample is None else _sample(arrays, sample, rng)
+        return compare(analytic, estimate_gradients(loss, arrays, elements=elements, **options))
     if mode == "directional":
+        if sample is not None:
+            raise ValueError(f"check_layer: sample= applies to mode='full', got mode='directional' and sample={sample!r}")
         return directional_check(loss, arrays, analytic, rng=rng, **options)
     raise ValueError(f"check_layer: unknown mode {mode!r}; valid names: full, directional")
+
+
+def _sample(arrays, sample, rng) -> dict:
+    """``sample`` random flat indices of every array larger than that."""
+    if isinstance(sample, (bool, np.bool_)) or not isinstance(sample, (int, np.integer)) or sample < 1:
+        raise ValueError(f"check_layer: expected sample to be an int >= 1 or None, got {sample!r}")
+    return {name: rng.choice(value.size, sample, replace=False) for name, value in arrays.items() if value.size > sample}
 
 
 def _as_tuple(state):
