@@ -62,15 +62,16 @@ def parse_blocks(path: Path, root: Path = ROOT) -> tuple[list[Block], list[str]]
     lines, blocks, problems = path.read_text(encoding="utf-8").splitlines(), [], []
     rel, i, pending = str(path.relative_to(root)), 0, None  # pending: (line, reason) of a skip marker
     while i < len(lines):
-        for marker in MARKER.finditer(lines[i]):
-            match = SKIP.match(marker.group(1))
-            if match is None:
-                problems.append(f"{rel}:{i + 1}: expected '<!-- docs-test: skip (reason) -->', got {marker.group(0)!r}")
+        marker = MARKER.match(lines[i])
+        if marker:
+            skip = SKIP.match(marker.group(1))
+            if skip is None:
+                problems.append(f"{rel}:{i + 1}: expected '<!-- docs-test: skip (reason) -->', got {lines[i].strip()!r}")
             else:
-                pending = (i + 1, match.group(1).strip())
+                pending = (i + 1, skip.group(1).strip())
         fence = FENCE.match(lines[i])
         if fence is None:
-            if pending and lines[i].strip() and not MARKER.search(lines[i]):
+            if pending and lines[i].strip() and not marker:
                 problems.append(f"{rel}:{pending[0]}: a skip marker must come right before a code block")
                 pending = None
             i += 1
