@@ -114,10 +114,10 @@ def indrnn(input_size: int, hidden_size: int, num_layers: int = 1, *, nonlineari
     if time_steps is not None and num_layers > 1:
         # the init dict applies one rule to every layer: redraw the last layer's u by hand
         last = recurrent_uniform(time_steps, low=0.5 ** (1.0 / time_steps))
+        last_layer = (f"l{num_layers - 1}.", f"l{num_layers - 1}_reverse.")
         for name in layer.params:
-            if name.startswith(f"l{num_layers - 1}.") or name.startswith(f"l{num_layers - 1}_reverse."):
-                if name.endswith(".u"):
-                    layer.params[name][...] = last(layer.params[name].shape, layer.rng, layer.dtype)
+            if name.startswith(last_layer) and name.endswith(".u"):
+                layer.params[name][...] = last(layer.params[name].shape, layer.rng, layer.dtype)
     return layer
 
 

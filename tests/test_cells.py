@@ -64,7 +64,7 @@ def test_lstm_step_is_torch_gate_order(rng):
     p = {"R": np.zeros((H, 4 * H))}
     xw = np.full((1, 4 * H), -50.0)
     xw[0, H:2 * H] = 0.3  # forget gate pre-activation
-    (h, c), _ = cell.step(p, xw, (np.zeros((1, H)), np.ones((1, H))))
+    (_, c), _ = cell.step(p, xw, (np.zeros((1, H)), np.ones((1, H))))
     np.testing.assert_allclose(c, sigmoid(np.full((1, H), 0.3)), atol=1e-12)
 
 
@@ -74,7 +74,7 @@ def test_gru_reset_after_uses_b_hn_inside_the_reset(rng):
     p = {"R": np.zeros((H, 3 * H)), "b_hn": np.full(H, 5.0)}
     xw = np.zeros((1, 3 * H))
     xw[0, :H] = -50.0  # r ~ 0
-    (h,), cache = cell.step(p, xw, (np.zeros((1, H)),))
+    _, cache = cell.step(p, xw, (np.zeros((1, H)),))
     np.testing.assert_allclose(cache.n, 0.0, atol=1e-12)  # n = tanh(0)
 
 
@@ -88,10 +88,12 @@ def test_state_names_and_parameter_shapes():
 
 def test_caches_are_named_per_step_records(rng):
     h_prev, c_prev = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    (h, c), cache = LSTMCell(H).step({"R": rng.standard_normal((H, 4 * H))}, rng.standard_normal((B, 4 * H)), (h_prev, c_prev))
+    lstm = LSTMCell(H)
+    (h, c), cache = lstm.step({"R": rng.standard_normal((H, 4 * H))}, rng.standard_normal((B, 4 * H)), (h_prev, c_prev))
     assert isinstance(cache, LSTMCache) and cache.c_prev is c_prev and cache.c is c
     np.testing.assert_array_equal(h, cache.o * cache.tanh_c)
-    (h,), cache = GRUCell(H, reset_after=False).step({"R": rng.standard_normal((H, 3 * H))}, rng.standard_normal((B, 3 * H)), (h_prev,))
+    gru = GRUCell(H, reset_after=False)
+    _, cache = gru.step({"R": rng.standard_normal((H, 3 * H))}, rng.standard_normal((B, 3 * H)), (h_prev,))
     assert isinstance(cache, GRUCache) and cache.h_prev is h_prev
     np.testing.assert_array_equal(cache.rec_n, cache.r * h_prev)  # what R_n multiplies
     (h,), cache = ElmanCell(H).step({"R": rng.standard_normal((H, H))}, rng.standard_normal((B, H)), (h_prev,))
@@ -115,5 +117,6 @@ def test_a_cell_declares_its_state_by_names_not_by_size():
 
 @pytest.mark.parametrize("names", [(), ["h", "c"], ("h", "h"), ("h", 1), "h"])
 def test_state_names_must_be_a_tuple_of_distinct_strings(names):
-    with pytest.raises(TypeError, match=rf"MyCell: expected state_names to be a non-empty tuple of distinct strings, got {re.escape(repr(names))}"):
+    expected = f"MyCell: expected state_names to be a non-empty tuple of distinct strings, got {names!r}"
+    with pytest.raises(TypeError, match=re.escape(expected)):
         _cell_class(state_names=names)
