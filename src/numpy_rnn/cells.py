@@ -41,6 +41,8 @@ class Cell(ABC):
 
     The contract, with ``G = num_gates`` gates, hidden size ``H`` and batch ``B``:
 
+    * ``__init__(hidden_size, ...)`` calls ``super().__init__(hidden_size)``; a layer builds its
+      cell as ``cell(hidden_size)`` (the class, or any callable returning a cell).
     * The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
       computed for all steps in one matmul before the time loop, and turns ``d_xw`` into
       ``dW``, ``db`` and ``dx``. The cell owns every other parameter.
@@ -63,9 +65,9 @@ class Cell(ABC):
       ``h_prev (T, B, H)`` every ``h(t-1)``, ``d_rec (T, B, .)`` stacked and the ``T`` caches in
       time order; adds (``+=``) the gradients of the cell's parameters into ``g`` (default:
       ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
-    * ``smooth = False`` for a step with kinks (relu): the gradient check then uses a stencil
-      that does not straddle them; a smooth check of a kinked cell fails even when its backward
-      is right.
+    * ``smooth = False`` for a step with kinks (relu): the gradient check then starts from much
+      smaller steps, so that its differences do not straddle a kink; checked as smooth, a
+      kinked cell can fail even when its backward is right.
     * ``torch_equivalent``: the name of the torch.nn class computing the same maths, or ``None``
       (:mod:`numpy_rnn.interop` then refuses the layer).
 
