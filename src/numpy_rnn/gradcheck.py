@@ -117,7 +117,9 @@ class ArrayReport:
 
     ``worst_index`` is the element nearest to (or furthest past) its tolerance and
     ``numerical_error`` the estimated error of the numerical gradient there; ``checked`` of the
-    array's ``size`` elements were compared."""
+    array's ``size`` elements were compared. ``undecided``: failed where the numerical
+    gradient's own error exceeds what the pass rule accepts (e.g. a kink closer than the
+    smallest step): the check could not decide, rather than found a wrong gradient."""
 
     name: str
     max_rel_error: float
@@ -127,9 +129,11 @@ class ArrayReport:
     numerical_error: float = 0.0
     checked: int | None = None
     size: int | None = None
+    undecided: bool = False
 
     def __str__(self):
         verdict = "passed" if self.passed else "FAILED"
+        verdict += " (undecided: the numerical gradient is too uncertain there)" if self.undecided else ""
         sampled = f"  ({self.checked} of {self.size} elements)" if self.checked != self.size else ""
         return (f"{self.name:>12}  rel {self.max_rel_error:.3e}  abs {self.max_abs_diff:.3e}  "
                 f"num.err {self.numerical_error:.1e}  worst at {self.worst_index}  {verdict}{sampled}")
@@ -454,7 +458,8 @@ def compare(analytic: dict, numerical: dict, *, rtol=RTOL, atol=ATOL) -> Report:
             name, float(np.max(diff / np.maximum(scale, TINY), initial=0.0)), float(diff.max(initial=0.0)),
             () if worst is None else tuple(int(i) for i in np.unravel_index(checked[worst], ana.shape)),
             bool(np.all(diff <= tolerance)), 0.0 if worst is None else float(truncation[worst] + rounding[worst]),
-            checked=len(checked), size=ana.size)
+            checked=len(checked), size=ana.size, undecided=worst is not None and bool(
+                diff[worst] > tolerance[worst] and SAFETY * truncation[worst] > RCAP * scale[worst]))
     return Report(reports)
 
 
