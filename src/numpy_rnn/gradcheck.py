@@ -70,15 +70,16 @@ from typing import NamedTuple
 import numpy as np
 
 TINY = 1e-300
+# the pass rule's constants (see the module docstring)
 RTOL = 1e-7
 ATOL = 1e-10
 SAFETY = 4.0
 RCAP = 1e-5
 #: refine an element's steps while its truncation estimate exceeds GOAL * |estimate|
 GOAL = 1e-9
-#: the error of one evaluation of f, in units of |f|
 EPS = np.finfo(np.float64).eps
-#: a bound on the error of one evaluation of f, in units of its measured noise (see _noise)
+#: a bound on the error of one evaluation of f, in units of its measured noise (see _noise);
+#: at least 2 EPS |f|
 NOISE_BOUND = 3.0
 NOISE_POINTS, NOISE_SPACING = 13, 1e-7
 #: from this many planned evaluations on, a progress bar (where tqdm is installed)
@@ -281,8 +282,8 @@ def _extrapolate(D, h, delta):
     """The best entry of each row's Neville table and its errors.
 
     ``D (N, n)`` central differences at the steps ``h (n,)``, ``delta (N,)`` a bound on the error
-    of one evaluation of ``f`` for each row. Returns ``(value, truncation, rounding)``, each ``(N,)``; see the module
-    docstring for the table and its error estimates. Every candidate rests on three steps at
+    of one evaluation of ``f`` for each row. Returns ``(value, truncation, rounding)``, each
+    ``(N,)``; see the module docstring for the table and its error estimates. Every candidate rests on three steps at
     least: two central differences can agree by chance where the expansion does not yet hold,
     three hardly.
     """
