@@ -37,7 +37,7 @@ from numpy_rnn import GRU, LSTM, SimpleRNN
 
 @dataclass(frozen=True)
 class Size:
-    """A benchmark size of DESIGN.md: batch B, time steps T, input D, hidden H."""
+    """A benchmark size: batch B, time steps T, input D, hidden H."""
 
     B: int
     T: int
@@ -277,7 +277,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="sizes notebook,small and 3 repeats")
     parser.add_argument("--no-notebook-loop", action="store_true", help="skip the notebook-loop table")
     parser.add_argument("--threads", type=int, default=2,
-                        help="threads of numpy's BLAS and of torch (default 2, DESIGN.md's setting)")
+                        help="threads of numpy's BLAS and of torch (default 2: both cores of the project's machine)")
     args = parser.parse_args(argv)
     default_sizes = "notebook,small" if args.quick else ",".join(SIZES)
     args.sizes = _choices(parser, "--sizes", args.sizes or default_sizes, SIZES)

@@ -473,3 +473,12 @@ def test_debug_shows_the_traceback_of_a_user_error(monkeypatch, tmp_path):
     monkeypatch.setenv("NUMPY_RNN_DEBUG", "1")
     with pytest.raises((FileNotFoundError, CheckpointError), match="missing"):
         main(["eval", missing])
+
+
+def test_a_closed_pipe_stops_quietly():
+    """``numpy-rnn sample RUN | head``: the reader leaves early; no error line, the shell's 141."""
+    process = subprocess.Popen([sys.executable, "-m", "numpy_rnn", "gradcheck"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # before the check prints anything
+    err = process.stderr.read()
+    assert process.wait(timeout=60) == 141 and err == ""

@@ -398,10 +398,15 @@ def main(argv=None) -> int:
         parser.exit(2, f"\nnumpy-rnn: error: a command is required. {HINT}\n")
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except KeyboardInterrupt:  # outside the training loop, which saves a checkpoint first
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``numpy-rnn sample RUN | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a command stopped by a closed pipe
     except USER_ERRORS as exc:
         if args.debug or os.environ.get("NUMPY_RNN_DEBUG", "0") not in ("", "0"):
             raise

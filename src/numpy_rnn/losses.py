@@ -3,7 +3,7 @@
 Every loss is called as ``loss, grad = f(pred, target, reduction="mean", lengths=None)`` and
 returns a Python float and an array of ``pred``'s shape and dtype.
 
-Shapes (letters as in DESIGN.md; C classes for cross-entropy):
+Shapes (B batch, T steps, K outputs, C classes for cross-entropy):
 
 - sequence-to-one: ``pred`` (B, K), or logits (B, C) with class targets (B,);
 - per step (sequence-to-sequence): ``pred`` (B, T, K), or logits (B, T, C) with targets (B, T).
