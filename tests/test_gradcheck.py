@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from numpy_rnn import GRU, LSTM, RNN, SimpleRNN, gradient_check
-from numpy_rnn.gradcheck import (ArrayReport, Estimate, check_layer, compare, directional_check,
-                                 estimate_gradients, numerical_gradients, require_float64)
+from numpy_rnn.gradcheck import (
+    ArrayReport,
+    Estimate,
+    check_layer,
+    compare,
+    directional_check,
+    estimate_gradients,
+    numerical_gradients,
+    require_float64,
+)
 
 
 def cubic(a):
@@ -54,8 +62,8 @@ def test_inputs_are_not_modified(rng):
     copies = {k: v.copy() for k, v in arrays.items()}
     numerical_gradients(cubic, arrays)
     numerical_gradients(lambda a: float(cubic(a)), arrays, vectorized=False)
-    for key in arrays:
-        np.testing.assert_array_equal(arrays[key], copies[key])
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(value, copies[key])
 
 
 def test_report_names_the_worst_element():
