@@ -171,7 +171,11 @@ def run_or_read(name: str, seed: int, budget: float, every: float, clock: str, r
 
 # ----------------------------------------------------------------------------- report
 def stored_results() -> list[dict]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RUNS.glob("*.json"))]
+    """Every stored run, in the order of EXPERIMENTS (others last), then by seed."""
+    results = [json.loads(p.read_text(encoding="utf-8")) for p in RUNS.glob("*.json")]
+    order = list(EXPERIMENTS)
+    return sorted(results, key=lambda r: (order.index(r["name"]) if r["name"] in order else len(order),
+                                          r["name"], r["seed"]))
 
 
 def table(results: list[dict]) -> str:
