@@ -290,7 +290,7 @@ def test_bad_options():
         GRU(D, H, 2, dropout=-0.1)
     with pytest.raises(ValueError, match=r"unknown initialiser 'he'; valid names: .*orthogonal"):
         LSTM(D, H, init={"R": "he"})
-    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['V'\] in init; valid names: R, W, b"):
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) in init \['V'\]; valid names: R, W, b"):
         SimpleRNN(D, H, init={"V": "zeros"})
     with pytest.raises(TypeError, match=r"expected dtype float32 or float64, got int64"):
         LSTM(D, H, dtype=np.int64)

@@ -62,6 +62,13 @@ def check_bool(owner: str, name: str, value) -> bool:
     return bool(value)
 
 
+def check_names(owner: str, kind: str, given, valid) -> None:
+    """Every name in ``given`` is one of ``valid``; else a ValueError listing the unknown and the valid."""
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        raise ValueError(f"{owner}: unknown {kind} {unknown}; valid names: {', '.join(valid)}")
+
+
 def lookup(owner: str, kind: str, name, registry):
     """``registry[name]``, or a ValueError listing the valid names: the one rule for every
     string choice (cells, losses, optimizers, tasks, modes, ...)."""
@@ -155,6 +162,3 @@ class PlainConfig:
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; valid fields: {', '.join(sorted(known))}")
         return cls(**data)
-
-
-check_float = check_real  # TEMPORARY during the migration of call sites; removed before commit

@@ -69,6 +69,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _checks
+
 TINY = 1e-300
 # the pass rule's constants (see the module docstring)
 RTOL = 1e-7
@@ -499,6 +501,7 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None,
     random directions (:func:`directional_check`). ``options`` go to the chosen function (e.g.
     ``progress=True``); the cell's ``smooth`` flag chooses the first step.
     """
+    _checks.lookup("check_layer", "mode", mode, {"full": "every element", "directional": "random directions"})
     require_float64({**layer.params, "x": x})
     rng = np.random.default_rng(rng)
     x = np.asarray(x)
@@ -532,11 +535,9 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None,
         options = {"workers": WORKERS, **options}
         elements = None if sample is None else _sample(arrays, sample, rng)
         return compare(analytic, estimate_gradients(loss, arrays, elements=elements, **options))
-    if mode == "directional":
-        if sample is not None:
-            raise ValueError(f"check_layer: sample= applies to mode='full', got mode='directional' and sample={sample!r}")
-        return directional_check(loss, arrays, analytic, rng=rng, **options)
-    raise ValueError(f"check_layer: unknown mode {mode!r}; valid names: full, directional")
+    if sample is not None:
+        raise ValueError(f"check_layer: sample= applies to mode='full', got mode='directional' and sample={sample!r}")
+    return directional_check(loss, arrays, analytic, rng=rng, **options)
 
 
 def _sample(arrays, sample, rng) -> dict:

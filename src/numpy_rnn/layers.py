@@ -148,7 +148,7 @@ class Recurrent(Module):
         self.num_layers = _checks.check_size(name, "num_layers", num_layers)
         if not isinstance(bidirectional, bool):
             raise TypeError(f"{name}: expected bidirectional to be a bool, got {bidirectional!r}")
-        self.dropout = _checks.check_float(name, "dropout", dropout, low=0.0, high=1.0, high_open=True)
+        self.dropout = _checks.check_real(name, "dropout", dropout, low=0.0, high=1.0, high_open=True)
         if self.dropout and self.num_layers == 1:
             warnings.warn(f"{name}: dropout={self.dropout} acts between stacked layers only and does nothing "
                           f"with num_layers=1", UserWarning, stacklevel=2)
@@ -195,9 +195,7 @@ class Recurrent(Module):
         names = set(self._shapes(0))
         if not isinstance(init, dict):
             raise TypeError(f"{type(self).__name__}: expected init to be a dict of parameter name -> initialiser, got {type(init).__name__}")
-        unknown = set(init) - names
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown parameter(s) {sorted(unknown)} in init; valid names: {', '.join(sorted(names))}")
+        _checks.check_names(type(self).__name__, "parameter(s) in init", init, sorted(names))
         makers = {key: get_initializer(init.get(key, "torch"), self.hidden_size) for key in names}
         for _, layer, _, prefix in self.runs():
             for key, shape in self._shapes(layer).items():
@@ -409,8 +407,7 @@ class SimpleRNN(Recurrent):
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **options):
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"SimpleRNN: unknown nonlinearity {nonlinearity!r}; valid names: {', '.join(NONLINEARITIES)}")
+        _checks.lookup("SimpleRNN", "nonlinearity", nonlinearity, NONLINEARITIES)
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, **options)
 
@@ -433,7 +430,7 @@ class LSTM(Recurrent):
         self.peepholes = peepholes
         super().__init__(input_size, hidden_size, num_layers, **options)
         if forget_bias is not None:
-            value = _checks.check_float("LSTM", "forget_bias", forget_bias)
+            value = _checks.check_real("LSTM", "forget_bias", forget_bias)
             H = self.hidden_size
             for *_, prefix in self.runs():
                 self.params[prefix + "b"][H:2 * H] = value
@@ -474,9 +471,7 @@ class Linear(Module):
         rng = _checks.as_generator(rng)
         init = init or {}
         shapes = {"W": (self.input_size, self.output_size), "b": (self.output_size,)}
-        unknown = set(init) - set(shapes)
-        if unknown:
-            raise ValueError(f"Linear: unknown parameter(s) {sorted(unknown)} in init; valid names: W, b")
+        _checks.check_names("Linear", "parameter(s) in init", init, list(shapes))
         self.params = {key: np.asarray(get_initializer(init.get(key, "torch"), self.input_size)(shape, rng, self.dtype), dtype=self.dtype)
                        for key, shape in shapes.items()}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
