@@ -1,13 +1,13 @@
 # Two commands do all the set-up on a machine with only python3 and pip:
 #   make demo   creates .venv, installs numpy-rnn, runs the main job
-#   make test   creates .venv, installs the test dependencies (torch==2.13.0), runs the suite
+#   make test   creates .venv, installs the test dependencies (torch==2.13.0, ruff), lints, runs the suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: $(STAMP_BASE)
 	$(PY) -m numpy_rnn demo
 
 test: $(STAMP_TEST)
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest
+
+lint: $(STAMP_TEST)
+	$(VENV)/bin/ruff check src tests benchmarks examples
 
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_layers.py

@@ -214,7 +214,7 @@ def curves_figure(title: str, experiments: dict[str, dict[int, dict]], target: f
     axes = fig.subplots(1, 2, sharey=True)
     styles = ["-", "--", ":", "-."]
     for colour, (name, runs) in enumerate(experiments.items()):
-        for i, (seed, s) in enumerate(runs.items()):
+        for i, s in enumerate(runs.values()):
             points = [(r["step"], r["elapsed"], 100 * r["val_loss"] / s["baseline_loss"])
                       for r in s["history"] if r["val_loss"] is not None]
             if not points:
@@ -256,7 +256,7 @@ def run_training_group(group: str, names: list[str], seeds: list[int], quick: bo
               "adding": "adding problem, T = 150 (baseline MSE 1/6)"}
     baseline = next(iter(next(iter(results.values())).values()))["baseline_loss"]
     target = TARGETS[group][1](baseline) / baseline
-    curves_figure(titles[group] + f"; dotted: target, dashed: baseline", results, target, figures / f"{group}-curves.png")
+    curves_figure(titles[group] + "; dotted: target, dashed: baseline", results, target, figures / f"{group}-curves.png")
     return report
 
 
@@ -322,7 +322,7 @@ def run_throughput(args) -> dict:
     n = 10 if args.quick else args.steps
     rounds = 1 if args.quick else args.rounds
     x, y = AddingTask(T).sample(B, np.random.default_rng(0))
-    rows = [f"| cell | dtype | numpy-rnn seq/s | torch seq/s | torch / numpy-rnn | numpy-rnn ms/step | torch ms/step |",
+    rows = ["| cell | dtype | numpy-rnn seq/s | torch seq/s | torch / numpy-rnn | numpy-rnn ms/step | torch ms/step |",
             "|---|---|---|---|---|---|---|"]
     report = {"T": T, "H": H, "B": B, "steps_per_sample": n, "rounds": rounds, "threads": args.threads,
               "torch": torch.__version__, "numpy": np.__version__, "results": {}}
@@ -429,7 +429,8 @@ def main(argv=None) -> int:
         path.write_text(json.dumps({**merged, "machine": machine()}, indent=2) + "\n", encoding="utf-8")
     if run_throughput_too:
         report = run_throughput(args)
-        (RUNS / f"throughput-{args.threads}thread{suffix}.json").write_text(json.dumps({**report, "machine": machine()}, indent=2) + "\n",
+        throughput = json.dumps({**report, "machine": machine()}, indent=2) + "\n"
+        (RUNS / f"throughput-{args.threads}thread{suffix}.json").write_text(throughput,
                                                        encoding="utf-8")
     return 0
 

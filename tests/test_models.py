@@ -157,7 +157,8 @@ def test_bad_calls():
     model.forward(np.zeros((T, D)))
     with pytest.raises(ValueError, match=r"RNN: expected d_loss of shape \(2, 1\) or \(2,\), got \(3, 1\)"):
         model.backward(np.ones((3, 1)))
-    with pytest.raises(ValueError, match=r"RNN: expected x of shape|SimpleRNN: expected x of shape \(B, T, 3\) or \(T, 3\), got \(6, 4\)"):
+    shape_error = r"RNN: expected x of shape|SimpleRNN: expected x of shape \(B, T, 3\) or \(T, 3\), got \(6, 4\)"
+    with pytest.raises(ValueError, match=shape_error):
         model.forward(np.zeros((T, 4)))
     with pytest.raises(ValueError, match=r"RNN: expected lr finite and in \[0.0, inf\), got nan"):
         model.update(float("nan"))

@@ -7,4 +7,5 @@ from .module import Module
 
 __version__ = "0.1.0"
 
-__all__ = ["Cell", "ElmanCell", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Linear", "ModelConfig", "Module", "RNN", "Recurrent", "SequenceModel", "SimpleRNN", "gradient_check"]
+__all__ = ["Cell", "ElmanCell", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Linear", "ModelConfig", "Module",
+           "RNN", "Recurrent", "SequenceModel", "SimpleRNN", "gradient_check"]

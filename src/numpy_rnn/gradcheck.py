@@ -343,9 +343,9 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     most ``max_batch`` copies; arrays of at most ``group_rows`` perturbations share a call).
     ``vectorized=False``: ``func(arrays)`` returns one float and is called per perturbation
     (any function works). ``workers=2`` evaluates two chunks at once in threads (a pure,
-    vectorised ``func`` only; NumPy releases the GIL in its array loops). ``elements`` maps names to the flat indices to estimate (default:
-    every element; the others get NaN value and errors). ``smooth=False`` starts with small
-    steps (functions with kinks); ``first_step`` overrides ``h_0``. ``progress=True`` shows a
+    vectorised ``func`` only; NumPy releases the GIL in its array loops). ``elements`` maps names
+    to the flat indices to estimate (default: every element; the others get NaN value and errors).
+    ``smooth=False`` starts with small steps (functions with kinks); ``first_step`` overrides ``h_0``. ``progress=True`` shows a
     tqdm bar where tqdm is installed; ``None`` (default) shows it on a terminal for
     ``PROGRESS_ROWS`` evaluations or more (a few seconds of work).
     """

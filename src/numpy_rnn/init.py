@@ -21,7 +21,7 @@ Names with a parameter, written ``"name:value"`` (so a command line can give the
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

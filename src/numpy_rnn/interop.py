@@ -107,7 +107,8 @@ def _as_numpy(value) -> np.ndarray:
 def _checked_arrays(owner: str, layer, state_dict) -> dict[str, np.ndarray]:
     """``state_dict`` as ndarrays with exactly torch's names, shapes and the layer's dtype."""
     if not isinstance(state_dict, Mapping):
-        raise TypeError(f"{owner}: expected state_dict to be a mapping of name -> tensor or array, got {type(state_dict).__name__}")
+        raise TypeError(f"{owner}: expected state_dict to be a mapping of name -> tensor or array, "
+                        f"got {type(state_dict).__name__}")
     reference = to_torch_state_dict(layer)
     _check_names(owner, "state_dict", reference, state_dict)
     arrays = {}

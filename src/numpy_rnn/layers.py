@@ -194,7 +194,8 @@ class Recurrent(Module):
     def _init_params(self, init: dict) -> None:
         names = set(self._shapes(0))
         if not isinstance(init, dict):
-            raise TypeError(f"{type(self).__name__}: expected init to be a dict of parameter name -> initialiser, got {type(init).__name__}")
+            raise TypeError(f"{type(self).__name__}: expected init to be a dict of parameter name -> initialiser, "
+                            f"got {type(init).__name__}")
         _checks.check_names(type(self).__name__, "parameter(s) in init", init, sorted(names))
         makers = {key: get_initializer(init.get(key, "torch"), self.hidden_size) for key in names}
         for _, layer, _, prefix in self.runs():
@@ -352,7 +353,8 @@ class Recurrent(Module):
         x = x[None] if unbatched else x
         batch, steps = x.shape[0], x.shape[1]
         if steps == 0 or batch == 0:
-            raise ValueError(f"{name}: expected at least one time step and one sequence, got x of shape {_checks.shape_str(x.shape)}")
+            raise ValueError(f"{name}: expected at least one time step and one sequence, "
+                             f"got x of shape {_checks.shape_str(x.shape)}")
         lengths = _checks.check_lengths(name, lengths, batch, steps)
         valid = x if lengths is None else x[np.arange(steps) < lengths[:, None]]  # padding may hold anything
         if check_finite and not np.all(np.isfinite(valid)):
@@ -370,7 +372,8 @@ class Recurrent(Module):
             if not isinstance(state, (tuple, list)) or len(state) != len(names):
                 raise TypeError(f"{name}: expected {arg} to be a tuple ({', '.join(names)}) of arrays of shape "
                                 f"{_checks.shape_str(shape)}, got {type(state).__name__}")
-            parts = [_checks.check_array(name, f"{arg}[{i}]", s, self.dtype, check_finite=check_finite) for i, s in enumerate(state)]
+            parts = [_checks.check_array(name, f"{arg}[{i}]", s, self.dtype, check_finite=check_finite)
+                     for i, s in enumerate(state)]
             for i, part in enumerate(parts):
                 _checks.check_shape(name, f"{arg}[{i}] ({names[i]})", part, shape)
         else:
@@ -472,7 +475,8 @@ class Linear(Module):
         init = init or {}
         shapes = {"W": (self.input_size, self.output_size), "b": (self.output_size,)}
         _checks.check_names("Linear", "parameter(s) in init", init, list(shapes))
-        self.params = {key: np.asarray(get_initializer(init.get(key, "torch"), self.input_size)(shape, rng, self.dtype), dtype=self.dtype)
+        self.params = {key: np.asarray(get_initializer(init.get(key, "torch"), self.input_size)(shape, rng, self.dtype),
+                                       dtype=self.dtype)
                        for key, shape in shapes.items()}
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
         self._x = None

@@ -177,7 +177,8 @@ class ModelConfig(_checks.PlainConfig):
     def __post_init__(self):
         _checks.lookup("ModelConfig", "cell", self.cell, CELLS)
         if self.nonlinearity != "tanh" and self.cell != "rnn":
-            raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, got {self.nonlinearity!r} with {self.cell!r}")
+            raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, "
+                             f"got {self.nonlinearity!r} with {self.cell!r}")
         for name in ("bidirectional", "sequence_output", "tokens"):
             _checks.check_bool("ModelConfig", name, getattr(self, name))
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
@@ -234,7 +235,8 @@ class SequenceModel(Module):
     def forward(self, x, state=None, lengths=None):
         inputs = self._inputs(x)
         if np.ndim(inputs) != 3:
-            raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), got {_checks.shape_str(np.shape(inputs))}")
+            raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), "
+                             f"got {_checks.shape_str(np.shape(inputs))}")
         out, state_n = self.rnn.forward(inputs, state, lengths)
         if self.config.sequence_output:
             features, h_shape = out, None  # (B, T, dirs*H)

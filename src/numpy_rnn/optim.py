@@ -14,13 +14,13 @@ it can be stored without pickle; per-parameter state is keyed by the parameter's
 """
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import math
+from abc import ABC, abstractmethod
 
 import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_bool, check_real, check_size, lookup, shape_str
+
 
 def _check_arrays(owner: str, name: str, arrays) -> dict[str, np.ndarray]:
     """A non-empty dict of writeable float32/float64 ndarrays with str keys, no array twice."""

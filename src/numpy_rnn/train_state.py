@@ -105,6 +105,7 @@ def check_parameter_count(path: str, arrays: dict, config: TrainConfig, input_si
     stored = sum(value.size for name, value in arrays.items() if name.startswith("params."))
     needed = minimum_parameter_count(config, input_size, output_size)
     if needed > stored:
-        raise CheckpointError(f"checkpoint '{path}': the stored config (hidden_size={config.hidden_size}, num_layers={config.num_layers}, "
+        raise CheckpointError(f"checkpoint '{path}': the stored config (hidden_size={config.hidden_size}, "
+                              f"num_layers={config.num_layers}, "
                               f"embedding_size={config.embedding_size}) needs at least {needed} parameter values, "
                               f"the stored parameters hold {stored}")
