@@ -42,7 +42,7 @@ def torch_default(hidden_size: int) -> Initializer:
     return init
 
 
-def zeros(shape, rng, dtype):
+def zeros(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
@@ -65,7 +65,7 @@ identity = scaled_identity(1.0)
 identity.__name__ = "identity"
 
 
-def orthogonal(shape, rng, dtype):
+def orthogonal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """QR of a Gaussian matrix with the sign of diag(R) folded in (uniform over O(n))."""
     def block(n):
         q, r = np.linalg.qr(rng.standard_normal((n, n)))
@@ -73,21 +73,21 @@ def orthogonal(shape, rng, dtype):
     return _square_blocks(shape, block).astype(dtype)
 
 
-def lecun_uniform(shape, rng, dtype):
+def lecun_uniform(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     bound = np.sqrt(3.0 / _fans(shape)[0])
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def lecun_normal(shape, rng, dtype):
+def lecun_normal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     return (rng.standard_normal(shape) / np.sqrt(_fans(shape)[0])).astype(dtype)
 
 
-def glorot_uniform(shape, rng, dtype):
+def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     bound = np.sqrt(6.0 / sum(_fans(shape)))
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
-def glorot_normal(shape, rng, dtype):
+def glorot_normal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     return (rng.standard_normal(shape) * np.sqrt(2.0 / sum(_fans(shape)))).astype(dtype)
 
 

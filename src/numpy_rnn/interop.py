@@ -29,12 +29,16 @@ duck typing (``.detach().cpu().numpy()``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _checks
 from .cells import GRUCell, LSTMCell
 from .layers import Recurrent
+
+if TYPE_CHECKING:  # torch is optional: imported where a conversion needs it
+    import torch
 
 __all__ = ["load_torch_state_dict", "to_torch_module", "to_torch_state_dict"]
 
@@ -147,7 +151,7 @@ def load_torch_state_dict(layer, state_dict) -> None:
         layer.params[key][...] = value
 
 
-def to_torch_module(layer):
+def to_torch_module(layer: Recurrent) -> torch.nn.Module:
     """A ``torch.nn.RNN``/``LSTM``/``GRU`` computing the same function as ``layer``.
 
     Same sizes, ``num_layers``, ``bidirectional``, ``nonlinearity``, ``dropout``, dtype and

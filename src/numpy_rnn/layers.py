@@ -28,6 +28,9 @@ from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell
 from .init import get_initializer
 from .module import Module
 
+#: a recurrent state: one array (num_layers * directions, B, H), or a tuple of them (LSTM: h, c)
+State = np.ndarray | tuple[np.ndarray, ...]
+
 
 def _project(seq, W, b):
     """``seq W + b`` over all steps: one GEMM when the weights carry no leading axes."""
@@ -204,7 +207,7 @@ class Recurrent(Module):
                 _checks.check_shape(type(self).__name__, f"init[{key!r}] result", value, shape)
                 self.params[prefix + key] = value
 
-    def view(self, arrays, prefix):
+    def view(self, arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
         """The entries of ``arrays`` (``params`` or ``grads``) of the run with ``prefix`` under
         their short names (``W``, ``R``, ...): the same array objects, not copies."""
         return {short: arrays[prefix + short] for short in self._short_names}
@@ -216,12 +219,13 @@ class Recurrent(Module):
         return self.cell.state_names
 
     @property
-    def dropout_masks(self):
+    def dropout_masks(self) -> list | None:
         """The dropout masks the last ``forward`` drew (a list of (T, B, F) arrays), or None."""
         return None if self._cache is None else self._cache[1]
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x, state=None, lengths=None, *, check_finite=False):
+    def forward(self, x: np.ndarray, state: State | None = None, lengths: np.ndarray | None = None, *,
+                check_finite: bool = False) -> tuple[np.ndarray, State]:
         """Run the layer; see the class docstring. NaN or inf in ``x`` propagate like any
         other value unless ``check_finite=True``, which makes them a ValueError. Steps past a
         sequence's length are never read: whatever they hold, outputs and gradients ignore them
@@ -232,7 +236,8 @@ class Recurrent(Module):
         self._cache = cache + (unbatched,)
         return self._format_output(np.ascontiguousarray(_batch_first(out)), state_n, unbatched)
 
-    def apply(self, params, x, state=None, lengths=None, dropout_masks=None):
+    def apply(self, params: dict[str, np.ndarray], x: np.ndarray, state: State | None = None,
+              lengths: np.ndarray | None = None, dropout_masks: list | None = None) -> tuple[np.ndarray, State]:
         """Functional forward without validation or caching, used by gradient checks.
 
         ``x (..., B, T, D)``, ``state (..., L*dirs, B, H)`` and every parameter may carry extra
@@ -280,7 +285,7 @@ class Recurrent(Module):
         return self._run_table[layer * self.num_directions:(layer + 1) * self.num_directions]
 
     # ---------------------------------------------------------------- backward
-    def backward(self, d_out, d_state=None):
+    def backward(self, d_out: np.ndarray, d_state: State | None = None) -> tuple[np.ndarray, State]:
         """Gradients w.r.t. the input and the initial state; parameter gradients are added
         into ``grads``. ``d_out`` has the shape of ``out``; ``d_state`` that of the final
         state (``None``, or for LSTM ``None`` in either place, means zero)."""
@@ -481,7 +486,7 @@ class Linear(Module):
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
         self._x = None
 
-    def forward(self, x):
+    def forward(self, x: np.ndarray) -> np.ndarray:
         x = _checks.check_array("Linear", "x", x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.input_size:
             raise ValueError(f"Linear: expected x of shape (..., {self.input_size}), got {_checks.shape_str(x.shape)}")
@@ -489,12 +494,12 @@ class Linear(Module):
         return self.apply(self.params, x)
 
     @staticmethod
-    def apply(params, x):
+    def apply(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
         """``x W + b``; parameters may carry leading axes (see ``Recurrent.apply``)."""
         b = params["b"] if params["b"].ndim == 1 else params["b"][..., None, :]
         return x @ params["W"] + b
 
-    def backward(self, dy):
+    def backward(self, dy: np.ndarray) -> np.ndarray:
         if self._x is None:
             raise RuntimeError("Linear: backward() called before forward()")
         dy = _checks.check_array("Linear", "dy", dy, self.dtype)
@@ -525,7 +530,7 @@ class Embedding(Module):
         self.grads = {"E": np.zeros_like(self.params["E"])}
         self._ids = None
 
-    def forward(self, ids):
+    def forward(self, ids: np.ndarray) -> np.ndarray:
         self._ids = _checks.check_ids("Embedding", "ids", ids, self.num_embeddings)
         return self.params["E"][self._ids]
 

@@ -21,6 +21,8 @@ The inputs are never modified.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ._checks import FLOAT_DTYPES, check_lengths, lookup, shape_str
@@ -187,7 +189,7 @@ def bce_with_logits(
 LOSSES = {"mse": mse, "cross_entropy": softmax_cross_entropy, "bce": bce_with_logits}
 
 
-def get_loss(name: str):
+def get_loss(name: str) -> Callable[..., tuple[float, np.ndarray]]:
     """The loss function registered as ``name`` in ``LOSSES``."""
     if not isinstance(name, str):
         raise TypeError(f"get_loss: expected name to be a str, got {type(name).__name__}")

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _checks
 from .init import identity, lecun_uniform, zeros
-from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN
+from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN, State
 from .module import Module
 
 #: ``ModelConfig.cell`` names -> layer classes
@@ -232,7 +232,8 @@ class SequenceModel(Module):
             return self.embedding.forward(ids)
         return np.eye(c.input_size, dtype=self.dtype)[ids]  # one-hot (B, T, V)
 
-    def forward(self, x, state=None, lengths=None):
+    def forward(self, x: np.ndarray, state: State | None = None,
+                lengths: np.ndarray | None = None) -> tuple[np.ndarray, State]:
         inputs = self._inputs(x)
         if np.ndim(inputs) != 3:
             raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), "

@@ -424,7 +424,7 @@ class StepLR(LRScheduler):
         self.gamma = check_real("StepLR", "gamma", gamma, **_POSITIVE)
         super().__init__(optimizer)
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> float:
         return self.base_lr * self.gamma ** (step // self.step_size)
 
     def _hyper(self):
@@ -446,7 +446,7 @@ class CosineLR(LRScheduler):
         self.min_lr = check_real("CosineLR", "min_lr", min_lr, **_NONNEGATIVE)
         super().__init__(optimizer)
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> float:
         return self.min_lr + (self.base_lr - self.min_lr) * (1 + math.cos(math.pi * step / self.total_steps)) / 2
 
     def _hyper(self):
@@ -474,13 +474,13 @@ class WarmupLR(LRScheduler):
         self.after = after
         super().__init__(optimizer)
 
-    def lr_at(self, step):
+    def lr_at(self, step: int) -> float:
         if self.after is not None and step >= self.warmup_steps:
             return self.after.lr_at(step - self.warmup_steps)
         start = 1 / self.warmup_steps
         return self.base_lr * (start + (1 - start) * min(step, self.warmup_steps) / self.warmup_steps)
 
-    def step(self):
+    def step(self) -> None:
         super().step()
         if self.after is not None:
             self.after.last_step = max(self.last_step - self.warmup_steps, 0)
@@ -488,14 +488,14 @@ class WarmupLR(LRScheduler):
     def _hyper(self):
         return {"warmup_steps": self.warmup_steps}
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """As ``LRScheduler.state_dict``, plus ``"after"``: the state_dict of ``after`` (if any)."""
         state = super().state_dict()
         if self.after is not None:
             state["after"] = self.after.state_dict()
         return state
 
-    def load_state_dict(self, state_dict):
+    def load_state_dict(self, state_dict: dict) -> None:
         """Load ``after``'s state first, then this schedule's (which sets the lr)."""
         _check_keys("WarmupLR", "state_dict", state_dict, self.state_dict())
         if self.after is not None:
