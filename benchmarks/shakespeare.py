@@ -64,6 +64,15 @@ EXPERIMENTS = {
     "gru-h256-cos-2750": ("GRU H 256, float32, lr 5e-3, warm-up 100, cosine to 2750 steps (the whole budget)",
                           dict(_BASE, cell="gru", dtype="float32", lr=5e-3, warmup=100, schedule="cosine",
                                steps=2750)),
+    "gru-h192-cos": ("GRU H 192, float32, lr 5e-3, warm-up 100, cosine to 4200 steps",
+                     dict(_BASE, cell="gru", hidden_size=192, dtype="float32", lr=5e-3, warmup=100,
+                          schedule="cosine", steps=4200)),
+    "gru-h320-cos": ("GRU H 320, float32, lr 5e-3, warm-up 100, cosine to 1700 steps",
+                     dict(_BASE, cell="gru", hidden_size=320, dtype="float32", lr=5e-3, warmup=100,
+                          schedule="cosine", steps=1700)),
+    "gru-h384-cos": ("GRU H 384, float32, lr 5e-3, warm-up 100, cosine to 1300 steps",
+                     dict(_BASE, cell="gru", hidden_size=384, dtype="float32", lr=5e-3, warmup=100,
+                          schedule="cosine", steps=1300)),
 }
 
 
@@ -79,9 +88,9 @@ def _set_threads(argv: list[str]) -> int:
 
 THREADS = _set_threads(sys.argv)
 
-import numpy as np  # after the thread settings
+import numpy as np  # noqa: E402  (after the thread settings)
 
-from numpy_rnn.train import TrainConfig, Trainer
+from numpy_rnn.train import TrainConfig, Trainer  # noqa: E402
 
 
 def matmul_rate(seconds: float = 0.5) -> float:
@@ -141,7 +150,8 @@ def run(name: str, seed: int, budget: float, every: float, clock: str) -> dict:
             curve.append({"seconds": seconds, "cpu_seconds": cpu, "step": trainer.step, **evaluate(trainer)})
             next_eval += every
             last = curve[-1]
-            print(f"  {seconds:6.1f} s ({cpu:6.1f} s CPU)  step {trainer.step:5d}  valid {last['valid']:.4f}  test {last['test']:.4f}"
+            print(f"  {seconds:6.1f} s ({cpu:6.1f} s CPU)  step {trainer.step:5d}"
+                  f"  valid {last['valid']:.4f}  test {last['test']:.4f}"
                   f"  held-out {last['held_out']:.4f}  (eval {last['eval_seconds']:.1f} s)", flush=True)
     return {"name": name, "label": EXPERIMENTS[name][0], "seed": seed, "budget": budget, "clock": clock,
             "config": config.to_dict(), "command": command_line(name), "curve": curve,
