@@ -160,7 +160,7 @@ def test_registry():
     assert get_loss("bce") is bce_with_logits
     with pytest.raises(ValueError, match=r"unknown loss 'hinge'; valid names: mse, cross_entropy, bce"):
         get_loss("hinge")
-    with pytest.raises(TypeError, match="expected name to be a str, got int"):
+    with pytest.raises(TypeError, match="get_loss: expected the loss name to be a str, got int"):
         get_loss(1)
 
 

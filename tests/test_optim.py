@@ -308,7 +308,7 @@ def test_registry(rng):
         ValueError, match="unknown optimizer 'lbfgs'; valid names: sgd, adam, adamw, rmsprop, adagrad"
     ):
         get_optimizer("lbfgs", make_params(rng))
-    with pytest.raises(TypeError, match="get_optimizer: expected name to be a str, got ABCMeta"):
+    with pytest.raises(TypeError, match="get_optimizer: expected the optimizer name to be a str, got ABCMeta"):
         get_optimizer(SGD, make_params(rng))
 
 

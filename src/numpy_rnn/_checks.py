@@ -71,7 +71,9 @@ def check_names(owner: str, kind: str, given, valid) -> None:
 
 def lookup(owner: str, kind: str, name, registry):
     """``registry[name]``, or a ValueError listing the valid names: the one rule for every
-    string choice (cells, losses, optimizers, tasks, modes, ...)."""
+    string choice (cells, losses, optimizers, tasks, modes, ...); a name that is no str is a TypeError."""
+    if not isinstance(name, str):
+        raise TypeError(f"{owner}: expected the {kind} name to be a str, got {type(name).__name__}")
     try:
         return registry[name]
     except (KeyError, TypeError):

@@ -191,6 +191,4 @@ LOSSES = {"mse": mse, "cross_entropy": softmax_cross_entropy, "bce": bce_with_lo
 
 def get_loss(name: str) -> Callable[..., tuple[float, np.ndarray]]:
     """The loss function registered as ``name`` in ``LOSSES``."""
-    if not isinstance(name, str):
-        raise TypeError(f"get_loss: expected name to be a str, got {type(name).__name__}")
     return lookup("get_loss", "loss", name, LOSSES)

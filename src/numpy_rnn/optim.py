@@ -364,8 +364,6 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "ada
 
 def get_optimizer(name: str, params, **kwargs) -> Optimizer:
     """``OPTIMIZERS[name](params, **kwargs)``; an unknown name lists the valid ones."""
-    if not isinstance(name, str):
-        raise TypeError(f"get_optimizer: expected name to be a str, got {type(name).__name__}")
     return lookup("get_optimizer", "optimizer", name, OPTIMIZERS)(params, **kwargs)
 
 

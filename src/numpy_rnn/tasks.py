@@ -24,14 +24,16 @@ import hashlib
 import importlib
 import math
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Iterator
+from typing import ClassVar
 
 import numpy as np
 
-from ._checks import check_size
+from . import _checks
+from ._checks import as_generator, check_real, check_size
 
 __all__ = [
     "AddingTask",
@@ -47,29 +49,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_positive_float(owner: str, name: str, value) -> float:
-    """Return ``value`` as a float; TypeError unless real, ValueError unless finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{owner}: expected {name} to be a real number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{owner}: expected {name} to be finite and > 0, got {value}")
-    return float(value)
-
-
-def _generator(owner: str, rng) -> np.random.Generator:
-    """The Generator for ``rng``: a Generator itself, or ``default_rng(seed)`` for an int seed."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
-        raise TypeError(
-            f"{owner}: expected rng to be an int seed or a numpy.random.Generator, "
-            f"got {type(rng).__name__}"
-        )
-    if rng < 0:
-        raise ValueError(f"{owner}: expected rng seed >= 0, got {rng}")
-    return np.random.default_rng(int(rng))
-
-
 def _check_x(owner: str, x, seq_len: int, input_size: int) -> np.ndarray:
     """``x`` as an array of shape ``(n, seq_len, input_size)``, else ValueError."""
     x = np.asarray(x)
@@ -98,7 +77,7 @@ class _Task:
         """Draw ``n`` independent examples ``(x, y)`` using ``rng`` (an int seed or a Generator)."""
         owner = type(self).__name__
         n = check_size(owner, "n", n, minimum=1)
-        return self._draw(n, _generator(owner, rng))
+        return self._draw(n, as_generator(rng, owner))
 
     def _set_int(self, name: str, minimum: int) -> None:
         """Validate the int field ``name`` and store it as a Python int (frozen-safe)."""
@@ -386,11 +365,7 @@ TASKS = {
 
 def make_task(name: str, **kwargs):
     """Build the task registered as ``name`` in ``TASKS`` with the keyword arguments ``kwargs``."""
-    if not isinstance(name, str):
-        raise TypeError(f"make_task: expected name to be a str, got {type(name).__name__}")
-    if name not in TASKS:
-        raise ValueError(f"make_task: unknown task {name!r}; valid names: {', '.join(TASKS)}")
-    return TASKS[name](**kwargs)
+    return _checks.lookup("make_task", "task", name, TASKS)(**kwargs)
 
 
 def empirical_baseline(task, x, y) -> float:
@@ -450,12 +425,12 @@ class CharCorpus:
         self.ids.flags.writeable = False
 
     @classmethod
-    def from_text(cls, text: str, vocab: str | None = None) -> "CharCorpus":
+    def from_text(cls, text: str, vocab: str | None = None) -> CharCorpus:
         """A corpus of the string ``text`` (same as ``CharCorpus(text, vocab)``)."""
         return cls(text, vocab)
 
     @classmethod
-    def from_file(cls, path) -> "CharCorpus":
+    def from_file(cls, path) -> CharCorpus:
         """A corpus of the UTF-8 text file at ``path``; a ``.gz``, ``.xz`` or ``.bz2`` file is
         decompressed first."""
         path = Path(path)
@@ -485,7 +460,7 @@ class CharCorpus:
             raise ValueError(f"CharCorpus.from_file: '{path}' is not a valid {path.suffix} file: {exc}") from None
 
     @classmethod
-    def builtin(cls) -> "CharCorpus":
+    def builtin(cls) -> CharCorpus:
         """The shipped text: "tiny Shakespeare", 1,115,394 characters from Shakespeare's plays
         (public domain; Karpathy's char-rnn corpus, the text of nanoGPT's ``shakespeare_char``).
 
@@ -548,7 +523,7 @@ class CharCorpus:
 
     def split(
         self, valid_fraction: float = 0.05, test_fraction: float = 0.05
-    ) -> tuple["CharCorpus", "CharCorpus", "CharCorpus"]:
+    ) -> tuple[CharCorpus, CharCorpus, CharCorpus]:
         """``(train, valid, test)``: the text cut twice, the parts in the order of the text.
 
         With ``N`` characters, ``v = valid_fraction`` and ``t = test_fraction``, training is
@@ -560,8 +535,8 @@ class CharCorpus:
         their ids agree.
         """
         owner = "CharCorpus.split"
-        valid = _check_positive_float(owner, "valid_fraction", valid_fraction)
-        test = _check_positive_float(owner, "test_fraction", test_fraction)
+        valid = check_real(owner, "valid_fraction", valid_fraction, low=0.0, low_open=True)
+        test = check_real(owner, "test_fraction", test_fraction, low=0.0, low_open=True)
         if valid + test >= 1.0:
             raise ValueError(f"{owner}: expected valid_fraction + test_fraction < 1, "
                              f"got {valid_fraction} + {test_fraction}")
@@ -585,7 +560,7 @@ class CharCorpus:
         owner = "CharCorpus.batches"
         B = check_size(owner, "batch_size", batch_size, minimum=1)
         T = check_size(owner, "seq_len", seq_len, minimum=1)
-        gen = _generator(owner, rng)
+        gen = as_generator(rng, owner)
         if (len(self) - T) // T < B:
             raise ValueError(
                 f"{owner}: a text of {len(self)} characters is too short for "
