@@ -312,7 +312,7 @@ def test_help_shows_each_default_once_and_cleanly(capsys):
             block = options.split(flag, 1)[1].split(" --", 1)[0]
             assert block.count("(default: ") <= 1, (command, flag, block)
     train = " ".join(run_cli(["train", "--help"], capsys)[1].split())
-    for text in ("--hidden-size HIDDEN_SIZE hidden units H (default: 64)", "--task {", "(default: memory)",
+    for text in ("--hidden-size HIDDEN_SIZE hidden units H (default: 64; chars: 256)", "--task {", "(default: memory)",
                  "--out OUT run folder (default: runs/TASK)", "--bidirectional read the sequence in both directions --"):
         assert text in train
     demo = " ".join(run_cli(["demo", "--help"], capsys)[1].split())
@@ -482,3 +482,13 @@ def test_a_closed_pipe_stops_quietly():
     process.stdout.close()  # before the check prints anything
     err = process.stderr.read()
     assert process.wait(timeout=60) == 141 and err == ""
+
+
+def test_train_applies_the_task_defaults_to_flags_not_given(tmp_path, capsys):
+    out = tmp_path / "chars"
+    code, _, _ = run_cli(["train", "--task", "chars", "--steps", "4", "--eval-every", "2", "--hidden-size", "16",
+                          "--no-progress", "--out", str(out)], capsys)
+    config = json.loads((out / "config.json").read_text())
+    assert code == 0 and (config["cell"], config["embedding_size"], config["dtype"]) == ("gru", 32, "float32")
+    assert (config["hidden_size"], config["warmup"]) == (16, 0)  # given flags win; warm-up a tenth of 4 steps
+    assert "(default: 64; chars: 256)" in " ".join(run_cli(["train", "--help"], capsys)[1].split())

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from numpy_rnn.config import APPLIES, MAX_VALUES, TrainConfig
+from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
 
 TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 
@@ -99,3 +99,16 @@ def test_keeps_best_only_with_early_stopping_and_final_weights_best():
     assert not TrainConfig().keeps_best
     assert TrainConfig(patience=2).keeps_best
     assert not TrainConfig(patience=2, final_weights="last").keeps_best
+
+
+def test_a_task_brings_its_defaults_for_the_fields_not_given():
+    chars = TrainConfig.for_task("chars")
+    assert (chars.cell, chars.hidden_size, chars.embedding_size, chars.dtype, chars.schedule) == (
+        "gru", 256, 32, "float32", "cosine")
+    assert (chars.steps, chars.warmup, chars.bptt) == (2500, 100, 64)
+    short = TrainConfig.for_task("chars", steps=50, cell="lstm")  # warm-up: a tenth of a short run
+    assert (short.steps, short.warmup, short.cell) == (50, 5, "lstm")
+    assert TrainConfig.for_task("adding", seq_len=20) == TrainConfig(task="adding", seq_len=20)  # no own defaults
+    for task, defaults in TASK_DEFAULTS.items():
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        assert set(defaults) <= fields, task

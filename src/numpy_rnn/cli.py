@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError
+from .config import TASK_DEFAULTS
 from .gradcheck import gradient_check, require_float64
 from .models import RNN
 from .train import (
@@ -164,7 +165,8 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
         default = {} if f.default is dataclasses.MISSING else f.default
-        options = {"default": argparse.SUPPRESS, "help": _CLI_HELP.get(f.name, meta["help"] + _default_note(default))}
+        notes = "; ".join(_default_notes(default) + _task_default_notes(f.name))
+        options = {"default": argparse.SUPPRESS, "help": _CLI_HELP.get(f.name, meta["help"] + (f" ({notes})" if notes else ""))}
         if meta["kind"] == "bool":
             group.add_argument(flag, action="store_true", **options)
         elif meta["kind"] == "init":
@@ -179,10 +181,16 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
 _CLI_HELP = {"out": "run folder (default: runs/TASK)"}
 
 
-def _default_note(default) -> str:
-    """`` (default: X)``; nothing where there is no default value to show (None, off, empty): the
+def _default_notes(default) -> list[str]:
+    """``["default: X"]``; nothing where there is no default value to show (None, off, empty): the
     help says what happens then."""
-    return "" if default is None or default is False or default == {} else f" (default: {default})"
+    return [] if default is None or default is False or default == {} else [f"default: {default}"]
+
+
+def _task_default_notes(name: str) -> list[str]:
+    """``["chars: X"]`` where a task brings its own default for field ``name``."""
+    return [f"{task}: {'100, at most a tenth of the steps' if callable(value) else value}"
+            for task, defaults in TASK_DEFAULTS.items() for key, value in defaults.items() if key == name]
 
 
 def _given_config(args) -> dict:
@@ -261,7 +269,7 @@ def run_train(args) -> int:
     given.setdefault("out", str(Path("runs") / given.get("task", "memory")))
     try:  # the options: a usage error; flags that do not apply are refused even at their default value
         TrainConfig.check_applicable({**TrainConfig().to_dict(), **given}, given, owner="train", spell=_flag)
-        config = TrainConfig(**given)
+        config = TrainConfig.for_task(given.pop("task", "memory"), **given)
     except (TypeError, ValueError) as exc:
         args.parser.error(str(exc))
     if run_exists(config.out):

@@ -36,7 +36,7 @@ from .models import CELLS, ModelConfig
 from .optim import OPTIMIZERS
 from .tasks import TASKS, make_task
 
-__all__ = ["APPLIES", "MAX_VALUES", "NEXT_STEP_TASKS", "TrainConfig"]
+__all__ = ["APPLIES", "MAX_VALUES", "NEXT_STEP_TASKS", "TASK_DEFAULTS", "TrainConfig"]
 
 #: model kinds: SequenceModel built from ModelConfig, or the notebook's Elman regressor
 MODELS = ("sequence", "notebook")
@@ -84,6 +84,14 @@ APPLIES = {
     "final_weights": ("patience", lambda v: v["patience"], lambda patience: patience > 0,
                       "early stopping (patience > 0)"),
 }
+#: a task's own defaults where they differ from TrainConfig's: a value, or a function of the
+#: other settings. ``TrainConfig.for_task`` and ``numpy-rnn train --task`` apply them to the
+#: fields not given. chars: the character model measured on tiny Shakespeare (docs/RESULTS.md)
+TASK_DEFAULTS = {
+    "chars": {"cell": "gru", "hidden_size": 256, "embedding_size": 32, "dtype": "float32", "lr": 5e-3,
+              "schedule": "cosine", "warmup": lambda values: min(100, values.get("steps", 2500) // 10),
+              "steps": 2500, "eval_every": 250},
+}
 #: why a field does not apply, where that is not plain
 _WHY_NOT = {"seq_len": "the character model reads bptt steps per chunk",
             "eval_size": "the character model evaluates on the whole validation and test text"}
@@ -104,7 +112,7 @@ class TrainConfig(_checks.PlainConfig):
     n_symbols: int = _option("int", 8, "copy: symbol alphabet size", min=1)
     horizon: int = _option("int", 1, "sine: steps ahead to forecast", min=1)
     text: str | None = _option("path", None, "chars: a UTF-8 text file (default: the shipped text)")
-    bptt: int = _option("int", 50, "chars: steps per truncated-BPTT chunk", min=1)
+    bptt: int = _option("int", 64, "chars: steps per truncated-BPTT chunk", min=1)
     # the model
     model: str = _option("choice", "sequence", "model kind: 'notebook' is the notebook's Elman RNN", choices=MODELS)
     cell: str | None = _option("choice", None, "recurrent cell (default: lstm; the notebook model is always rnn)",
@@ -226,6 +234,12 @@ class TrainConfig(_checks.PlainConfig):
             embedding_size=self.embedding_size, dtype=self.dtype)
 
     @classmethod
+    def for_task(cls, task: str, **options) -> TrainConfig:
+        """The configuration of ``task`` with the task's defaults (:data:`TASK_DEFAULTS`) for
+        every field not in ``options``."""
+        return cls(task=task, **with_task_defaults(task, options))
+
+    @classmethod
     def check_value(cls, name: str, value):
         """``value`` checked (and normalised) as field ``name``, alone: what a CLI flag needs."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -236,6 +250,13 @@ class TrainConfig(_checks.PlainConfig):
         """The declared kind of field ``name`` (see the module docstring)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
         return _checks.lookup("TrainConfig", "field", name, fields).metadata["kind"]
+
+
+def with_task_defaults(task: str, options: Mapping) -> dict:
+    """``options`` completed by the defaults of ``task`` for the fields they do not set."""
+    defaults = TASK_DEFAULTS.get(task, {})
+    return {**{name: value(options) if callable(value) else value for name, value in defaults.items()
+               if name not in options}, **options}
 
 
 def default_of(f: dataclasses.Field):
