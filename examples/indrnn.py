@@ -45,8 +45,9 @@ class IndRNNCell(Cell):
             valid = ", ".join(NONLINEARITIES)
             raise ValueError(f"IndRNNCell: unknown nonlinearity {nonlinearity!r}; valid names: {valid}")
         self.nonlinearity = nonlinearity
-        # relu has a kink at 0: check_layer then takes small 4-point steps instead of the
-        # 6-point stencil with e = 3e-3, which would straddle kinks
+        # relu has a kink at 0: check_layer then starts its halving steps at 2**-14 instead of
+        # 2**-9, and an element whose steps straddle a kink (its Richardson levels disagree)
+        # moves on to smaller steps
         self.smooth = nonlinearity != "relu"
         self._phi, self._phi_prime = NONLINEARITIES[nonlinearity]
 
