@@ -351,7 +351,7 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     """
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
-    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _positive("first_step", first_step)
+    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
     steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
     todo = {name: np.arange(value.size) if elements is None or name not in elements
             else np.unique(np.asarray(elements[name], dtype=np.int64)) for name, value in arrays.items()}
@@ -405,7 +405,7 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=None, vectorize
     stencil = 2 if stencil is None else stencil
     if stencil not in _STENCILS:
         raise ValueError(f"gradcheck: expected stencil 2, 4 or 6, got {stencil!r}")
-    eps = _DEFAULT_EPS[stencil] if eps is None else _positive("eps", eps)
+    eps = _DEFAULT_EPS[stencil] if eps is None else _checks.check_real("gradcheck", "eps", eps, low=0.0, low_open=True)
     weights, offsets, denominator = _STENCILS[stencil]
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
@@ -421,12 +421,6 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=None, vectorize
         differences = of_element[:, 0::2] - of_element[:, 1::2]  # exactly 0 where f does not depend on it
         grads[name] = (differences @ coefficients).reshape(value.shape)
     return grads
-
-
-def _positive(name, value):
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"gradcheck: expected {name} > 0 and finite, got {value}")
-    return float(value)
 
 
 def _progress_bar(total):
@@ -474,8 +468,8 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
     ``func`` is vectorised as in :func:`estimate_gradients`. One report row per direction."""
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
-    rng = np.random.default_rng(rng)
-    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _positive("first_step", first_step)
+    rng = _checks.as_generator(rng, "directional_check")
+    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
     steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
     noise = _noise(func, arrays, True)
     numeric, predicted = {}, {}
@@ -503,7 +497,7 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None,
     """
     _checks.lookup("check_layer", "mode", mode, {"full": "every element", "directional": "random directions"})
     require_float64({**layer.params, "x": x})
-    rng = np.random.default_rng(rng)
+    rng = _checks.as_generator(rng, "check_layer")
     x = np.asarray(x)
     batched_x = x if x.ndim == 3 else x[None]
     batched_state = _batched_state(state, x.ndim == 2)
