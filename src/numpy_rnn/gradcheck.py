@@ -351,7 +351,7 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     """
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
-    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
+    h0 = _first_step(smooth, first_step)
     steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
     todo = {name: np.arange(value.size) if elements is None or name not in elements
             else np.unique(np.asarray(elements[name], dtype=np.int64)) for name, value in arrays.items()}
@@ -423,6 +423,13 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=None, vectorize
     return grads
 
 
+def _first_step(smooth, first_step) -> float:
+    """``h_0``: the given ``first_step``, else the default for smooth functions or kinks."""
+    if first_step is None:
+        return FIRST_STEP[bool(smooth)]
+    return _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
+
+
 def _progress_bar(total):
     """A tqdm bar over ``total`` evaluations, or None where tqdm is not installed."""
     try:
@@ -469,7 +476,7 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
     rng = _checks.as_generator(rng, "directional_check")
-    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
+    h0 = _first_step(smooth, first_step)
     steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
     noise = _noise(func, arrays, True)
     numeric, predicted = {}, {}
