@@ -1,8 +1,12 @@
-"""Shared fixtures: a seeded generator and a lazy, CI-enforced torch import."""
+"""Shared fixtures: a seeded generator and a lazy, CI-enforced torch import; the tiny training run
+the config, trainer and checkpoint-state tests share (``from conftest import TINY``)."""
 import os
 
 import numpy as np
 import pytest
+
+#: TrainConfig options of a tiny run: a GRU with 8 units, 40 steps of the memory task (well under a second)
+TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 
 
 @pytest.fixture

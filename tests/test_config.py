@@ -3,10 +3,9 @@ import dataclasses
 import json
 
 import pytest
+from conftest import TINY
 
 from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
-
-TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 
 
 @pytest.mark.parametrize("options, error, message", [

@@ -5,6 +5,7 @@ import signal
 
 import numpy as np
 import pytest
+from conftest import TINY
 
 from numpy_rnn.checkpoint import load_checkpoint
 from numpy_rnn.tasks import CharCorpus
@@ -16,8 +17,6 @@ from numpy_rnn.train import (
     sample_text,
     train,
 )
-
-TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 
 
 @pytest.fixture(scope="module")

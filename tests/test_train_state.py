@@ -4,6 +4,7 @@ import re
 import tracemalloc
 
 import pytest
+from conftest import TINY
 
 from numpy_rnn.checkpoint import CheckpointError
 from numpy_rnn.config import TrainConfig
@@ -14,8 +15,6 @@ from numpy_rnn.train_state import (
     check_parameter_count,
     minimum_parameter_count,
 )
-
-TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
 
 
 @pytest.fixture(scope="module")
