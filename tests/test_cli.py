@@ -492,3 +492,10 @@ def test_train_applies_the_task_defaults_to_flags_not_given(tmp_path, capsys):
     assert code == 0 and (config["cell"], config["embedding_size"], config["dtype"]) == ("gru", 32, "float32")
     assert (config["hidden_size"], config["warmup"]) == (16, 0)  # given flags win; warm-up a tenth of 4 steps
     assert "(default: 64; chars: 256)" in " ".join(run_cli(["train", "--help"], capsys)[1].split())
+
+
+def test_eval_of_a_file_says_it_is_a_file(tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("not a run")
+    code, _, err = run_cli(["eval", str(path)], capsys)
+    assert code == 1 and "(a file, not a run folder)" in err and "Traceback" not in err

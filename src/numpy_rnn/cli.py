@@ -43,7 +43,7 @@ from .train import (
 #: the demo's run: the notebook's RNN learns to recall the first of 10 values
 DEMO = {"task": "memory", "model": "notebook", "seq_len": 10, "hidden_size": 32, "batch_size": 32, "lr": 3e-3,
         "schedule": "cosine", "steps": 4000, "eval_every": 200, "checkpoint_every": 1000}
-#: the notebook's gradient check (Task 2): input size D and the output sizes K, one model each
+#: the notebook's gradient check: input size D and the output sizes K, one model each
 NOTEBOOK_CHECK = {"input_size": 5, "hidden_size": 10, "seq_len": 5, "output_sizes": [1, 5]}
 #: errors that a user's input or machine can cause: one line and exit 1, no traceback.
 #: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
@@ -102,7 +102,7 @@ def _add_gradcheck_options(parser: argparse.ArgumentParser) -> None:
 
 def _check_notebook_rnn(parser, *, input_size: int, hidden_size: int, seq_len: int, output_sizes,
                         seed: int, dtype: str = "float64", threshold: float = 1e-7) -> bool:
-    """The notebook's Task 2: an RNN per output size, x ~ U[0, 1) of shape (T, D), its lines
+    """The notebook's gradient check: an RNN per output size, x ~ U[0, 1) of shape (T, D), its lines
     printed; True when every check passed."""
     rng = np.random.default_rng(seed)
     passed = True
@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         return sub
 
-    check = command("gradcheck", run_gradcheck, "the notebook's gradient check (Task 2)",
+    check = command("gradcheck", run_gradcheck, "the notebook's gradient check",
                     "Check the notebook RNN's backward pass against central differences.")
     _add_gradcheck_options(check)
 

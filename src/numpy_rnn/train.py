@@ -176,7 +176,8 @@ class Trainer:
         taken) extends the run to that many steps."""
         folder = Path(out)
         if not folder.is_dir():
-            raise FileNotFoundError(f"no run in '{out}' (the folder does not exist)")
+            why = "a file, not a run folder" if folder.exists() else "the folder does not exist"
+            raise FileNotFoundError(f"no run in '{out}' ({why})")
         path = folder / CHECKPOINT_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no checkpoint in '{out}' (expected {CHECKPOINT_FILE} there)")
