@@ -293,6 +293,9 @@ def run_eval(args) -> int:
 
 def run_sample(args) -> int:
     trainer = _resumed(args.run_dir)
+    if trainer.config.task != "chars":  # the run, not the command line, is wrong: exit 1
+        raise ValueError(f"'{args.run_dir}' is a run of task {trainer.config.task!r}; "
+                         f"only a character model (--task chars) writes text")
     try:
         text = sample_text(trainer, args.length, temperature=args.temperature, prime=args.prime, rng=args.seed)
     except (TypeError, ValueError) as exc:
