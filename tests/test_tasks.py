@@ -455,3 +455,16 @@ def test_unigram_baseline_matches_empirical(shakespeare):
     assert empirical_baseline(shakespeare, s[:, :-1], s[:, 1:]) == pytest.approx(shakespeare.baseline_loss, abs=1e-5)
     p = np.bincount(shakespeare.ids) / len(shakespeare)
     assert shakespeare.baseline_loss == pytest.approx(-np.sum(p * np.log(p)))
+
+
+@pytest.mark.parametrize("suffix, compress", [("", bytes), (".gz", gzip.compress), (".xz", lzma.compress),
+                                              (".bz2", bz2.compress)])
+def test_from_file_stops_at_its_size_limit(tmp_path, monkeypatch, suffix, compress):
+    """A text (or a decompression bomb) over MAX_TEXT_BYTES is refused after reading at most that much."""
+    monkeypatch.setattr(CharCorpus, "MAX_TEXT_BYTES", 1000)
+    path = tmp_path / f"big.txt{suffix}"
+    path.write_bytes(compress(b"a" * 5000))
+    with pytest.raises(ValueError, match="more than the limit of 1000"):
+        CharCorpus.from_file(path)
+    path.write_bytes(compress(b"a" * 1000))
+    assert len(CharCorpus.from_file(path)) == 1000

@@ -405,6 +405,9 @@ class CharCorpus:
     BUILTIN_SHA256: ClassVar[str] = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
     #: compressed text files ``from_file`` reads transparently: suffix -> standard-library module
     COMPRESSED: ClassVar[dict[str, str]] = {".gz": "gzip", ".xz": "lzma", ".bz2": "bz2"}
+    #: the most bytes of text a corpus file may hold (100x tiny Shakespeare): a file, or a
+    #: checkpoint's stored configuration, cannot make a run read more
+    MAX_TEXT_BYTES: ClassVar[int] = 2 ** 27
 
     def __init__(self, text: str, vocab: str | None = None):
         """A corpus of ``text``; ``vocab`` (default: its sorted distinct characters) covers it."""
@@ -448,16 +451,24 @@ class CharCorpus:
 
     @classmethod
     def _read_bytes(cls, path: Path) -> bytes:
-        """The bytes of ``path``, decompressed when its suffix is one of ``COMPRESSED``."""
-        module = cls.COMPRESSED.get(path.suffix.lower())
+        """The bytes of ``path``, decompressed when its suffix is one of ``COMPRESSED``; at most
+        ``MAX_TEXT_BYTES`` of text (a decompression bomb stops there, having used that much)."""
+        limit, module = cls.MAX_TEXT_BYTES, cls.COMPRESSED.get(path.suffix.lower())
         if module is None:
+            if path.stat().st_size > limit:
+                raise ValueError(f"CharCorpus.from_file: '{path}' holds {path.stat().st_size} bytes, "
+                                 f"more than the limit of {limit}")
             return path.read_bytes()
         codec = importlib.import_module(module)
         corrupt = (OSError, EOFError, ValueError, zlib.error, getattr(codec, "LZMAError", OSError))
         try:
-            return codec.decompress(path.read_bytes())
+            with codec.open(path, "rb") as stream:
+                data = stream.read(limit + 1)
         except corrupt as exc:
             raise ValueError(f"CharCorpus.from_file: '{path}' is not a valid {path.suffix} file: {exc}") from None
+        if len(data) > limit:
+            raise ValueError(f"CharCorpus.from_file: '{path}' decompresses to more than the limit of {limit} bytes")
+        return data
 
     @classmethod
     def builtin(cls) -> CharCorpus:
