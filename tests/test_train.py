@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from numpy_rnn.checkpoint import load_checkpoint
+from numpy_rnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_rnn.tasks import CharCorpus
 from numpy_rnn.train import (
+    CHECKPOINT_FILE,
     Interrupted,
     NonFiniteError,
     TrainConfig,
@@ -361,3 +362,15 @@ def test_sample_text_refuses_characters_the_model_never_saw(tiny_chars):
     with pytest.raises(ValueError, match=r"sample_text: expected temperature finite and in \(0.0, inf\), got -1.0"):
         sample_text(trainer, 5, temperature=-1.0)
     assert len(sample_text(trainer, 1)) == 1
+
+
+def test_a_stored_carried_state_of_the_wrong_shape_is_refused_at_load(tmp_path, tiny_chars):
+    config = TrainConfig(**{**tiny_chars, "cell": "lstm", "bptt": 7, "steps": 3, "out": str(tmp_path)})
+    trainer = Trainer(config)
+    trainer.run()
+    arrays, meta = load_checkpoint(tmp_path / CHECKPOINT_FILE)
+    assert {"data.state.0", "data.state.1"} <= set(arrays)  # an LSTM carries (h, c)
+    arrays["data.state.1"] = np.zeros((1, config.batch_size, 3))
+    save_checkpoint(tmp_path / CHECKPOINT_FILE, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"carried state as 2 array\(s\) float64\[1, 16, 8\], got"):
+        Trainer.resume(tmp_path)

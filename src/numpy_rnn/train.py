@@ -432,6 +432,7 @@ class Trainer:
             raise CheckpointError(f"invalid optimizer or schedule state: {exc}") from None
         set_generator_state(self.model_rng, meta["model_rng"], "model_rng")
         self.data.load_state_dict(groups["data"], meta["data"])
+        self._check_carried_state()
         self.step, self.history = meta["step"], meta["history"]
         self.since_evaluation = {key: meta["since_evaluation"][key] for key in _fresh_interval()}
         self.skipped, self.skips = meta["skipped"], meta["skips_in_a_row"]
@@ -439,6 +440,19 @@ class Trainer:
                                                         meta["stopped_early"])
         self.best_val = math.inf if meta["best_val_loss"] is None else meta["best_val_loss"]
         self.elapsed = meta["elapsed"]
+
+    def _check_carried_state(self) -> None:
+        """A stored carried state has the parts, shape and dtype the model's layer takes: refused
+        at load, not at the first training step."""
+        state = self.data.state if self.data.carries_state else None
+        if state is None:
+            return
+        rnn, parts = self.model.rnn, state if isinstance(state, tuple) else (state,)
+        shape = (rnn.num_layers * rnn.num_directions, self.config.batch_size, rnn.hidden_size)
+        if len(parts) != len(rnn.state_names) or any(p.shape != shape or p.dtype != self.model.dtype for p in parts):
+            found = ", ".join(f"{p.dtype}{list(p.shape)}" for p in parts)
+            raise CheckpointError(f"expected the carried state as {len(rnn.state_names)} array(s) "
+                                  f"{np.dtype(self.model.dtype)}{list(shape)}, got {found}")
 
 
 def _fresh_interval() -> dict:
