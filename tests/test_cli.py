@@ -142,8 +142,8 @@ def test_character_model_trains_and_samples(tmp_path, capsys):
     (["gradcheck", "--dtype", "float32"], "expected x in float64, got float32"),
     (["nosuch"], "invalid choice: 'nosuch'"),
     (["train", "--task", "nosuch"], "argument --task: invalid choice: 'nosuch'"),
-    (["train", "--hidden-size", "-1"], "argument --hidden-size: TrainConfig: expected hidden_size >= 1, got -1"),
-    (["train", "--lr", "nan"], "argument --lr: TrainConfig: expected lr finite"),
+    (["train", "--hidden-size", "-1"], "argument --hidden-size: expected hidden_size >= 1, got -1"),
+    (["train", "--lr", "nan"], "argument --lr: expected lr finite"),
     (["train", "--steps", "ten"], "argument --steps: expected an integer, got 'ten'"),
     (["train", "--init", "R"], "argument --init: expected NAME=INITIALISER"),
     (["train", "--model", "notebook", "--cell", "gru"], "takes hidden_size only, got cell='gru'"),
@@ -500,3 +500,10 @@ def test_eval_of_a_file_says_it_is_a_file(tmp_path, capsys):
     path.write_text("not a run")
     code, _, err = run_cli(["eval", str(path)], capsys)
     assert code == 1 and "(a file, not a run folder)" in err and "Traceback" not in err
+
+
+def test_messages_do_not_name_the_library_class_behind_them(tmp_path, capsys):
+    code, _, err = run_cli(["train", "--task", "chars", "--steps", "5", "--warmup", "10", "--schedule", "cosine",
+                            "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and "error: expected warmup < steps for the cosine schedule, got 10 >= 5" in err
+    assert "TrainConfig" not in err

@@ -20,6 +20,7 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -49,6 +50,8 @@ NOTEBOOK_CHECK = {"input_size": 5, "hidden_size": 10, "seq_len": 5, "output_size
 #: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
 #: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input;
 #: NonFiniteError from a diverging run.)
+#: ``Owner: `` or ``Owner.method: `` at the start of a library's error message
+_PYTHON_OWNER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?: ")
 USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError, NonFiniteError)
 HINT = "Start with 'numpy-rnn demo'; 'numpy-rnn COMMAND --help' lists a command's options."
 _LOSS_NAMES = {"mse": "MSE", "cross_entropy": "cross-entropy"}
@@ -112,7 +115,7 @@ def _check_notebook_rnn(parser, *, input_size: int, hidden_size: int, seq_len: i
         try:
             require_float64({"x": x, **model.params})
         except ValueError as exc:  # float32 cannot be checked: say why
-            parser.error(str(exc))
+            parser.error(_message(exc))
         kind = "a single output neuron" if output_size == 1 else "multiple output neurons"
         print(("\n" if i else "") + f"Gradient check with {kind}:")
         passed = gradient_check(model, x, threshold=threshold) and passed
@@ -143,7 +146,7 @@ def _config_type(f: dataclasses.Field):
         try:
             return TrainConfig.check_value(f.name, value)
         except (TypeError, ValueError) as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+            raise argparse.ArgumentTypeError(_message(exc)) from None
     convert.__name__ = f.name
     return convert
 
@@ -155,7 +158,7 @@ def _init_pair(text: str) -> tuple[str, str]:
     try:
         TrainConfig.check_value("init", {name: rule})
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(_message(exc)) from None
     return name, rule
 
 
@@ -271,7 +274,7 @@ def run_train(args) -> int:
         TrainConfig.check_applicable({**TrainConfig().to_dict(), **given}, given, owner="train", spell=_flag)
         config = TrainConfig.for_task(given.pop("task", "memory"), **given)
     except (TypeError, ValueError) as exc:
-        args.parser.error(str(exc))
+        args.parser.error(_message(exc))
     if run_exists(config.out):
         if not args.force:
             raise FileExistsError(f"'{config.out}' already holds a run: continue it with --resume {config.out}, "
@@ -299,7 +302,7 @@ def run_sample(args) -> int:
     try:
         text = sample_text(trainer, args.length, temperature=args.temperature, prime=args.prime, rng=args.seed)
     except (TypeError, ValueError) as exc:
-        args.parser.error(str(exc))
+        args.parser.error(_message(exc))
     print(args.prime + text)
     return 0
 
@@ -389,12 +392,14 @@ def _print_error(command: str, message: str) -> None:
 
 
 def _message(exc: BaseException) -> str:
-    """What went wrong, in words (an OSError without its errno number)."""
+    """What went wrong, in the command line's words: an OSError without its errno number, and
+    without the Python owner a library message starts with (``TrainConfig: ``,
+    ``CharCorpus.from_file: ``), which names nothing the command line shows."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         return f"{exc.strerror}: '{os.fsdecode(exc.filename)}'"
     if isinstance(exc, MemoryError):
         return f"out of memory{': ' + str(exc) if str(exc) else ''}"
-    return str(exc) or type(exc).__name__
+    return _PYTHON_OWNER.sub("", str(exc), count=1) or type(exc).__name__
 
 
 def main(argv=None) -> int:
