@@ -10,9 +10,11 @@ The markdown's side of the contract:
   starts with ``numpy-rnn`` or ``python``; in console blocks commands start with ``$ `` and
   the other lines are output. Comments, blank lines and ``\\`` continuations are allowed.
 * ```text blocks (output, equations, diagrams, signatures) are not run.
-* A block that cannot run inside the test suite (``make test``, ``pip install``, a
-  benchmark) is preceded by a visible marker ``<!-- docs-test: skip (reason) -->``; it is
-  reported as a skipped test with its reason. Nothing else is skipped.
+* A block that cannot run inside the test suite is preceded by a visible marker
+  ``<!-- docs-test: skip (reason) -->``, and then every command in it must be one the suite
+  cannot run: an installation or the repository's own ``.venv`` (``make``, ``pip``, ``python3
+  -m venv``), a script of ``benchmarks/``, or a training run of 1000 steps or more. A marker on
+  a quick command fails. Nothing else is skipped.
 * A block without a language tag, with another tag, or a shell command that is neither
   ``numpy-rnn`` nor ``python`` in a block that is not marked skipped, is an error.
 
@@ -172,24 +174,21 @@ def _restored_import_state(workdir: Path):
 
 
 PYTHON_FILES = [path for path, blocks in BLOCKS.items()
-                if any(b.lang in PYTHON and b.skip_reason is None for b in blocks)]
+                if any(b.lang in PYTHON for b in blocks)]
 
 
 @pytest.mark.parametrize("path", PYTHON_FILES, ids=_rel)
-def test_python_blocks_run(path, workdir):
+def test_python_blocks_run(path, workdir, request):
     """The file's python blocks in order, one namespace; tracebacks carry the markdown's lines."""
+    if any("import torch" in block.code for block in BLOCKS[path]):
+        request.getfixturevalue("torch")  # conftest's one rule: skipped only where torch is not required
     namespace = {"__name__": "__docs__"}
     with _restored_import_state(workdir):
         for block in BLOCKS[path]:
-            if block.lang not in PYTHON or block.skip_reason is not None:
+            if block.lang not in PYTHON:
                 continue
             code = compile("\n" * block.line + block.code, str(path), "exec")  # line numbers of the file
-            try:
-                exec(code, namespace)
-            except ModuleNotFoundError as exc:
-                if exc.name != "torch" or os.environ.get("NUMPY_RNN_REQUIRE_TORCH") == "1":
-                    raise
-                pytest.skip(f"{block.where} needs torch")
+            exec(code, namespace)
 
 
 @pytest.mark.parametrize("block", _blocks(SHELL))
@@ -203,10 +202,39 @@ def test_shell_block_runs(block, workdir):
                                         f"stdout:\n{result.stdout[-2000:]}\nstderr:\n{result.stderr[-2000:]}")
 
 
-@pytest.mark.parametrize("block", _blocks(PYTHON + SHELL, skipped=True))
-def test_skipped_block(block):
-    """Listed one by one in pytest's skip report (``-rs``), with the marker's reason."""
-    pytest.skip(f"{block.where} ({block.lang}): {block.skip_reason}")
+#: commands the suite cannot run: installing, the repository's own .venv, benchmarks
+CANNOT_RUN_HERE = re.compile(r"^(make |pip |python3 -m venv |\. \.venv/)|\.venv/bin/|(^|\s)benchmarks/\S+\.py")
+LONG_TRAINING = re.compile(r"^numpy-rnn train .*--steps (\d+)")
+
+
+def why_it_cannot_run_here(command: str) -> str | None:
+    """Why ``command`` may stand in a skipped block, or None where the suite could run it."""
+    if CANNOT_RUN_HERE.search(command):
+        return "installs, uses the repository's .venv or runs a benchmark"
+    steps = LONG_TRAINING.match(command)
+    if steps and int(steps.group(1)) >= 1000:
+        return f"trains {steps.group(1)} steps"
+    return None
+
+
+@pytest.mark.parametrize("block", _blocks(SHELL, skipped=True))
+def test_a_skipped_block_holds_only_commands_the_suite_cannot_run(block):
+    quick = [command for command in shell_commands(block) if why_it_cannot_run_here(command) is None]
+    assert block.skip_reason and not quick, f"{block.where}: skipped ({block.skip_reason}) but runnable: {quick}"
+
+
+def test_no_python_block_is_skipped():
+    assert not _blocks(PYTHON, skipped=True), "python blocks always run: make them fast instead"
+
+
+def test_the_skip_rule_tells_runnable_commands_from_the_others():
+    for command in ("make test", "pip install -e .", "python3 -m venv .venv && . .venv/bin/activate",
+                    ".venv/bin/numpy-rnn --help", "env -u X .venv/bin/python benchmarks/bench_layers.py",
+                    "OPENBLAS_NUM_THREADS=1 python benchmarks/results.py --quick",
+                    "numpy-rnn train --task adding --steps 8000 --seed SEED"):
+        assert why_it_cannot_run_here(command), command
+    for command in ("numpy-rnn --version", "numpy-rnn train --task adding --steps 400", "python -c 'print(1)'"):
+        assert why_it_cannot_run_here(command) is None, command
 
 
 # ----------------------------------------------------------------------------- references
