@@ -261,10 +261,7 @@ def _noise(func, arrays, vectorized) -> float:
     smooth part of ``f`` vanish and those of independent noise have variance
     ``C(2k, k) sigma**2``: sigma is the median over k = 3 .. 8 of ``sqrt(mean((diff^k f)**2) / C(2k, k))``.
     """
-    rng = np.random.default_rng(0)
-    v = {key: rng.standard_normal(value.shape) for key, value in arrays.items()}
-    norm = np.sqrt(sum(np.vdot(d, d) for d in v.values()))
-    points = _along(arrays, v, NOISE_SPACING * np.arange(NOISE_POINTS) / norm)
+    points = _along(arrays, _unit_direction(arrays, np.random.default_rng(0)), NOISE_SPACING * np.arange(NOISE_POINTS))
     f = np.asarray(func(points) if vectorized else
                    [func({key: value[j] for key, value in points.items()}) for j in range(NOISE_POINTS)], dtype=np.float64)
     sigmas = []
@@ -273,6 +270,19 @@ def _noise(func, arrays, vectorized) -> float:
         if k >= 3:
             sigmas.append(np.sqrt(np.mean(f ** 2) / math.comb(2 * k, k)))
     return float(np.median(sigmas))
+
+
+def _unit_direction(arrays, rng) -> dict:
+    """A random direction of unit length over all ``arrays`` together (one array per name)."""
+    v = {key: rng.standard_normal(value.shape) for key, value in arrays.items()}
+    norm = np.sqrt(sum(np.vdot(d, d) for d in v.values()))
+    return {key: d / norm for key, d in v.items()}
+
+
+def _evaluation_error(noise: float, fmax):
+    """A bound on the error of one evaluation of ``f``: the measured noise, or a few rounding
+    errors of the largest value seen, whichever is larger."""
+    return np.maximum(NOISE_BOUND * noise, 2 * EPS * fmax)
 
 
 def _along(arrays, direction, t):
@@ -351,8 +361,7 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
     """
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
-    h0 = _first_step(smooth, first_step)
-    steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
+    steps = _steps(smooth, first_step)
     todo = {name: np.arange(value.size) if elements is None or name not in elements
             else np.unique(np.asarray(elements[name], dtype=np.int64)) for name, value in arrays.items()}
     D = {name: np.full((value.size, MAX_STEPS), np.nan) for name, value in arrays.items()}
@@ -374,7 +383,7 @@ def estimate_gradients(func, arrays: dict, *, elements=None, smooth=True, first_
             for name, flat in todo.items():
                 D[name][flat[:, None], columns] = differences[name][0]
                 fmax[name][flat] = np.maximum(fmax[name][flat], differences[name][1])
-                delta = np.maximum(NOISE_BOUND * noise, 2 * EPS * fmax[name][flat])
+                delta = _evaluation_error(noise, fmax[name][flat])
                 value, trunc, rnd = _extrapolate(D[name][flat, :columns[-1] + 1], steps[:columns[-1] + 1], delta)
                 for part, new in zip(results[name], (value, trunc, rnd)):
                     part[flat] = new
@@ -423,11 +432,12 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=None, vectorize
     return grads
 
 
-def _first_step(smooth, first_step) -> float:
-    """``h_0``: the given ``first_step``, else the default for smooth functions or kinks."""
-    if first_step is None:
-        return FIRST_STEP[bool(smooth)]
-    return _checks.check_real("gradcheck", "first_step", first_step, low=0.0, low_open=True)
+def _steps(smooth, first_step) -> np.ndarray:
+    """The halving steps ``h_k = h_0 2**-k`` (``MAX_STEPS``), from the given ``first_step`` or
+    the default ``h_0`` for smooth functions or kinks."""
+    h0 = FIRST_STEP[bool(smooth)] if first_step is None else _checks.check_real(
+        "gradcheck", "first_step", first_step, low=0.0, low_open=True)
+    return h0 * 2.0 ** -np.arange(MAX_STEPS)
 
 
 def _progress_bar(total):
@@ -476,16 +486,13 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
     rng = _checks.as_generator(rng, "directional_check")
-    h0 = _first_step(smooth, first_step)
-    steps = h0 * 2.0 ** -np.arange(MAX_STEPS)
+    steps = _steps(smooth, first_step)
     noise = _noise(func, arrays, True)
     numeric, predicted = {}, {}
     for k in range(n_directions):
-        v = {key: rng.standard_normal(value.shape) for key, value in arrays.items()}
-        norm = np.sqrt(sum(np.vdot(d, d) for d in v.values()))
-        v = {key: d / norm for key, d in v.items()}  # a unit direction over all arrays
+        v = _unit_direction(arrays, rng)
         f = np.asarray(func(_along(arrays, v, np.stack([steps, -steps], axis=-1).reshape(-1)))).reshape(MAX_STEPS, 2)
-        delta = np.array([max(NOISE_BOUND * noise, 2 * EPS * np.abs(f).max())])
+        delta = np.atleast_1d(_evaluation_error(noise, np.abs(f).max()))
         value, truncation, rounding = _extrapolate(((f[:, 0] - f[:, 1]) / (2 * steps))[None], steps, delta)
         numeric[f"direction {k}"] = Estimate(value.reshape(()), truncation.reshape(()), rounding.reshape(()))
         predicted[f"direction {k}"] = np.array(sum(np.vdot(analytic[key], v[key]) for key in arrays))
