@@ -88,13 +88,13 @@ class RNN(Module):
         """The notebook's hidden states of the last forward: ``a[0] = 0`` and ``a[t]`` for
         ``t = 1..T``; columns ``(H, 1)`` for one sequence, as in the notebook, rows ``(B, H)``
         for a batch. Before any forward only ``a[0]`` (a column)."""
-        if self._hidden is None or self._hidden.ndim == 2:
-            columns = np.zeros((0, self.hidden_size, 1), self.dtype) if self._hidden is None else self._hidden[:, :, None]
-            states = [np.zeros((self.hidden_size, 1), self.dtype), *columns]
-        else:
-            batch = self._hidden.shape[0]
-            states = [np.zeros((batch, self.hidden_size), self.dtype), *self._hidden.transpose(1, 0, 2)]
-        return dict(enumerate(states))
+        column = np.zeros((self.hidden_size, 1), self.dtype)
+        if self._hidden is None:
+            return {0: column}
+        if self._hidden.ndim == 2:  # one sequence (T, H): columns (H, 1)
+            return dict(enumerate([column, *self._hidden[:, :, None]]))
+        rows = self._hidden.transpose(1, 0, 2)  # (T, B, H)
+        return dict(enumerate([np.zeros_like(rows[0]), *rows]))
 
     def forward(self, x) -> np.ndarray:
         out, h_n = self.rnn.forward(x)  # out (B, T, H) or (T, H); h_n (1, B, H) or (1, H)
