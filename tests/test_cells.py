@@ -10,7 +10,17 @@ import re
 import numpy as np
 import pytest
 
-from numpy_rnn.cells import Cell, ElmanCache, ElmanCell, GRUCache, GRUCell, LSTMCache, LSTMCell, sigmoid
+from numpy_rnn.cells import (
+    Cell,
+    ElmanCache,
+    ElmanCell,
+    GRUCache,
+    GRUCell,
+    LSTMCache,
+    LSTMCell,
+    sigmoid,
+    step_vjps,
+)
 from numpy_rnn.gradcheck import compare, estimate_gradients
 
 B, H = 3, 4
@@ -120,3 +130,40 @@ def test_state_names_must_be_a_tuple_of_distinct_strings(names):
     expected = f"MyCell: expected state_names to be a non-empty tuple of distinct strings, got {names!r}"
     with pytest.raises(TypeError, match=re.escape(expected)):
         _cell_class(state_names=names)
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_step_vjps_with_identity_cotangents_is_the_state_jacobian(kind, rng):
+    """Row i of d state(t) / d state(t-1), from the cell's backward, against central differences."""
+    cell = CELLS[kind]()
+    S = cell.state_size
+    params = {name: 0.5 * rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
+    xw = rng.standard_normal((B, cell.num_gates * H))
+    state = tuple(rng.standard_normal((B, H)) for _ in range(S))
+    eye = np.broadcast_to(np.eye(S * H)[:, None, :], (S * H, B, S * H))
+    vjp = step_vjps(cell, params, xw, state, eye)
+    assert vjp.d_state.shape == (S * H, B, S * H) and vjp.d_xw.shape == (S * H, B, cell.num_gates * H)
+
+    def new_state(flat):
+        return np.concatenate(cell.step(params, xw, tuple(np.split(flat, S, axis=-1)))[0], axis=-1)
+
+    flat, eps = np.concatenate(state, axis=-1), 1e-6
+    numeric = np.stack([(new_state(flat + eps * e) - new_state(flat - eps * e)) / (2 * eps)
+                        for e in np.eye(S * H)], axis=-1)  # (B, S*H out, S*H in)
+    np.testing.assert_allclose(vjp.d_state.transpose(1, 0, 2), numeric, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", sorted(CELLS))
+def test_activations_name_the_squashed_values_of_a_step(kind, rng):
+    cell = CELLS[kind]()
+    params = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
+    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
+    _, cache = cell.step(params, rng.standard_normal((B, cell.num_gates * H)), state)
+    found = cell.activations(cache)
+    assert found
+    for kind_name, values in found.values():
+        assert values.shape == (B, H)
+        low = 0.0 if kind_name in ("sigmoid", "relu") else -1.0
+        assert kind_name in ("tanh", "sigmoid", "relu") and np.all(values >= low)
+        if kind_name != "relu":
+            assert np.all(values <= 1.0)

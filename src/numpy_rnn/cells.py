@@ -10,7 +10,7 @@ cells keep what their backward step needs in a named tuple per step (:class:`Elm
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -114,10 +114,53 @@ class Cell(ABC):
     def step_backward(self, p, g, d_state, cache):
         """One step backward: ``(d_xw, d_rec or None, d_state_prev)``."""
 
+    def activations(self, cache) -> dict[str, tuple[str, np.ndarray]]:
+        """The squashing functions' outputs of one step, for saturation diagnostics:
+        ``{name: (kind, (B, H) values)}`` with kind ``"tanh"``, ``"sigmoid"`` or ``"relu"``.
+        The default knows none; a custom cell may override it."""
+        return {}
+
     def recurrent_grads(self, p, g, h_prev, d_rec, caches) -> None:
         """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul."""
         if d_rec is not None:
             g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ d_rec.reshape(-1, d_rec.shape[-1])
+
+
+class StepVJP(NamedTuple):
+    """What :func:`step_vjps` returns for ``K`` cotangents on ``B`` sequences (rows ordered ``k * B + b``)."""
+
+    d_state: np.ndarray     # (K, B, S*H) gradient w.r.t. the previous state, its parts concatenated
+    d_xw: np.ndarray        # (K, B, G*H) gradient w.r.t. xw
+    d_rec: Any              # (K*B, .) the cell's d_rec rows, or None (see Cell.step_backward)
+    cache: Any              # the cache of the step evaluated on the K*B rows
+    state: tuple            # the previous state repeated to K*B rows: S arrays (K*B, H)
+
+
+def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.ndarray) -> StepVJP:
+    """Vector-Jacobian products of one step, ``u -> u d state(t) / d (state(t-1), xw(t))``, for
+    ``K`` cotangents per sequence at once, from the cell's own ``step`` and ``step_backward``.
+
+    ``xw (B, G*H)``, ``state`` a tuple of ``S`` arrays ``(B, H)`` (``S = cell.state_size``),
+    ``cotangents (K, B, S*H)``: cotangent ``k`` of sequence ``b`` on the new state, its parts
+    concatenated in ``state_names`` order. The step is evaluated on ``K*B`` rows (sequence ``b``
+    repeated ``K`` times), so any cell that meets the :class:`Cell` contract works; with
+    ``cotangents`` the identity per sequence, ``d_state[:, b]`` is the step's state Jacobian
+    ``J[i, j] = d state_i(t) / d state_j(t-1)`` of sequence ``b``.
+    """
+    K, B, SH = cotangents.shape
+    H = cell.hidden_size
+
+    def repeat(a):  # (B, F) -> (K*B, F), row k*B + b = a[b]
+        return np.broadcast_to(a, (K,) + a.shape).reshape(K * B, a.shape[-1])
+
+    rows = tuple(repeat(s) for s in state)
+    _, cache = cell.step(p, repeat(xw), rows)
+    flat = cotangents.reshape(K * B, SH)
+    d_new = tuple(flat[:, k * H:(k + 1) * H] for k in range(cell.state_size))
+    scratch = {name: np.zeros_like(value) for name, value in p.items()}  # cells that add grads step by step
+    d_xw, d_rec, d_prev = cell.step_backward(p, scratch, d_new, cache)
+    d_state = np.concatenate(d_prev, axis=-1).reshape(K, B, SH)
+    return StepVJP(d_state, d_xw.reshape(K, B, -1), d_rec, cache, rows)
 
 
 class ElmanCache(NamedTuple):
@@ -172,6 +215,9 @@ class ElmanCell(Cell):
         (dh,) = d_state
         ds = dh * self._phi_prime(cache.h)  # (B, H)
         return ds, ds, (ds @ p["R"].T,)
+
+    def activations(self, cache):
+        return {"h": (self.nonlinearity, cache.h)}
 
 
 class LSTMCell(Cell):
@@ -234,6 +280,10 @@ class LSTMCell(Cell):
             dc_prev += dz_i * p["p_i"] + dz_f * p["p_f"]
         dz = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)  # (B, 4H)
         return dz, dz, (dz @ p["R"].T, dc_prev)
+
+    def activations(self, cache):
+        return {"i": ("sigmoid", cache.i), "f": ("sigmoid", cache.f), "g": ("tanh", cache.g),
+                "o": ("sigmoid", cache.o), "tanh_c": ("tanh", cache.tanh_c)}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
         """``dR`` as in :class:`Cell`; peepholes ``dp_i = sum dz_i * c(t-1)`` and so on."""
@@ -312,6 +362,9 @@ class GRUCell(Cell):
             d_xw = d_rec = np.concatenate([dr_pre, dz_pre, dn_pre], axis=-1)
             dh_prev += d_rh * r + d_xw[:, :2 * H] @ R[:, :2 * H].T
         return d_xw, d_rec, (dh_prev,)
+
+    def activations(self, cache):
+        return {"r": ("sigmoid", cache.r), "z": ("sigmoid", cache.z), "n": ("tanh", cache.n)}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
         """Reset after: ``dR`` as in :class:`Cell`, ``db_hn = sum d_rec_n``. Reset before:
