@@ -65,6 +65,11 @@ class Cell(ABC):
       ``h_prev (T, B, H)`` every ``h(t-1)``, ``d_rec (T, B, .)`` stacked and the ``T`` caches in
       time order; adds (``+=``) the gradients of the cell's parameters into ``g`` (default:
       ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
+    * optional ``recurrent_row_grads(p, h_prev, d_rec, cache)``: the terms of one step's
+      :meth:`recurrent_grads` row by row, for real-time recurrent learning
+      (:mod:`numpy_rnn.rtrl`). :class:`~numpy_rnn.rtrl.RTRL` uses it only when the class that
+      defines :meth:`recurrent_grads` defines it too; otherwise it calls ``recurrent_grads``
+      once per row (exact, slower).
     * ``smooth = False`` for a step with kinks (relu): the gradient check then starts from much
       smaller steps, so that its differences do not straddle a kink; checked as smooth, a
       kinked cell can fail even when its backward is right.
@@ -124,6 +129,19 @@ class Cell(ABC):
         """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul."""
         if d_rec is not None:
             g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ d_rec.reshape(-1, d_rec.shape[-1])
+
+    def recurrent_row_grads(self, p, h_prev, d_rec, cache) -> dict[str, np.ndarray]:
+        """What :meth:`recurrent_grads` would add for each row of one step on its own:
+        ``{name: (N, *shape)}`` for ``h_prev (N, H)``, ``d_rec (N, .)`` and the step's
+        ``cache`` on the same ``N`` rows; summed over the rows it is ``recurrent_grads`` of
+        that step. Default, matching the default ``recurrent_grads``:
+        ``dR[n] = h(t-1)[n]^T d_rec[n]``, an outer product per row."""
+        return {"R": _outer_rows(h_prev, d_rec)}
+
+
+def _outer_rows(a, b):
+    """``(N, I), (N, J) -> (N, I, J)``: the outer product of every row pair."""
+    return a[:, :, None] * b[:, None, :]
 
 
 class StepVJP(NamedTuple):
@@ -296,6 +314,16 @@ class LSTMCell(Cell):
             g["p_f"] += np.einsum("tbh,tbh->h", d_rec[..., H:2 * H], c_prev)
             g["p_o"] += np.einsum("tbh,tbh->h", d_rec[..., 3 * H:], c)
 
+    def recurrent_row_grads(self, p, h_prev, d_rec, cache):
+        """Per row: ``dR = h(t-1)^T dz``; peepholes ``dp_i = dz_i * c(t-1)``, ``dp_f = dz_f * c(t-1)``,
+        ``dp_o = dz_o * c(t)``."""
+        rows = super().recurrent_row_grads(p, h_prev, d_rec, cache)
+        if self.peepholes:
+            H = self.hidden_size
+            rows.update(p_i=d_rec[:, :H] * cache.c_prev, p_f=d_rec[:, H:2 * H] * cache.c_prev,
+                        p_o=d_rec[:, 3 * H:] * cache.c)
+        return rows
+
 
 class GRUCell(Cell):
     """GRU step with torch's gate order ``r, z, n``.
@@ -378,3 +406,12 @@ class GRUCell(Cell):
         d_rec = d_rec.reshape(-1, 3 * H)
         g["R"][:, :2 * H] += h_prev.reshape(-1, H).T @ d_rec[:, :2 * H]
         g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]
+
+    def recurrent_row_grads(self, p, h_prev, d_rec, cache):
+        """Per row: reset after ``dR = h(t-1)^T d_rec``, ``db_hn = d_rec_n``; reset before
+        ``dR_rz = h(t-1)^T d_rz``, ``dR_n = (r h(t-1))^T dn_pre``."""
+        H = self.hidden_size
+        if self.reset_after:
+            return {"R": _outer_rows(h_prev, d_rec), "b_hn": d_rec[:, 2 * H:]}
+        return {"R": np.concatenate([_outer_rows(h_prev, d_rec[:, :2 * H]),
+                                     _outer_rows(cache.rec_n, d_rec[:, 2 * H:])], axis=-1)}
