@@ -166,6 +166,35 @@ def test_bad_calls():
         RNN(D, H, 0)
 
 
+@pytest.mark.parametrize("K", [1, 5])
+@pytest.mark.parametrize("batched", [False, True])
+def test_backward_rtrl_gives_the_same_dict_as_backward(K, batched, rng):
+    """The course's form of RTRL: the gradients carried forward in time equal BPTT's."""
+    model = RNN(D, H, K, rng=2)
+    model.R = 0.6 * rng.standard_normal((H, H))  # not the identity of the notebook's start
+    model.bs = rng.standard_normal(H)
+    x = rng.random((2, T, D)) if batched else rng.random((T, D))
+    y = model.forward(x)
+    g = rng.standard_normal(y.shape)
+    bptt = model.backward(g)
+    x[...] = np.nan  # backward_rtrl reads a copy of the forward's input, not the caller's array
+    rtrl = model.backward_rtrl(g)
+    assert rtrl.keys() == bptt.keys()
+    for key, value in bptt.items():
+        np.testing.assert_allclose(rtrl[key], value, rtol=1e-10, atol=1e-14 * np.abs(value).max())
+        np.testing.assert_array_equal(model.grads[key], rtrl[key])  # replaced, not added to
+    model.update(0.1)  # allowed after backward_rtrl, as after backward
+
+
+def test_backward_rtrl_bad_calls():
+    model = RNN(D, H, 2, rng=0)
+    with pytest.raises(RuntimeError, match=r"RNN: backward_rtrl\(\) called before forward\(\)"):
+        model.backward_rtrl(np.ones((2, 1)))
+    model.forward(np.zeros((T, D)))
+    with pytest.raises(ValueError, match=r"RNN: expected d_loss of shape \(2, 1\) or \(2,\), got \(3, 1\)"):
+        model.backward_rtrl(np.ones((3, 1)))
+
+
 def test_model_shares_arrays_with_its_layers():
     model = RNN(D, H, 2, rng=0)
     assert isinstance(model.rnn, SimpleRNN)

@@ -17,6 +17,7 @@ from . import _checks
 from .init import identity, lecun_uniform, zeros
 from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN, State
 from .module import Module
+from .rtrl import RTRL
 
 #: ``ModelConfig.cell`` names -> layer classes
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
@@ -75,6 +76,7 @@ class RNN(Module):
         self.grads = {key: getattr(self, part).grads[name] for key, (part, name) in _NAMES.items()}
         self._has_grads = False
         self._hidden = None  # a(1..T) of the last forward: (T, H) or (B, T, H)
+        self._input = None  # a copy of the last forward's x, for backward_rtrl
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -98,7 +100,7 @@ class RNN(Module):
 
     def forward(self, x) -> np.ndarray:
         out, h_n = self.rnn.forward(x)  # out (B, T, H) or (T, H); h_n (1, B, H) or (1, H)
-        self._hidden = out
+        self._hidden, self._input = out, np.array(x, dtype=self.dtype)
         y = self.head.forward(h_n[0])  # (B, K) or (K,)
         return y[:, None] if out.ndim == 2 else y
 
@@ -112,8 +114,30 @@ class RNN(Module):
     def backward(self, d_loss) -> dict[str, np.ndarray]:
         """Gradients (copies, keyed ``W, R, V, bs, by``) of the loss whose gradient w.r.t. the
         output is ``d_loss``."""
+        d_h = self._head_backward(d_loss, "backward")  # (B, H) or (H,)
+        d_out = np.zeros(self._hidden.shape, dtype=self.dtype)  # only the last state feeds y
+        self.rnn.backward(d_out, d_h[None])
+        return self._gradients()
+
+    def backward_rtrl(self, d_loss) -> dict[str, np.ndarray]:
+        """What :meth:`backward` returns (the same dict, the same numbers), computed forward in
+        time by real-time recurrent learning (:class:`~numpy_rnn.rtrl.RTRL`) over the input of
+        the last forward: the sensitivities ``da(t)/dtheta`` of ``W, R, bs`` are carried from
+        ``t = 1`` to ``T`` (``da(t)/dtheta = J(t) da(t-1)/dtheta + I(t)``), and as only ``a(T)``
+        feeds ``y``, ``dL/dtheta = dL/da(T) . da(T)/dtheta``; ``V``, ``by`` come from the head."""
+        d_h = self._head_backward(d_loss, "backward_rtrl")  # (B, H) or (H,)
+        x = self._input if self._input.ndim == 3 else self._input[None]  # (B, T, D)
+        rtrl = RTRL(self.rnn)
+        rtrl.reset(x.shape[0])
+        for t in range(x.shape[1]):
+            rtrl.step(x[:, t])
+        rtrl.accumulate(d_h.reshape(x.shape[0], self.hidden_size))
+        return self._gradients()
+
+    def _head_backward(self, d_loss, caller: str) -> np.ndarray:
+        """Check ``d_loss``, clear the gradients, back through the head: ``dL/da(T)`` ``(B, H)`` or ``(H,)``."""
         if self._hidden is None:
-            raise RuntimeError("RNN: backward() called before forward()")
+            raise RuntimeError(f"RNN: {caller}() called before forward()")
         d_loss = _checks.check_array("RNN", "d_loss", d_loss, self.dtype)
         K = self.output_size
         if self._hidden.ndim == 2:
@@ -121,9 +145,10 @@ class RNN(Module):
                 raise ValueError(f"RNN: expected d_loss of shape ({K}, 1) or ({K},), got {_checks.shape_str(d_loss.shape)}")
             d_loss = d_loss.reshape(K)
         self.zero_grad()
-        d_h = self.head.backward(d_loss)  # (B, H) or (H,)
-        d_out = np.zeros(self._hidden.shape, dtype=self.dtype)  # only the last state feeds y
-        self.rnn.backward(d_out, d_h[None])
+        return self.head.backward(d_loss)
+
+    def _gradients(self) -> dict[str, np.ndarray]:
+        """Copies of the gradients, keyed as ``params``; allows the next :meth:`update`."""
         self._has_grads = True
         return {key: value.copy() for key, value in self.grads.items()}
 
