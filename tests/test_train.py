@@ -204,7 +204,9 @@ def test_run_folder_files(tmp_path):
     assert TrainConfig.from_dict(json.loads((out / "config.json").read_text())) == trainer.config
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert records == trainer.history and len(records) == 4
-    assert set(records[0]) == {"step", "train_loss", "val_loss", "grad_norm", "lr", "elapsed", "skipped"}
+    assert set(records[0]) == {"step", "train_loss", "val_loss", "grad_norm", "grad_norm_max", "parameters", "lr",
+                               "elapsed", "skipped"}
+    assert set(records[0]["parameters"]) == set(trainer.model.params)
     assert json.loads((out / "summary.json").read_text()) == summary
     assert {"task", "steps", "test_loss", "baseline_loss", "seconds", "best_val_loss"} <= set(summary)
     assert summary["final_train_loss"] == records[-1]["train_loss"]
@@ -373,4 +375,65 @@ def test_a_stored_carried_state_of_the_wrong_shape_is_refused_at_load(tmp_path, 
     arrays["data.state.1"] = np.zeros((1, config.batch_size, 3))
     save_checkpoint(tmp_path / CHECKPOINT_FILE, arrays, meta)
     with pytest.raises(CheckpointError, match=r"carried state as 2 array\(s\) float64\[1, 16, 8\], got"):
+        Trainer.resume(tmp_path)
+
+
+@pytest.mark.parametrize("model", ["sequence", "notebook"])
+def test_update_health_per_parameter_equals_a_hand_computation(model):
+    """SGD without clipping: dw = -lr g, so each step's gradient norm and update ratio are known."""
+    config = TrainConfig(**{**TINY, "model": model, "cell": None, "optimizer": "sgd", "lr": 0.5, "clip_norm": 0.0,
+                            "steps": 6, "eval_every": 3})
+    trainer, twin = Trainer(config), Trainer(config)
+    trainer.run()
+    norms, ratios = {name: [] for name in twin.model.params}, {name: [] for name in twin.model.params}
+    for _ in range(config.steps):
+        x, y, _ = twin.data.next_batch()
+        twin.model.zero_grad()
+        twin.model.backward(twin.loss_fn(twin.kind.forward(twin.model, x, None)[0], y)[1])
+        for name, w in twin.model.params.items():
+            g = twin.model.grads[name]
+            new = w - config.lr * g
+            norms[name].append(np.sqrt(np.sum(g ** 2)))
+            ratios[name].append(np.sqrt(np.sum((config.lr * g) ** 2)) / max(np.sqrt(np.sum(w ** 2)),
+                                                                            np.sqrt(np.sum(new ** 2))))
+            w[...] = new
+    for record, steps in zip(trainer.history, (slice(0, 3), slice(3, 6))):
+        for name, health in record["parameters"].items():
+            assert health["grad_norm"] == pytest.approx(np.mean(norms[name][steps]), rel=1e-12)
+            assert health["grad_norm_max"] == pytest.approx(np.max(norms[name][steps]), rel=1e-12)
+            assert health["update_ratio"] == pytest.approx(np.mean(ratios[name][steps]), rel=1e-12)
+            assert health["update_ratio_max"] == pytest.approx(np.max(ratios[name][steps]), rel=1e-12)
+        totals = [np.sqrt(sum(norms[name][t] ** 2 for name in norms)) for t in range(6)[steps]]
+        assert record["grad_norm"] == pytest.approx(np.mean(totals), rel=1e-12)
+        assert record["grad_norm_max"] == pytest.approx(np.max(totals), rel=1e-12)
+    if model == "notebook":  # its biases start at zero: the ratio of their first update is 1
+        assert trainer.history[0]["parameters"]["bs"]["update_ratio_max"] == 1.0
+
+
+def test_one_exploding_gradient_shows_in_the_interval_maximum_of_its_parameter():
+    trainer = Trainer(TrainConfig(**{**TINY, "steps": 10, "eval_every": 10}))
+    backward = trainer.model.backward
+
+    def backward_exploding_at_step_4(dy):
+        backward(dy)
+        if trainer.step == 4:
+            trainer.model.grads["rnn.R"] *= 1e6
+
+    trainer.model.backward = backward_exploding_at_step_4
+    trainer.run()
+    record = trainer.history[0]
+    exploded, calm = record["parameters"]["rnn.R"], record["parameters"]["rnn.W"]
+    assert exploded["grad_norm_max"] > 1e5 * calm["grad_norm_max"]
+    assert exploded["grad_norm_max"] > 9 * exploded["grad_norm"]  # one step in ten: the max holds it whole
+    assert record["grad_norm_max"] == pytest.approx(exploded["grad_norm_max"], rel=1e-6)
+    assert calm["update_ratio_max"] < 1  # clipping at 1.0 kept every update small
+
+
+def test_a_stored_interval_of_other_parameters_is_refused(tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, out=str(tmp_path)))
+    trainer.run(until=5)
+    arrays, meta = trainer.state_dict()
+    meta["since_evaluation"]["parameters"]["rnn.X"] = meta["since_evaluation"]["parameters"].pop("rnn.W")
+    save_checkpoint(tmp_path / CHECKPOINT_FILE, arrays, meta)
+    with pytest.raises(CheckpointError, match=r"since_evaluation has the parameters .*'rnn.X'.*, the model"):
         Trainer.resume(tmp_path)

@@ -44,7 +44,7 @@ def test_a_stored_run_passes_and_gives_its_config(stored):
 
 
 @pytest.mark.parametrize("change, message", [
-    (("format", "numpy_rnn.train/1"), "expected a training checkpoint of format 'numpy_rnn.train/2'"),
+    (("format", "numpy_rnn.train/1"), "expected a training checkpoint of format 'numpy_rnn.train/3'"),
     (("config", KeyError), "meta: missing key 'config'"),
     (("config", "lstm"), r"meta\['config'\]: expected object, got str"),
     (("config", "hidden_size", "64"), "invalid stored config: TrainConfig: expected hidden_size to be an int"),
@@ -57,8 +57,13 @@ def test_a_stored_run_passes_and_gives_its_config(stored):
     (("history", [1, 2]), r"meta\['history'\]\[0\]: expected object"),
     (("history", 0, "val_loss", "low"), r"meta\['history'\]\[0\]\['val_loss'\]: expected float or null"),
     (("history", 0, "step", 99), r"expected history steps in \[0, step\]"),
-    (("history", [{"step": 1, "train_loss": None, "val_loss": None, "grad_norm": None, "lr": 0.1, "elapsed": 0.0,
-                   "skipped": 0}] * 10), "expected history of at most 3 records"),
+    (("history", [{"step": 1, "train_loss": None, "val_loss": None, "grad_norm": None, "grad_norm_max": None,
+                   "parameters": {}, "lr": 0.1, "elapsed": 0.0, "skipped": 0}] * 10),
+     "expected history of at most 3 records"),
+    (("history", 0, "parameters", "rnn.W", "update_ratio_max", "big"),
+     r"meta\['history'\]\[0\]\['parameters'\]\['rnn.W'\]\['update_ratio_max'\]: expected float or null"),
+    (("since_evaluation", "parameters", "rnn.R", "grad_norm_max", None),
+     r"meta\['since_evaluation'\]\['parameters'\]\['rnn.R'\]\['grad_norm_max'\]: expected float"),
     (("since_evaluation", "steps", 2.5), r"meta\['since_evaluation'\]\['steps'\]: expected int"),
     (("best_step", 30), r"best_step in \[0, step\]"),
     (("stopped_early", 0), r"meta\['stopped_early'\]: expected bool, got int 0"),

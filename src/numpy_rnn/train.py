@@ -34,6 +34,7 @@ JSON object per evaluation), ``checkpoint.ckpt`` (from step 0 on), when the run 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -128,8 +129,11 @@ class Trainer:
     ``run(until=None)`` trains up to step ``until`` (default: ``config.steps``), evaluating,
     checkpointing and writing the run folder (``config.out``) on the way. ``Trainer.resume(out)``
     rebuilds a run from its folder's checkpoint. ``history`` holds one record per evaluation:
-    ``step, train_loss, val_loss, grad_norm, lr, elapsed, skipped`` (means over the steps since
-    the previous evaluation; the gradient norm before clipping).
+    ``step, train_loss, val_loss, grad_norm, grad_norm_max, parameters, lr, elapsed, skipped``
+    (means, and maxima where named, over the finite steps since the previous evaluation; the
+    gradient norm before clipping). ``parameters`` is the update health of each parameter:
+    ``{name: {grad_norm, grad_norm_max, update_ratio, update_ratio_max}}``, its gradient norm
+    before clipping and its update-to-weight ratio ``||dw|| / ||w||`` (:func:`_update_ratios`).
 
     A new trainer refuses a ``config.out`` that already holds a run (resume it, or
     :func:`remove_run` it first).
@@ -165,7 +169,7 @@ class Trainer:
         self.best_val, self.best_step, self.bad_evals, self.stopped = math.inf, 0, 0, False
         self.best_params: dict | None = None  # weights of the best evaluation, when the run keeps them
         self.elapsed = 0.0  # training seconds, over every session of the run
-        self.since_evaluation = _fresh_interval()
+        self.since_evaluation = _fresh_interval(self.model.params)
         self.last_checkpoint: tuple[str, int] | None = None
         self.out = Path(config.out) if config.out else None
         self._training_weights: dict | None = None  # set aside while the model holds the final weights
@@ -212,15 +216,14 @@ class Trainer:
             y_hat, state_n = self.kind.forward(self.model, x, state)
             loss, dy = self.loss_fn(y_hat, y)
             self.model.backward(dy)
+            grad_norms = {name: float(np.linalg.norm(g)) for name, g in self.model.grads.items()}
             norm = clip_grad_norm(self.model.grads, self.config.clip_norm or np.finfo(np.float64).max)
         if math.isfinite(loss) and math.isfinite(norm):
+            before = self.model.state_dict()
             self.optimizer.step(self.model.grads)
             self.data.carry(state_n)
             self.skips = 0
-            interval = self.since_evaluation
-            interval["loss_sum"] += loss
-            interval["grad_norm_sum"] += norm
-            interval["steps"] += 1
+            _add_step(self.since_evaluation, loss, norm, grad_norms, _update_ratios(before, self.model.params))
         else:
             self._non_finite(loss)
         if self.schedule is not None:
@@ -264,13 +267,17 @@ class Trainer:
 
     def _record(self) -> dict:
         """Evaluate, append the history record, write it to metrics.jsonl, update early stopping."""
-        interval, count = self.since_evaluation, self.since_evaluation["steps"]
+        interval = self.since_evaluation
         val = self.evaluate("valid")
-        record = {"step": self.step, "train_loss": interval["loss_sum"] / count if count else None,
-                  "val_loss": _finite_or_none(val), "grad_norm": interval["grad_norm_sum"] / count if count else None,
+        record = {"step": self.step, "train_loss": _interval_mean(interval, interval["loss_sum"]),
+                  "val_loss": _finite_or_none(val), **_interval_norms(interval, interval),
+                  "parameters": {name: {**_interval_norms(interval, sums),
+                                        "update_ratio": _interval_mean(interval, sums["update_ratio_sum"]),
+                                        "update_ratio_max": _interval_max(interval, sums["update_ratio_max"])}
+                                 for name, sums in interval["parameters"].items()},
                   "lr": self.optimizer.lr, "elapsed": self.elapsed, "skipped": self.skipped}
         self.history.append(record)
-        self.since_evaluation = _fresh_interval()
+        self.since_evaluation = _fresh_interval(self.model.params)
         if self.out:
             with open(self.out / METRICS_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
@@ -400,7 +407,7 @@ class Trainer:
         arrays.update({f"data.{key}": value for key, value in data_arrays.items()})
         meta = {
             "format": FORMAT, "config": self.config.to_dict(), "step": self.step, "history": self.history,
-            "since_evaluation": dict(self.since_evaluation), "skipped": self.skipped, "skips_in_a_row": self.skips,
+            "since_evaluation": copy.deepcopy(self.since_evaluation), "skipped": self.skipped, "skips_in_a_row": self.skips,
             "best_step": self.best_step, "best_val_loss": _finite_or_none(self.best_val),
             "evaluations_without_improvement": self.bad_evals, "stopped_early": self.stopped,
             "elapsed": self.elapsed, "optimizer": optimizer,
@@ -434,7 +441,7 @@ class Trainer:
         self.data.load_state_dict(groups["data"], meta["data"])
         self._check_carried_state()
         self.step, self.history = meta["step"], meta["history"]
-        self.since_evaluation = {key: meta["since_evaluation"][key] for key in _fresh_interval()}
+        self.since_evaluation = _checked_interval(meta["since_evaluation"], self.model.params)
         self.skipped, self.skips = meta["skipped"], meta["skips_in_a_row"]
         self.best_step, self.bad_evals, self.stopped = (meta["best_step"], meta["evaluations_without_improvement"],
                                                         meta["stopped_early"])
@@ -455,9 +462,65 @@ class Trainer:
                                   f"{np.dtype(self.model.dtype)}{list(shape)}, got {found}")
 
 
-def _fresh_interval() -> dict:
-    """Sums over the finite steps since the last evaluation."""
-    return {"loss_sum": 0.0, "grad_norm_sum": 0.0, "steps": 0}
+def _fresh_interval(names) -> dict:
+    """Sums and maxima over the finite steps since the last evaluation: of the loss, of the
+    gradient norm (before clipping), and per parameter (``names``) of its gradient norm and of
+    its update-to-weight ratio (:func:`_update_ratios`)."""
+    return {"loss_sum": 0.0, "grad_norm_sum": 0.0, "grad_norm_max": 0.0, "steps": 0,
+            "parameters": {name: {"grad_norm_sum": 0.0, "grad_norm_max": 0.0, "update_ratio_sum": 0.0,
+                                  "update_ratio_max": 0.0} for name in names}}
+
+
+def _add_step(interval: dict, loss: float, norm: float, grad_norms: dict, update_ratios: dict) -> None:
+    """Add one finite step to the interval's sums and maxima."""
+    interval["loss_sum"] += loss
+    interval["grad_norm_sum"] += norm
+    interval["grad_norm_max"] = max(interval["grad_norm_max"], norm)
+    interval["steps"] += 1
+    for name, sums in interval["parameters"].items():
+        for key, value in (("grad_norm", grad_norms[name]), ("update_ratio", update_ratios[name])):
+            sums[f"{key}_sum"] += value
+            sums[f"{key}_max"] = max(sums[f"{key}_max"], value)
+
+
+def _update_ratios(before: dict, after: dict) -> dict[str, float]:
+    """Per parameter ``||w_after - w_before|| / max(||w_before||, ||w_after||)``.
+
+    This is the usual update-to-weight ratio ``||dw|| / ||w||`` while updates are small (both
+    norms agree; healthy training: around 1e-3), and it stays finite and in ``[0, 2]``: 1 for
+    the first update of a parameter that starts at zero, 0 while it stays zero, near 1 for an
+    update that dwarfs the weights, and 1 when the update overflowed them (its limit).
+    """
+    ratios = {}
+    for name, old in before.items():
+        new = after[name]
+        with np.errstate(over="ignore", invalid="ignore"):
+            scale = max(np.linalg.norm(old), np.linalg.norm(new))
+            ratio = float(np.linalg.norm(new - old) / scale) if scale > 0 else 0.0
+        ratios[name] = ratio if math.isfinite(ratio) else 1.0
+    return ratios
+
+
+def _interval_mean(interval: dict, total: float) -> float | None:
+    return total / interval["steps"] if interval["steps"] else None
+
+
+def _interval_max(interval: dict, largest: float) -> float | None:
+    return largest if interval["steps"] else None
+
+
+def _interval_norms(interval: dict, sums: dict) -> dict:
+    """``grad_norm`` (the interval's mean) and ``grad_norm_max`` of ``sums``."""
+    return {"grad_norm": _interval_mean(interval, sums["grad_norm_sum"]),
+            "grad_norm_max": _interval_max(interval, sums["grad_norm_max"])}
+
+
+def _checked_interval(stored: dict, names) -> dict:
+    """The stored interval (schema checked by check_meta) when it has the model's parameters."""
+    if set(stored["parameters"]) != set(names):
+        raise CheckpointError(f"since_evaluation has the parameters {sorted(stored['parameters'])[:8]}, "
+                              f"the model {sorted(names)[:8]}")
+    return copy.deepcopy(stored)
 
 
 def _split_arrays(arrays: dict) -> dict[str, dict]:

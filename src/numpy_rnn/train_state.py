@@ -16,7 +16,9 @@ key                                    value
 ``config``                             ``TrainConfig.to_dict()``
 ``step``                               steps taken, an int in ``[0, config.steps]``
 ``history``                            one record per evaluation (:data:`RECORD_SCHEMA`)
-``since_evaluation``                   ``{"loss_sum", "grad_norm_sum", "steps"}`` of the finite
+``since_evaluation``                   ``{"loss_sum", "grad_norm_sum", "grad_norm_max", "steps",
+                                       "parameters": {name: {"grad_norm_sum", "grad_norm_max",
+                                       "update_ratio_sum", "update_ratio_max"}}}`` of the finite
                                        steps since the last evaluation
 ``skipped``, ``skips_in_a_row``        non-finite steps skipped, in all and in a row
 ``best_step``, ``best_val_loss``       the best evaluation so far (``None``: none, or not finite)
@@ -41,14 +43,20 @@ from .config import TrainConfig
 
 __all__ = ["FORMAT", "META_SCHEMA", "RECORD_SCHEMA", "check_meta", "check_parameter_count"]
 
-FORMAT = "numpy_rnn.train/2"
-#: a history record: step, means over the steps since the previous evaluation, lr, clock, skips
+FORMAT = "numpy_rnn.train/3"
+#: a history record: step, means (and maxima) over the steps since the previous evaluation, per
+#: parameter the gradient norm and the update-to-weight ratio, lr, clock, skips
 RECORD_SCHEMA = {"step": int, "train_loss": (float, None), "val_loss": (float, None), "grad_norm": (float, None),
+                 "grad_norm_max": (float, None),
+                 "parameters": {str: {key: (float, None) for key in ("grad_norm", "grad_norm_max", "update_ratio",
+                                                                     "update_ratio_max")}},
                  "lr": float, "elapsed": float, "skipped": int}
 #: the form of the metadata (:func:`~numpy_rnn.checkpoint.check_schema`); ranges are checked apart
 META_SCHEMA = {
     "format": str, "config": dict, "step": int, "history": [RECORD_SCHEMA],
-    "since_evaluation": {"loss_sum": float, "grad_norm_sum": float, "steps": int},
+    "since_evaluation": {"loss_sum": float, "grad_norm_sum": float, "grad_norm_max": float, "steps": int,
+                         "parameters": {str: {key: float for key in ("grad_norm_sum", "grad_norm_max",
+                                                                     "update_ratio_sum", "update_ratio_max")}}},
     "skipped": int, "skips_in_a_row": int, "best_step": int, "best_val_loss": (float, None),
     "evaluations_without_improvement": int, "stopped_early": bool, "elapsed": float,
     "optimizer": dict, "schedule": (dict, None), "model_rng": dict, "data": dict,
