@@ -83,6 +83,7 @@ class Cell(ABC):
     """
 
     num_gates = 1
+    gate_names: tuple[str, ...] | None = None  # names of the G blocks of xw and R, for diagnostics
     state_names: tuple[str, ...] = ("h",)
     smooth = True
     torch_equivalent: str | None = None
@@ -254,6 +255,7 @@ class LSTMCell(Cell):
     """
 
     num_gates = 4
+    gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
 
     def __init__(self, hidden_size: int, peepholes: bool = False):
@@ -342,6 +344,7 @@ class GRUCell(Cell):
     """
 
     num_gates = 3
+    gate_names = ("r", "z", "n")
 
     def __init__(self, hidden_size: int, reset_after: bool = True):
         super().__init__(hidden_size)

@@ -20,6 +20,7 @@ Every layer here is a :class:`~numpy_rnn.module.Module` (``params``, ``grads``, 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -100,15 +101,18 @@ def _unroll(cell, p, xw, state0, step_mask):
     return out, state, (hs, caches)
 
 
-def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask):
+def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask, tape=None):
     """BPTT through :func:`_unroll`: returns ``d_xw (T, B, G*H)`` and the initial state's
-    gradient; adds the cell's parameter gradients into ``g``."""
+    gradient; adds the cell's parameter gradients into ``g``. A list ``tape`` of ``T`` slots
+    receives ``d_here``, the total gradient reaching each step's new state (a tuple of parts)."""
     hs, caches = run_cache
     d_state, d_xw, d_rec = d_state_n, None, None
     for t in reversed(range(len(caches))):
         d_here = (d_state[0] + d_out[t],) + d_state[1:]
         if step_mask is not None:
             d_here = tuple(d * step_mask[t] for d in d_here)  # no gradient past a length
+        if tape is not None:
+            tape[t] = d_here
         dxw_t, drec_t, d_prev = cell.step_backward(p, g, d_here, caches[t])
         if d_xw is None:
             d_xw = np.empty((len(caches),) + dxw_t.shape, dtype=dxw_t.dtype)
@@ -126,6 +130,24 @@ def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask):
     return d_xw, d_state
 
 
+class RunTrace(NamedTuple):
+    """One direction of one layer in the last forward pass (see :meth:`Recurrent.traces`).
+    Time-major arrays in the order the run read its input (reversed for a reverse run)."""
+
+    name: str                        # "l0", "l0_reverse", ...
+    direction: int                   # 0 forward, 1 reverse
+    params: dict                     # the run's parameters under their short names (the live arrays)
+    xw: np.ndarray                   # (T, B, G*H) x W + b of every step
+    state0: tuple                    # the initial state, one (B, H) array per part
+    caches: list                     # the cell's cache of every step
+    step_mask: np.ndarray | None     # (T, B, 1) True at the valid steps, None without lengths
+    reverse_index: np.ndarray | None  # (T, B) how a reverse run reorders time, None without lengths
+
+    def in_input_order(self, values: np.ndarray) -> np.ndarray:
+        """Run-ordered ``values (T, B, ...)`` in the input's time order (a reverse run's undone)."""
+        return values if self.direction == 0 else _reverse(values, self.reverse_index)
+
+
 class Recurrent(Module):
     """A stack of ``num_layers`` recurrent layers of one cell type, uni- or bidirectional.
 
@@ -141,7 +163,15 @@ class Recurrent(Module):
 
     ``dropout`` applies inverted dropout to the outputs of every layer but the last while
     ``training`` (masks drawn from ``rng``); ``eval()`` switches it off.
+
+    With ``record_state_grads = True``, ``backward`` also keeps in :attr:`state_grads` the total
+    gradient that reached every step's state during BPTT (what gradient-flow diagnostics plot).
     """
+
+    #: keep the gradient reaching every step's state in ``state_grads`` during ``backward``
+    record_state_grads: bool = False
+    #: ``{run name: one (B, T, H) array per state part}``, input time order; set by a recording ``backward``
+    state_grads: dict | None = None
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, dropout=0.0,
                  init=None, rng=None, dtype=np.float64, cell=None):
@@ -273,7 +303,7 @@ class Recurrent(Module):
                 seq = inp if direction == 0 else _reverse(inp, reverse_index)
                 p = self.view(params, prefix)
                 out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p["b"]), state0[k], step_mask)
-                runs.append((seq, run_cache))
+                runs.append((seq, run_cache, state0[k]))
                 outs.append(out if direction == 0 else _reverse(out, reverse_index))
             inputs_of_next = outs[0] if len(outs) == 1 else _concat_features(outs)
             if masks is not None and layer < self.num_layers - 1:
@@ -294,23 +324,54 @@ class Recurrent(Module):
         runs, masks, step_mask, reverse_index, batch, unbatched = self._cache
         d_out_tm, d_state_n = self._check_upstream(d_out, d_state, runs[0][0].shape[0], batch, unbatched)
         H, d_state0 = self.hidden_size, [None] * len(runs)
+        tapes = [[None] * d_out_tm.shape[0] if self.record_state_grads else None for _ in runs]
         d_inp = d_out_tm
         for layer in reversed(range(self.num_layers)):
             if masks is not None and layer < self.num_layers - 1:
                 d_inp = d_inp * masks[layer]
             d_below = None
             for k, _, direction, prefix in self._runs_of(layer):
-                seq, run_cache = runs[k]
+                seq, run_cache, _ = runs[k]
                 d_part = d_inp[..., direction * H:(direction + 1) * H]
                 if direction:
                     d_part = _reverse(d_part, reverse_index)
                 p, g = self.view(self.params, prefix), self.view(self.grads, prefix)
-                d_xw, d_state0[k] = _unroll_backward(self.cell, p, g, d_part, d_state_n[k], run_cache, step_mask)
+                d_xw, d_state0[k] = _unroll_backward(self.cell, p, g, d_part, d_state_n[k], run_cache, step_mask,
+                                                     tapes[k])
                 d_seq = self._input_grads(p, g, seq, d_xw)
                 d_seq = d_seq if direction == 0 else _reverse(d_seq, reverse_index)
                 d_below = d_seq if d_below is None else d_below + d_seq
             d_inp = d_below
+        if self.record_state_grads:
+            self.state_grads = self._taped_state_grads(tapes, reverse_index)
         return self._format_output(np.ascontiguousarray(_batch_first(d_inp)), d_state0, unbatched)
+
+    def _taped_state_grads(self, tapes, reverse_index):
+        """Each run's tape (T slots of state-part tuples) as (B, T, H) arrays in input time order."""
+        grads = {}
+        for (_, _, direction, prefix), tape in zip(self._run_table, tapes):
+            parts = [np.stack([step[i] for step in tape]) for i in range(self.cell.state_size)]  # (T, B, H) each
+            parts = [part if direction == 0 else _reverse(part, reverse_index) for part in parts]
+            grads[self.run_name(prefix)] = tuple(np.ascontiguousarray(_batch_first(part)) for part in parts)
+        return grads
+
+    @staticmethod
+    def run_name(prefix: str) -> str:
+        """The name of the run with parameter prefix ``prefix``: ``l0`` for a single run, else
+        the prefix without its dot (``l1_reverse``)."""
+        return prefix.rstrip(".") or "l0"
+
+    def traces(self) -> list[RunTrace]:
+        """What the last forward computed, one :class:`RunTrace` per run in :meth:`runs` order."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: traces() called before forward()")
+        runs, _, step_mask, reverse_index, *_ = self._cache
+        traces = []
+        for (_, _, direction, prefix), (seq, (_, caches), state0) in zip(self._run_table, runs):
+            p = self.view(self.params, prefix)
+            traces.append(RunTrace(self.run_name(prefix), direction, p, _project(seq, p["W"], p["b"]), state0,
+                                   caches, step_mask, reverse_index))
+        return traces
 
     @staticmethod
     def _input_grads(p, g, seq, d_xw):
