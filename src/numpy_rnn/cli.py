@@ -2,7 +2,8 @@
 
 ``numpy-rnn gradcheck``: the notebook's gradient check. ``numpy-rnn train``: a training run
 into a run folder (``--resume RUN_DIR`` continues one); ``numpy-rnn eval RUN_DIR`` and
-``numpy-rnn sample RUN_DIR`` (character model) use its checkpoint. ``numpy-rnn demo``: the
+``numpy-rnn sample RUN_DIR`` (character model) use its checkpoint. ``numpy-rnn diagnose``:
+gradient-flow diagnostics of a run or of a fresh model. ``numpy-rnn demo``: the
 gradient check, then a short training run of the notebook's RNN on the memory task.
 
 Exit codes: 0 done; 1 the command failed (a gradient check failed, a file or run folder that
@@ -28,6 +29,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError
 from .config import TASK_DEFAULTS
+from .diagnostics import DIAGNOSTICS_FILE, FLOW_PLOT, SATURATION_PLOT, diagnose
 from .gradcheck import gradient_check, require_float64
 from .models import RNN
 from .train import (
@@ -162,14 +164,15 @@ def _init_pair(text: str) -> tuple[str, str]:
     return name, rule
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def _add_config_options(parser: argparse.ArgumentParser, out_help: str = "run folder (default: runs/TASK)") -> None:
     """One flag per TrainConfig field; a flag not given leaves the field's default."""
     group = parser.add_argument_group("run configuration")
     for f in dataclasses.fields(TrainConfig):
         flag, meta = "--" + f.name.replace("_", "-"), f.metadata
         default = {} if f.default is dataclasses.MISSING else f.default
         notes = "; ".join(_default_notes(default) + _task_default_notes(f.name))
-        options = {"default": argparse.SUPPRESS, "help": _CLI_HELP.get(f.name, meta["help"] + (f" ({notes})" if notes else ""))}
+        options = {"default": argparse.SUPPRESS,
+                   "help": out_help if f.name == "out" else meta["help"] + (f" ({notes})" if notes else "")}
         if meta["kind"] == "bool":
             group.add_argument(flag, action="store_true", **options)
         elif meta["kind"] == "init":
@@ -179,9 +182,6 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         else:
             group.add_argument(flag, type=_config_type(f), metavar=f.name.upper(), **options)
 
-
-#: help where the command line's default differs from TrainConfig's
-_CLI_HELP = {"out": "run folder (default: runs/TASK)"}
 
 
 def _default_notes(default) -> list[str]:
@@ -261,6 +261,16 @@ def _flags(names) -> str:
     return ", ".join(_flag(name) for name in names)
 
 
+def _new_config(args, given: dict) -> TrainConfig:
+    """The run configuration the command line ``given`` describes; a bad option is a usage error
+    (flags that do not apply are refused even at their default value)."""
+    try:
+        TrainConfig.check_applicable({**TrainConfig().to_dict(), **given}, given, owner=args.command, spell=_flag)
+        return TrainConfig.for_task(given.pop("task", "memory"), **given)
+    except (TypeError, ValueError) as exc:
+        args.parser.error(_message(exc))
+
+
 def run_train(args) -> int:
     given = _given_config(args)
     if args.resume is not None:
@@ -270,11 +280,7 @@ def run_train(args) -> int:
                               f"got also {_flags(others + ['force'] * args.force)}")
         return _train(Trainer.resume(args.resume, steps=given.get("steps")), not args.no_progress)
     given.setdefault("out", str(Path("runs") / given.get("task", "memory")))
-    try:  # the options: a usage error; flags that do not apply are refused even at their default value
-        TrainConfig.check_applicable({**TrainConfig().to_dict(), **given}, given, owner="train", spell=_flag)
-        config = TrainConfig.for_task(given.pop("task", "memory"), **given)
-    except (TypeError, ValueError) as exc:
-        args.parser.error(_message(exc))
+    config = _new_config(args, given)
     if run_exists(config.out):
         if not args.force:
             raise FileExistsError(f"'{config.out}' already holds a run: continue it with --resume {config.out}, "
@@ -305,6 +311,44 @@ def run_sample(args) -> int:
         args.parser.error(_message(exc))
     print(args.prime + text)
     return 0
+
+
+def run_diagnose(args) -> int:
+    """Gradient-flow diagnostics of a trained run's final weights (``RUN_DIR``), or of a fresh
+    model at initialisation (the ``train`` options), on one training batch of its task."""
+    given = _given_config(args)
+    if args.run_dir is not None:
+        others = [name for name in given if name != "out"]
+        if others:
+            args.parser.error(f"RUN_DIR brings its own configuration (only --out may be given); got also {_flags(others)}")
+        trainer, out = _resumed(args.run_dir), Path(given.get("out", args.run_dir))
+        what = f"{args.run_dir} at step {trainer.weights_step}"
+    else:
+        config = _new_config(args, {**given, "out": None})
+        out = Path(given.get("out", str(Path("runs") / f"diagnose-{config.task}")))
+        trainer, what = Trainer(config), f"a fresh {config.model} model ({config.cell_used}) at initialisation"
+    x, y, state = trainer.data.next_batch()
+    result = diagnose(trainer.model, x, y, loss=trainer.data.loss, state=state,
+                      jacobian_sequences=args.jacobian_sequences)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"diagnostics of {what}, task {trainer.config.task}, on a batch of {result.batch_size} "
+          f"sequences of T={result.seq_len}:")
+    for run in result.to_dict()["layers"]:
+        print(f"  {run['name']} ({run['cell']}): ||dL/dh|| x{_rate(run['dl_dh_rate_per_step'])} per step back, "
+              f"||dh(T)/dh(t)|| x{_rate(run['jacobian_rate_per_step'])} per step back ({run['jacobian_method']})")
+    print(f"wrote {result.save(out / DIAGNOSTICS_FILE)}")
+    title = f"{trainer.config.task} task, {what}"
+    try:
+        from .plot import plot_gradient_flow, plot_saturation
+        print(f"plots: {plot_gradient_flow(result.to_dict(), out / FLOW_PLOT, title=title)}, "
+              f"{plot_saturation(result.to_dict(), out / SATURATION_PLOT, title=title)}")
+    except ImportError as exc:
+        print(f"no plots: {exc}", file=sys.stderr)
+    return 0
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.4g}"
 
 
 def run_demo(args) -> int:
@@ -362,6 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=_positive_float, default=0.8, help="softmax temperature (default: %(default)s)")
     sample.add_argument("--prime", default="", help="text fed to the model first")
     sample.add_argument("--seed", type=_seed, default=0, help="seed of the draws (default: %(default)s)")
+
+    diag = command("diagnose", run_diagnose, "gradient-flow diagnostics of a run, or of a fresh model",
+                   "How much of the loss reaches each step, how fast the state forgets, and saturation, on one "
+                   "training batch: of the final weights of RUN_DIR (written there unless --out), or of a fresh "
+                   "model built from the train options (--task, --cell, ...). Writes diagnostics.json, "
+                   "gradient_flow.png and saturation.png.",
+                   usage="%(prog)s RUN_DIR [--out DIR]\n       %(prog)s [--task TASK] [--cell CELL] [options] [--out DIR]")
+    diag.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="a run folder (omit to diagnose a fresh model)")
+    diag.add_argument("--jacobian-sequences", type=_positive_int, default=4,
+                      help="sequences of the batch whose Jacobian norms are computed (default: %(default)s)")
+    _add_config_options(diag, "where diagnostics.json and the plots go (default: RUN_DIR, or runs/diagnose-TASK)")
 
     demo = command("demo", run_demo, "the main job of `make demo`: gradient check, then a short training run",
                    "The notebook's gradient check (D = 5, K = 1 and 5), then its RNN trained on the memory task "
