@@ -35,6 +35,16 @@ class IndRNNCell(Cell):
         g["u"] += np.einsum("tbh,tbh->h", d_rec, h_prev)
 
 
+class IndRNNRowsCell(IndRNNCell):
+    """IndRNN with the optional per-row method: RTRL's fast path for a custom cell."""
+
+    row_calls = 0
+
+    def recurrent_row_grads(self, p, h_prev, d_rec, cache):
+        IndRNNRowsCell.row_calls += 1
+        return {"u": d_rec * h_prev}
+
+
 class CIFGCache(NamedTuple):
     f: np.ndarray
     g: np.ndarray
@@ -91,6 +101,7 @@ LAYERS = {
     "gru": lambda dtype=np.float64: GRU(D, H, rng=1, dtype=dtype),
     "gru-reset-before": lambda dtype=np.float64: GRU(D, H, reset_after=False, rng=1, dtype=dtype),
     "custom-indrnn": lambda dtype=np.float64: Recurrent(D, H, cell=IndRNNCell, rng=1, dtype=dtype),
+    "custom-indrnn-rows": lambda dtype=np.float64: Recurrent(D, H, cell=IndRNNRowsCell, rng=1, dtype=dtype),
     "custom-cifg": lambda dtype=np.float64: Recurrent(D, H, cell=CIFGCell, rng=1, dtype=dtype),
     "custom-stepwise": lambda dtype=np.float64: Recurrent(D, H, cell=StepwiseElmanCell, rng=1, dtype=dtype),
 }
@@ -213,6 +224,14 @@ def test_recurrent_row_grads_sum_to_recurrent_grads(cell, rng):
     for name, value in g.items():
         assert rows[name].shape == (B,) + value.shape
         np.testing.assert_allclose(rows[name].sum(axis=0), value, rtol=1e-13, atol=1e-15)
+
+
+def test_a_custom_cells_row_method_is_used_where_it_matches_its_recurrent_grads(rng):
+    IndRNNRowsCell.row_calls = 0
+    rtrl = RTRL(LAYERS["custom-indrnn-rows"]())
+    rtrl.reset(B)
+    rtrl.step(rng.standard_normal((B, D)))
+    assert IndRNNRowsCell.row_calls == 1
 
 
 def test_inputs_are_never_modified(rng):

@@ -67,9 +67,9 @@ class Cell(ABC):
       ``dR = sum_t h(t-1)^T d_rec(t)``, one matmul).
     * optional ``recurrent_row_grads(p, h_prev, d_rec, cache)``: the terms of one step's
       :meth:`recurrent_grads` row by row, for real-time recurrent learning
-      (:mod:`numpy_rnn.rtrl`). :class:`~numpy_rnn.rtrl.RTRL` uses it only when the class that
-      defines :meth:`recurrent_grads` defines it too; otherwise it calls ``recurrent_grads``
-      once per row (exact, slower).
+      (:mod:`numpy_rnn.rtrl`). :class:`~numpy_rnn.rtrl.RTRL` uses it only when it is defined
+      in the class that defines :meth:`recurrent_grads` or in a subclass of it; otherwise it
+      calls ``recurrent_grads`` once per row (exact, slower).
     * ``smooth = False`` for a step with kinks (relu): the gradient check then starts from much
       smaller steps, so that its differences do not straddle a kink; checked as smooth, a
       kinked cell can fail even when its backward is right.

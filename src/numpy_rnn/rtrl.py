@@ -44,8 +44,10 @@ def _defining_class(obj, name: str) -> type:
 
 
 def _has_row_grads(cell: Cell) -> bool:
-    """Whether ``cell.recurrent_row_grads`` matches its ``recurrent_grads``: both from one class."""
-    return _defining_class(cell, "recurrent_row_grads") is _defining_class(cell, "recurrent_grads")
+    """Whether ``cell.recurrent_row_grads`` can be trusted to match its ``recurrent_grads``: it is
+    defined in the class that defines ``recurrent_grads`` or in a subclass of it (a cell that
+    overrides only ``recurrent_grads`` inherits a row method written for another one)."""
+    return issubclass(_defining_class(cell, "recurrent_row_grads"), _defining_class(cell, "recurrent_grads"))
 
 
 def _row_grads_one_by_one(cell: Cell, p: dict, xw: np.ndarray, state: tuple, eye: np.ndarray) -> dict:
