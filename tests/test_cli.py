@@ -150,6 +150,8 @@ def test_character_model_trains_and_samples(tmp_path, capsys):
     (["train", "--resume", "no/such/run", "--lr", "0.1"],
      "--resume continues a run with its own configuration (only --steps may extend it); got also --lr"),
     (["demo", "--input-size", "3"], "unrecognized arguments: --input-size 3"),
+    (["diagnose", "some/run", "--lr", "0.1"], "RUN_DIR brings its own configuration (only --out may be given); got also --lr"),
+    (["diagnose", "--model", "notebook", "--cell", "gru"], "takes hidden_size only, got cell='gru'"),
     (["gradcheck", "--threshold", "-1"], "argument --threshold: expected a finite number > 0, got '-1'"),
     (["gradcheck", "--seed", "-1"], "argument --seed: expected an integer >= 0, got -1"),
 ])
@@ -507,3 +509,29 @@ def test_messages_do_not_name_the_library_class_behind_them(tmp_path, capsys):
                             "--out", str(tmp_path / "run")], capsys)
     assert code == 2 and "error: expected warmup < steps for the cosine schedule, got 10 >= 5" in err
     assert "TrainConfig" not in err
+
+
+def test_diagnose_a_fresh_model_writes_the_json_and_both_plots(tmp_path, capsys):
+    out = tmp_path / "fresh"
+    argv = ["diagnose", "--task", "adding", "--seq-len", "30", "--cell", "rnn", "--hidden-size", "8", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "a fresh sequence model (rnn) at initialisation, task adding, on a batch of 32 sequences of T=30" in text
+    assert re.search(r"l0 \(ElmanCell\): \|\|dL/dh\|\| x[0-9.]+ per step back", text)
+    data = json.loads((out / "diagnostics.json").read_text())
+    assert data["seq_len"] == 30 and len(data["layers"][0]["dl_dh_norm"]) == 30
+    assert (out / "gradient_flow.png").is_file() and (out / "saturation.png").is_file()
+
+
+def test_diagnose_a_run_writes_into_it_or_into_out(uninterrupted, tmp_path, capsys):
+    out = tmp_path / "elsewhere"
+    assert main(["diagnose", str(uninterrupted), "--out", str(out)]) == 0
+    assert f"diagnostics of {uninterrupted} at step {STEPS}" in capsys.readouterr().out
+    data = json.loads((out / "diagnostics.json").read_text())
+    assert [run["name"] for run in data["layers"]] == ["l0", "l1"]
+    assert not (uninterrupted / "diagnostics.json").exists()
+
+
+def test_diagnose_of_a_missing_run_fails_in_one_line(tmp_path, capsys):
+    assert main(["diagnose", str(tmp_path / "none")]) == 1
+    assert "numpy-rnn diagnose: error: no run in" in capsys.readouterr().err

@@ -383,3 +383,38 @@ def test_padding_past_lengths_is_never_read(kind, padding, rng):
         bad = padded.copy()
         bad[1, 0, 0] = np.nan  # a valid step
         layer.forward(bad, state, MIXED, check_finite=True)
+
+
+def test_recording_keeps_the_gradient_reaching_every_state_in_input_order(rng):
+    """A reverse run's tape is put back in input time order; without recording nothing is kept."""
+    layer = make("lstm", num_layers=2, bidirectional=True)
+    x, d_out = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, 2 * H))
+    layer.forward(x, lengths=MIXED)
+    layer.backward(d_out)
+    assert layer.state_grads is None
+    layer.record_state_grads = True
+    layer.forward(x, lengths=MIXED)
+    layer.backward(d_out)
+    assert sorted(layer.state_grads) == ["l0", "l0_reverse", "l1", "l1_reverse"]
+    h, c = layer.state_grads["l1_reverse"]
+    assert h.shape == c.shape == (B, T, H)
+    # the last layer's reverse run: at its last step (input step 0) only d_out reaches h
+    np.testing.assert_array_equal(h[np.arange(B), 0], d_out[np.arange(B), 0, H:])
+    np.testing.assert_array_equal(h[2, MIXED[2]:], 0.0)  # nothing past a length
+
+
+def test_traces_replay_what_forward_computed(rng):
+    layer = make("gru", bidirectional=True)
+    with pytest.raises(RuntimeError, match=r"GRU: traces\(\) called before forward\(\)"):
+        layer.traces()
+    x = rng.standard_normal((B, T, D))
+    layer.forward(x, lengths=MIXED)
+    forward, reverse = layer.traces()
+    assert (forward.name, forward.direction, reverse.name, reverse.direction) == ("l0", 0, "l0_reverse", 1)
+    valid = (np.arange(T) < MIXED[:, None]).T  # (T, B); past a length the input reads as zero
+    expected = (x @ layer.params["l0.W"] + layer.params["l0.b"]).transpose(1, 0, 2)
+    np.testing.assert_allclose(forward.xw[valid], expected[valid])
+    assert len(reverse.caches) == T and reverse.step_mask.shape == (T, B, 1)
+    steps = np.arange(T)[:, None, None].repeat(B, 1)
+    np.testing.assert_array_equal(reverse.in_input_order(reverse.in_input_order(steps)), steps)
+    assert Recurrent.run_name("") == "l0" and Recurrent.run_name("l1_reverse.") == "l1_reverse"

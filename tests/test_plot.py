@@ -1,9 +1,12 @@
-"""The loss plot."""
+"""The loss plot and the diagnostics plots."""
 import sys
 
+import numpy as np
 import pytest
 
-from numpy_rnn.plot import plot_history
+from numpy_rnn.diagnostics import diagnose
+from numpy_rnn.layers import LSTM
+from numpy_rnn.plot import plot_gradient_flow, plot_history, plot_saturation
 
 HISTORY = [
     {"step": 10, "train_loss": 0.30, "val_loss": 0.31},
@@ -38,3 +41,43 @@ def test_missing_matplotlib_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'numpy-rnn\[plot\]'"):
         plot_history(HISTORY, 0.5, tmp_path / "a.png")
+
+
+def _spy_axes(monkeypatch):
+    from matplotlib.figure import Figure
+    saved, savefig = {}, Figure.savefig
+
+    def spy(fig, path, **kw):
+        saved["axes"] = fig.axes
+        return savefig(fig, path, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return saved
+
+
+def test_gradient_flow_plots_each_run_against_the_steps_back_from_its_end(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    layer = LSTM(2, 3, bidirectional=True, rng=0)
+    data = diagnose(layer, rng.standard_normal((2, 6, 2)), rng.standard_normal((2, 6, 6))).to_dict()
+    saved = _spy_axes(monkeypatch)
+    path = tmp_path / "flow.png"
+    assert plot_gradient_flow(data, path, title="t") == str(path) and path.read_bytes()[:4] == b"\x89PNG"
+    grads, jac = saved["axes"]
+    lines = {line.get_label(): line for line in grads.get_lines() if not line.get_label().startswith("_")}
+    assert set(lines) == {"l0 dL/dh", "l0 dL/dc", "l0_reverse dL/dh", "l0_reverse dL/dc"}
+    forward = data["layers"][0]["dl_dh_norm"]
+    assert list(lines["l0 dL/dh"].get_xdata()) == [5, 4, 3, 2, 1, 0]
+    np.testing.assert_allclose(lines["l0 dL/dh"].get_ydata(), forward)
+    assert list(lines["l0_reverse dL/dh"].get_xdata()) == [0, 1, 2, 3, 4, 5]
+    jac_lines = {line.get_label(): line for line in jac.get_lines()}
+    assert jac_lines["l0 (exact)"].get_ydata()[-1] == 1.0 and grads.get_yscale() == jac.get_yscale() == "log"
+
+
+def test_saturation_plot_has_one_panel_per_run(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = diagnose(LSTM(2, 3, rng=0), rng.standard_normal((2, 6, 2)), rng.standard_normal((2, 6, 3))).to_dict()
+    saved = _spy_axes(monkeypatch)
+    plot_saturation(data, tmp_path / "sat.png")
+    (ax,) = saved["axes"]
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "f (sigmoid) saturated" in labels and "f mean" in labels and ax.get_title() == "l0 (LSTMCell)"
