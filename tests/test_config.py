@@ -9,7 +9,7 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
 
 
 @pytest.mark.parametrize("options, error, message", [
-    ({"task": "nosuch"}, ValueError, "unknown task 'nosuch'; valid names: memory, adding, adding-hs, copy, sine, chars"),
+    ({"task": "nosuch"}, ValueError, "unknown task 'nosuch'; valid names: memory, adding, adding-hs, copy, sine, recall, chars"),
     ({"hidden_size": -1}, ValueError, "expected hidden_size >= 1, got -1"),
     ({"steps": 2.5}, TypeError, "expected steps to be an int"),
     ({"lr": float("nan")}, ValueError, "expected lr finite"),
@@ -29,12 +29,22 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
      "task 'chars' predicts the next character; a bidirectional layer would also read the text backwards and see "
      "the character it is asked to predict"),
     ({"text": "some.txt"}, ValueError, "text applies with task chars only, got task 'memory'"),
-    ({"bptt": 20}, ValueError, "bptt applies with task chars only, got task 'memory'"),
+    ({"bptt": 20}, ValueError, "bptt applies with tasks chars, recall only, got task 'memory'"),
+    ({"delay": 3}, ValueError, "delay applies with task recall only, got task 'memory'"),
+    ({"task": "recall", "bidirectional": True}, ValueError,
+     "task 'recall' is read forward as a stream in chunks with the state carried; a bidirectional layer cannot"),
+    ({"model": "notebook", "task": "recall"}, ValueError, "task 'recall' needs model 'sequence'"),
+    ({"gradient": "rtrl", "num_layers": 2}, ValueError, "gradient 'rtrl' trains one recurrent layer in one direction "
+     "on its input (num_layers=1, bidirectional=False, embedding_size=0), got num_layers=2"),
+    ({"gradient": "rtrl", "bidirectional": True}, ValueError, "embedding_size=0), got bidirectional=True"),
+    ({"gradient": "rtrl", "task": "chars", "eval_size": 1000, "embedding_size": 4}, ValueError,
+     "embedding_size=0), got embedding_size=4"),
+    ({"gradient": "backprop"}, ValueError, "unknown gradient 'backprop'; valid names: bptt, rtrl"),
     ({"embedding_size": 8}, ValueError, "embedding_size applies with task chars only, got task 'memory'"),
     ({"task": "chars", "eval_size": 1000, "seq_len": 20}, ValueError,
-     "seq_len applies with tasks memory, adding, adding-hs, copy, sine only, got task 'chars' "
+     "seq_len applies with tasks memory, adding, adding-hs, copy, sine, recall only, got task 'chars' "
      "(the character model reads bptt steps per chunk)"),
-    ({"task": "chars"}, ValueError, "eval_size applies with tasks memory, adding, adding-hs, copy, sine only"),
+    ({"task": "chars"}, ValueError, "eval_size applies with tasks memory, adding, adding-hs, copy, sine, recall only"),
     ({"copy_len": 3}, ValueError, "copy_len applies with task copy only, got task 'memory'"),
     ({"n_symbols": 3}, ValueError, "n_symbols applies with task copy only, got task 'memory'"),
     ({"horizon": 3}, ValueError, "horizon applies with task sine only, got task 'memory'"),

@@ -19,6 +19,7 @@ from numpy_rnn.tasks import (
     CharCorpus,
     CopyTask,
     MemoryTask,
+    RecallTask,
     SineTask,
     empirical_baseline,
     make_task,
@@ -30,6 +31,7 @@ SMALL_TASKS = [
     AddingTaskHS(13),
     CopyTask(5, n_symbols=3, copy_len=4),
     SineTask(6, horizon=2),
+    RecallTask(11, delay=3),
 ]
 
 
@@ -97,12 +99,18 @@ def check_sine(task, x, y):
     np.testing.assert_allclose(y[well_posed, 0], cur[well_posed], atol=1e-6)
 
 
+def check_recall(task, x, y):
+    assert np.all((x >= -1) & (x < 1)) and np.all((y >= -1) & (y < 1))
+    np.testing.assert_array_equal(y[:, task.delay:], x[:, :-task.delay])
+
+
 CHECKS = {
     MemoryTask: check_memory,
     AddingTask: check_adding,
     AddingTaskHS: check_adding_hs,
     CopyTask: check_copy,
     SineTask: check_sine,
+    RecallTask: check_recall,
 }
 
 
@@ -111,7 +119,8 @@ def test_shapes_dtypes_and_definition(task):
     x, y = task.sample(64, 0)
     assert x.dtype == np.float64
     assert x.shape == (64, task.seq_len, task.input_size)
-    expected_y = (64, task.seq_len) if task.loss == "cross_entropy" else (64, task.output_size)
+    expected_y = {CopyTask: (64, task.seq_len), RecallTask: (64, task.seq_len, 1)}.get(type(task),
+                                                                                    (64, task.output_size))
     assert y.shape == expected_y
     CHECKS[type(task)](task, x, y)
 
@@ -241,7 +250,7 @@ def test_bad_arguments(make, error, message):
 
 
 def test_registry_and_numpy_ints():
-    assert set(TASKS) == {"memory", "adding", "adding-hs", "copy", "sine"}
+    assert set(TASKS) == {"memory", "adding", "adding-hs", "copy", "sine", "recall"}
     assert make_task("copy", delay=4) == CopyTask(4)
     task = make_task("memory", seq_len=np.int64(5))
     assert type(task.seq_len) is int
@@ -268,6 +277,33 @@ def test_copy_baseline_formula_for_any_size(delay, n_symbols, copy_len):
     x, y = task.sample(3, 0)
     check_copy(task, x, y)
     assert empirical_baseline(task, x, y) == pytest.approx(task.baseline_loss, abs=1e-12)
+
+
+def test_recall_streams_read_in_chunks_are_one_stream():
+    """Chunks of any lengths continue one stream: y(t) = x(t - delay) across every border, and
+    the first delay targets are the values drawn by start (never shown)."""
+    task, gen = RecallTask(5, delay=4), np.random.default_rng(0)
+    pending = task.start(3, gen)
+    first = pending.copy()
+    xs, ys = [], []
+    for length in (2, 7, 1, 3):
+        given = pending.copy()
+        x, y, pending_next = task.chunk(pending, length, gen)
+        np.testing.assert_array_equal(pending, given)  # not modified
+        pending = pending_next
+        xs.append(x)
+        ys.append(y)
+    x, y = np.concatenate(xs, axis=1), np.concatenate(ys, axis=1)
+    np.testing.assert_array_equal(y[:, :4], first)
+    np.testing.assert_array_equal(y[:, 4:], x[:, :-4])
+    np.testing.assert_array_equal(pending, x[:, -4:])
+    assert task.baseline_loss == pytest.approx(1 / 3)
+    assert empirical_baseline(RecallTask(2000, delay=4), *RecallTask(2000, delay=4).sample(50, 1)) == pytest.approx(
+        1 / 3, rel=0.02)
+    with pytest.raises(ValueError, match=r"RecallTask: expected pending of shape \(n, 4, 1\), got \(3, 2, 1\)"):
+        task.chunk(np.zeros((3, 2, 1)), 5, gen)
+    with pytest.raises(ValueError, match="RecallTask: expected delay"):
+        RecallTask(5, delay=0)
 
 
 # ----------------------------------------------------------------------------- CharCorpus

@@ -1,4 +1,4 @@
-"""The data adapters of the training loop: the TrainingData protocol, TaskData and StreamData."""
+"""The data adapters of the training loop: the TrainingData protocol, TaskData, StreamData and TaskStreamData."""
 import numpy as np
 import pytest
 
@@ -9,6 +9,7 @@ from numpy_rnn.training_data import (
     EVAL_BATCH,
     StreamData,
     TaskData,
+    TaskStreamData,
     TrainingData,
     make_data,
     set_generator_state,
@@ -29,10 +30,11 @@ def text(tmp_path_factory):
 def test_make_data_picks_the_adapter_and_both_follow_the_protocol(text):
     task = make_data(TrainConfig(task="adding", seq_len=6, eval_size=300), _seeds())
     stream = make_data(TrainConfig(task="chars", text=text, bptt=20, batch_size=4), _seeds())
-    assert isinstance(task, TaskData) and isinstance(stream, StreamData)
-    for data in (task, stream):
+    recall = make_data(TrainConfig(task="recall", bptt=4, seq_len=30), _seeds())
+    assert isinstance(task, TaskData) and isinstance(stream, StreamData) and isinstance(recall, TaskStreamData)
+    for data in (task, stream, recall):
         assert isinstance(data, TrainingData)
-        assert data.carries_state == isinstance(data, StreamData)
+        assert data.carries_state == (not isinstance(data, TaskData))
 
 
 def test_task_data_evaluation_sets_are_fixed_and_batched():
@@ -89,3 +91,27 @@ def test_generator_states_of_the_wrong_form_are_refused(state):
     with pytest.raises(CheckpointError, match="expected model_rng to be a PCG64 generator state"):
         set_generator_state(rng, state, "model_rng")
     assert rng.bit_generator.state == before
+
+
+def test_task_stream_data_reads_one_endless_stream_per_row_and_restores_it():
+    config = TrainConfig(task="recall", delay=5, bptt=3, batch_size=2, seq_len=10, eval_size=4, dtype="float32")
+    data = make_data(config, _seeds())
+    chunks = [data.next_batch() for _ in range(4)]
+    assert all(state is None for *_, state in chunks)  # nothing carried yet
+    x, y = (np.concatenate([chunk[i] for chunk in chunks], axis=1) for i in (0, 1))  # (2, 12, 1) each
+    assert x.dtype == y.dtype == np.float32 and x.shape == (2, 12, 1)
+    assert np.array_equal(y[:, 5:], x[:, :-5])  # y(t) = x(t - delay) across the chunk borders
+    carried = np.full((1, 2, 7), 0.5, dtype=np.float32)
+    data.carry(carried)
+    arrays, meta = data.state_dict()
+    assert set(arrays) == {"pending", "state.0"} and meta["state_parts"] == 1
+    expected = data.next_batch()
+    other = make_data(config, _seeds())
+    other.load_state_dict(arrays, meta)
+    again = other.next_batch()
+    assert all(np.array_equal(a, b) for a, b in zip(again, expected))
+    assert np.array_equal(again[2], carried)
+    batches = list(data.eval_batches("valid"))  # 4 streams of 10 steps in chunks of 3, 3, 3, 1
+    assert [x.shape for x, _ in batches] == [(4, 3, 1)] * 3 + [(4, 1, 1)]
+    with pytest.raises(CheckpointError, match=r"expected data.pending float64\[2, 5, 1\], got none"):
+        other.load_state_dict({k: v for k, v in arrays.items() if k != "pending"}, meta)

@@ -18,7 +18,8 @@ Beyond single fields, a configuration must make sense as a whole: an option that
 apply to the run (``seq_len`` for the character model, ``horizon`` without the sine task,
 ``momentum`` with Adam, ...) is refused when it differs from its default (:data:`APPLIES`
 says where each applies; the command line refuses such flags even at their default value),
-bidirectional layers are refused for next-step prediction, and the data sets a configuration
+bidirectional layers are refused for next-step prediction and for streams, ``gradient="rtrl"``
+needs one layer in one direction without an embedding, and the data sets a configuration
 implies are bounded (:data:`MAX_VALUES`) so that no configuration, a stored one included,
 can ask for more memory than a run reasonably needs.
 """
@@ -36,7 +37,7 @@ from .models import CELLS, ModelConfig
 from .optim import OPTIMIZERS
 from .tasks import TASKS, make_task
 
-__all__ = ["APPLIES", "MAX_VALUES", "NEXT_STEP_TASKS", "TASK_DEFAULTS", "TrainConfig"]
+__all__ = ["APPLIES", "GRADIENTS", "MAX_VALUES", "NEXT_STEP_TASKS", "STREAM_TASKS", "TASK_DEFAULTS", "TrainConfig"]
 
 #: model kinds: SequenceModel built from ModelConfig, or the notebook's Elman regressor
 MODELS = ("sequence", "notebook")
@@ -49,6 +50,11 @@ FINAL_WEIGHTS = ("best", "last")
 TASK_NAMES = (*TASKS, "chars")
 #: tasks whose model predicts the next element of its own input: no look at the future allowed
 NEXT_STEP_TASKS = ("chars",)
+#: tasks read as parallel streams in chunks of ``bptt`` steps, the state carried between chunks
+STREAM_TASKS = ("chars", "recall")
+#: how the gradient of a batch is computed: backpropagation through time (truncated to the
+#: chunk for a stream), or real-time recurrent learning (:mod:`numpy_rnn.rtrl`; no truncation)
+GRADIENTS = ("bptt", "rtrl")
 #: the most values (sequences x steps x features) in one batch or one evaluation set
 MAX_VALUES = 2 ** 25
 _SYNTHETIC = tuple(TASKS)
@@ -70,7 +76,8 @@ def _cell_used(values: Mapping) -> str:
 #: (a predicate), the same in words). A field that does not apply must keep its default.
 APPLIES = {
     "text": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
-    "bptt": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
+    "bptt": ("task", lambda v: v["task"], lambda task: task in STREAM_TASKS, "tasks " + ", ".join(STREAM_TASKS)),
+    "delay": ("task", lambda v: v["task"], lambda task: task == "recall", "task recall"),
     "embedding_size": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
     "seq_len": ("task", lambda v: v["task"], lambda task: task != "chars", "tasks " + ", ".join(_SYNTHETIC)),
     "eval_size": ("task", lambda v: v["task"], lambda task: task != "chars", "tasks " + ", ".join(_SYNTHETIC)),
@@ -91,6 +98,7 @@ TASK_DEFAULTS = {
     "chars": {"cell": "gru", "hidden_size": 256, "embedding_size": 32, "dtype": "float32", "lr": 5e-3,
               "schedule": "cosine", "warmup": lambda values: min(100, values.get("steps", 2500) // 10),
               "steps": 2500, "eval_every": 250},
+    "recall": {"seq_len": 1000, "eval_size": 100},
 }
 #: why a field does not apply, where that is not plain
 _WHY_NOT = {"seq_len": "the character model reads bptt steps per chunk",
@@ -107,12 +115,15 @@ class TrainConfig(_checks.PlainConfig):
 
     # the task
     task: str = _option("choice", "memory", "task", choices=TASK_NAMES)
-    seq_len: int = _option("int", 10, "time steps T (memory, adding, adding-hs, sine); the delay for copy", min=1)
+    seq_len: int = _option("int", 10, "time steps T (memory, adding, adding-hs, sine); the delay for copy; "
+                                      "recall: steps of each validation and test stream", min=1)
     copy_len: int = _option("int", 10, "copy: symbols to copy", min=1)
     n_symbols: int = _option("int", 8, "copy: symbol alphabet size", min=1)
     horizon: int = _option("int", 1, "sine: steps ahead to forecast", min=1)
     text: str | None = _option("path", None, "chars: a UTF-8 text file (default: the shipped text)")
-    bptt: int = _option("int", 64, "chars: steps per truncated-BPTT chunk", min=1)
+    bptt: int = _option("int", 64, "chars, recall: steps per chunk of the stream (the truncation window of "
+                                   "BPTT; with RTRL the steps between updates)", min=1)
+    delay: int = _option("int", 8, "recall: the target is the input of delay steps ago", min=1)
     # the model
     model: str = _option("choice", "sequence", "model kind: 'notebook' is the notebook's Elman RNN", choices=MODELS)
     cell: str | None = _option("choice", None, "recurrent cell (default: lstm; the notebook model is always rnn)",
@@ -125,6 +136,8 @@ class TrainConfig(_checks.PlainConfig):
     init: dict = _option("init", None, "initialiser per parameter, e.g. R=identity")
     embedding_size: int = _option("int", 0, "chars: embedding width (0: one-hot input)", min=0)
     # optimisation
+    gradient: str = _option("choice", "bptt", "how gradients are computed: bptt, or rtrl (forward in time, "
+                                              "one layer, one direction, no embedding)", choices=GRADIENTS)
     optimizer: str = _option("choice", "adam", "optimizer", choices=tuple(OPTIMIZERS))
     lr: float = _option("float", 1e-3, "learning rate", low=0.0, low_open=True)
     weight_decay: float = _option("float", 0.0, "weight decay", low=0.0)
@@ -160,6 +173,11 @@ class TrainConfig(_checks.PlainConfig):
         if self.bidirectional and self.task in NEXT_STEP_TASKS:
             raise ValueError(f"TrainConfig: task {self.task!r} predicts the next character; a bidirectional layer "
                              f"would also read the text backwards and see the character it is asked to predict")
+        if self.bidirectional and self.task in STREAM_TASKS:
+            raise ValueError(f"TrainConfig: task {self.task!r} is read forward as a stream in chunks with the state "
+                             f"carried; a bidirectional layer cannot carry its backward state")
+        if self.gradient == "rtrl":
+            self._check_rtrl()
         if self.model == "notebook":
             self._check_notebook()
         if self.task != "chars":
@@ -169,8 +187,16 @@ class TrainConfig(_checks.PlainConfig):
         if self.model == "sequence":
             self.model_config(1, 1)  # and ModelConfig its own
 
+    def _check_rtrl(self):
+        """RTRL (numpy_rnn.rtrl) runs forward in time through one layer, from the input itself."""
+        changed = [f"{name}={getattr(self, name)!r}" for name, allowed in
+                   (("num_layers", 1), ("bidirectional", False), ("embedding_size", 0)) if getattr(self, name) != allowed]
+        if changed:
+            raise ValueError(f"TrainConfig: gradient 'rtrl' trains one recurrent layer in one direction on its input "
+                             f"(num_layers=1, bidirectional=False, embedding_size=0), got {', '.join(changed)}")
+
     def _check_notebook(self):
-        if self.task in ("copy", "chars"):
+        if self.task in ("copy", "chars", "recall"):
             raise ValueError(f"TrainConfig: the notebook model is a sequence-to-one regressor; "
                              f"task {self.task!r} needs model 'sequence'")
         fixed = {"cell": (None, "rnn"), "num_layers": (1,), "bidirectional": (False,), "dropout": (0.0,),
@@ -184,7 +210,8 @@ class TrainConfig(_checks.PlainConfig):
     def _check_sizes(self, task) -> None:
         """Bound the values of one training batch and of each evaluation set (see MAX_VALUES)."""
         per_sequence = task.seq_len * task.input_size
-        self._check_values(f"a batch (batch_size={self.batch_size})", self.batch_size * per_sequence)
+        per_batch = (self.bptt if self.task in STREAM_TASKS else task.seq_len) * task.input_size
+        self._check_values(f"a batch (batch_size={self.batch_size})", self.batch_size * per_batch)
         self._check_values(f"each evaluation set (eval_size={self.eval_size})", self.eval_size * per_sequence)
 
     @staticmethod
@@ -214,6 +241,11 @@ class TrainConfig(_checks.PlainConfig):
         return _cell_used(self.to_dict())
 
     @property
+    def sequence_output(self) -> bool:
+        """Whether the task has a target at every step (copy and the streams), not one per sequence."""
+        return self.task in ("copy", *STREAM_TASKS)
+
+    @property
     def keeps_best(self) -> bool:
         """Whether the run ends with the weights of its best evaluation (early stopping, ``best``)."""
         return self.patience > 0 and self.final_weights == "best"
@@ -221,7 +253,8 @@ class TrainConfig(_checks.PlainConfig):
     def make_task(self):
         """The synthetic task of this configuration (not chars)."""
         options = {"copy": {"delay": self.seq_len, "n_symbols": self.n_symbols, "copy_len": self.copy_len},
-                   "sine": {"seq_len": self.seq_len, "horizon": self.horizon}}
+                   "sine": {"seq_len": self.seq_len, "horizon": self.horizon},
+                   "recall": {"seq_len": self.seq_len, "delay": self.delay}}
         return make_task(self.task, **options.get(self.task, {"seq_len": self.seq_len}))
 
     def model_config(self, input_size: int, output_size: int) -> ModelConfig:
@@ -230,7 +263,7 @@ class TrainConfig(_checks.PlainConfig):
             input_size=input_size, output_size=output_size, cell=self.cell_used,
             hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
             dropout=self.dropout, nonlinearity=self.nonlinearity, init=dict(self.init),
-            sequence_output=self.task in ("copy", "chars"), tokens=self.task == "chars",
+            sequence_output=self.sequence_output, tokens=self.task == "chars",
             embedding_size=self.embedding_size, dtype=self.dtype)
 
     @classmethod

@@ -41,6 +41,7 @@ __all__ = [
     "CharCorpus",
     "CopyTask",
     "MemoryTask",
+    "RecallTask",
     "SineTask",
     "TASKS",
     "empirical_baseline",
@@ -354,12 +355,73 @@ class SineTask(_Task):
         return _uniform_second_moment(*self.AMPLITUDE) * (1.0 - mean_cos)
 
 
+@dataclass(frozen=True)
+class RecallTask(_Task):
+    """Delayed recall on a stream: repeat the input of ``delay`` steps ago.
+
+    ``x[i, t, 0] ~ U(-1, 1)`` independently and the target is ``y[i, t, 0] = x[i, t - delay, 0]``,
+    both of shape ``(n, T, 1)`` with ``T = seq_len``; loss MSE at every step. The sequences are
+    windows of endless streams: the ``delay`` values before the first step exist (drawn, never
+    shown), so every target is U(-1, 1), and the first ``delay`` targets of a window cannot be
+    known from it. A trainer reads one stream in chunks: ``pending = start(n, rng)``, then
+    ``x, y, pending = chunk(pending, length, rng)`` again and again (``pending`` ``(n, delay, 1)``:
+    the last ``delay`` values, the targets still to come).
+
+    Baseline: without memory the best prediction is 0, MSE ``E[x^2] = 1/3``. A model that
+    remembers ``delay`` steps reaches 0 on every target but the first ``delay`` of a stream.
+    """
+
+    seq_len: int
+    delay: int = 8
+    loss: ClassVar[str] = "mse"
+    input_size: ClassVar[int] = 1
+    output_size: ClassVar[int] = 1
+    VALUES: ClassVar[tuple[float, float]] = (-1.0, 1.0)
+
+    def __post_init__(self):
+        self._set_int("seq_len", 1)
+        self._set_int("delay", 1)
+
+    def start(self, n: int, rng) -> np.ndarray:
+        """The ``delay`` values of ``n`` streams before their first step: ``(n, delay, 1)``."""
+        n = check_size(type(self).__name__, "n", n)
+        return as_generator(rng, type(self).__name__).uniform(*self.VALUES, size=(n, self.delay, 1))
+
+    def chunk(self, pending, length: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The next ``length`` steps of the streams whose last ``delay`` values are ``pending``:
+        ``(x, y, pending_next)``, ``x`` and ``y`` of shape ``(n, length, 1)``. ``pending`` is
+        not modified."""
+        owner = type(self).__name__
+        pending = np.asarray(pending)
+        if pending.ndim != 3 or pending.shape[1:] != (self.delay, 1) or pending.shape[0] == 0:
+            raise ValueError(f"{owner}: expected pending of shape (n, {self.delay}, 1), got {pending.shape}")
+        length = check_size(owner, "length", length)
+        x = as_generator(rng, owner).uniform(*self.VALUES, size=(pending.shape[0], length, 1))
+        stream = np.concatenate([pending, x], axis=1)  # (n, delay + length, 1)
+        return x, stream[:, :length].copy(), stream[:, length:].copy()
+
+    def _draw(self, n, gen):
+        x, y, _ = self.chunk(self.start(n, gen), self.seq_len, gen)
+        return x, y
+
+    def baseline_predict(self, x) -> np.ndarray:
+        """Predict the mean 0 at every step: shape ``(n, T, 1)``."""
+        x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
+        return np.zeros(x.shape)
+
+    @property
+    def baseline_loss(self) -> float:
+        """MSE of predicting 0: ``E[x^2]`` for ``x ~ U(-1, 1)``, that is 1/3."""
+        return _uniform_second_moment(*self.VALUES)
+
+
 TASKS = {
     "memory": MemoryTask,
     "adding": AddingTask,
     "adding-hs": AddingTaskHS,
     "copy": CopyTask,
     "sine": SineTask,
+    "recall": RecallTask,
 }
 
 

@@ -5,17 +5,21 @@ A run is described by a :class:`~numpy_rnn.config.TrainConfig` (plain data; its 
 the data (a :class:`~numpy_rnn.training_data.TrainingData`) from it and runs the loop::
 
     for step in 1 .. steps:
-        x, y, state = data.next_batch()       (chars: the next chunk of B parallel streams)
+        x, y, state = data.next_batch()       (streams: the next chunk of B parallel streams)
         y_hat, state = forward(model, x, state) ; loss, dy = loss(y_hat, y) ; model.backward(dy)
+                                              (gradient "rtrl": the same loss and gradient by RTRL)
         norm = clip_grad_norm(grads, clip_norm)          (norm measured before clipping)
         non-finite loss or norm -> raise, or skip the update (policy ``nonfinite``)
         optimizer.step(grads) ; schedule.step() ; data.carry(state)
         every eval_every steps: validation loss, history record, early stopping
         every checkpoint_every steps: checkpoint
 
-For the character model the text is cut into ``B`` contiguous streams and read in chunks of
-``bptt`` steps (truncated backpropagation through time): the final state of one chunk is the
-initial state of the next, and no gradient flows back into the previous chunk.
+For the character model the text is cut into ``B`` contiguous streams (the recall task draws
+``B`` endless streams) and read in chunks of ``bptt`` steps: the final state of one chunk is
+the initial state of the next. With backpropagation through time no gradient flows back into
+the previous chunk (truncated BPTT). With ``gradient="rtrl"`` the layer reads each step
+through :class:`~numpy_rnn.rtrl.RTRL`, whose sensitivities carry on across chunks and updates:
+the update every ``bptt`` steps uses the untruncated gradient (online RTRL, :meth:`Trainer._rtrl`).
 
 Early stopping (``patience > 0``) ends the run after ``patience`` evaluations without a lower
 validation loss; with ``final_weights="best"`` (the default) the run then ends with the
@@ -54,6 +58,7 @@ from .losses import get_loss
 from .models import RNN, SequenceModel
 from .module import Module
 from .optim import CosineLR, WarmupLR, clip_grad_norm, get_optimizer
+from .rtrl import RTRL
 from .train_state import FORMAT, check_meta, check_parameter_count
 from .training_data import TrainingData, make_data, set_generator_state
 
@@ -160,6 +165,7 @@ class Trainer:
             before_model(self.data)
         self.kind = MODEL_KINDS[config.model]
         self.model = self.kind.build(config, self.data, self.model_rng)
+        self.rtrl = RTRL(self.model.rnn) if config.gradient == "rtrl" else None
         self.loss_fn = get_loss(self.data.loss)
         self.optimizer = get_optimizer(config.optimizer, self.model.params, **_optimizer_options(config))
         self.schedule = _build_schedule(config, self.optimizer)
@@ -213,9 +219,7 @@ class Trainer:
         self.model.zero_grad()
         self.step += 1
         with np.errstate(over="ignore", invalid="ignore"):
-            y_hat, state_n = self.kind.forward(self.model, x, state)
-            loss, dy = self.loss_fn(y_hat, y)
-            self.model.backward(dy)
+            loss, state_n = self._bptt(x, y, state) if self.rtrl is None else self._rtrl(x, y, state)
             grad_norms = {name: float(np.linalg.norm(g)) for name, g in self.model.grads.items()}
             norm = clip_grad_norm(self.model.grads, self.config.clip_norm or np.finfo(np.float64).max)
         if math.isfinite(loss) and math.isfinite(norm):
@@ -229,6 +233,38 @@ class Trainer:
         if self.schedule is not None:
             self.schedule.step()
         return loss, norm
+
+    def _bptt(self, x, y, state) -> tuple[float, object]:
+        """The batch's loss, its gradient added into ``model.grads`` by backpropagation through
+        time (a stream's chunk: truncated at the chunk's start), and the final state."""
+        y_hat, state_n = self.kind.forward(self.model, x, state)
+        loss, dy = self.loss_fn(y_hat, y)
+        self.model.backward(dy)
+        return loss, state_n
+
+    def _rtrl(self, x, y, state) -> tuple[float, object]:
+        """The same loss and gradient by real-time recurrent learning, one step at a time.
+
+        The layer reads ``x(t)`` through :class:`~numpy_rnn.rtrl.RTRL`; wherever the task has a
+        target (every step, or the last), the head's loss ``L_t`` gives ``dL/dh(t)``, which
+        ``accumulate`` turns into the layer's gradient at once; the loss is the batch mean, as
+        with BPTT. A batch with a state (a stream's next chunk) goes on from where the RTRL
+        stopped, sensitivities included: nothing is truncated. A batch without one starts it
+        from zero.
+        """
+        r, head = self.rtrl, self.model.head
+        if state is None:
+            r.reset(x.shape[0])
+        inputs = np.eye(self.data.input_size, dtype=self.model.dtype)[x] if self.config.task == "chars" else x
+        T, per_step, count = x.shape[1], self.config.sequence_output, y.size  # y.size: the mean's count
+        loss = 0.0
+        for t in range(T):
+            h = r.step(inputs[:, t])  # (B, H)
+            if per_step or t == T - 1:
+                loss_t, dy = self.loss_fn(head.forward(h), y[:, t] if per_step else y, reduction="sum")
+                loss += loss_t
+                r.accumulate(head.backward(dy / count))
+        return loss / count, r.state
 
     def _non_finite(self, loss: float) -> None:
         """Raise, or count a skipped update (parameters and optimizer state untouched)."""
@@ -405,6 +441,8 @@ class Trainer:
             arrays.update({f"optimizer.{name}.{key}": value for key, value in state.items()})
         data_arrays, data_meta = self.data.state_dict()
         arrays.update({f"data.{key}": value for key, value in data_arrays.items()})
+        if self._rtrl_goes_on():
+            arrays["rtrl.sensitivities"] = _sensitivities(self.rtrl).copy()
         meta = {
             "format": FORMAT, "config": self.config.to_dict(), "step": self.step, "history": self.history,
             "since_evaluation": copy.deepcopy(self.since_evaluation), "skipped": self.skipped, "skips_in_a_row": self.skips,
@@ -440,6 +478,7 @@ class Trainer:
         set_generator_state(self.model_rng, meta["model_rng"], "model_rng")
         self.data.load_state_dict(groups["data"], meta["data"])
         self._check_carried_state()
+        self._restore_rtrl(groups["rtrl"])
         self.step, self.history = meta["step"], meta["history"]
         self.since_evaluation = _checked_interval(meta["since_evaluation"], self.model.params)
         self.skipped, self.skips = meta["skipped"], meta["skips_in_a_row"]
@@ -447,6 +486,26 @@ class Trainer:
                                                         meta["stopped_early"])
         self.best_val = math.inf if meta["best_val_loss"] is None else meta["best_val_loss"]
         self.elapsed = meta["elapsed"]
+
+    def _rtrl_goes_on(self) -> bool:
+        """Whether the next batch continues the RTRL (a carried state): then its sensitivities
+        are part of the loop state."""
+        return self.rtrl is not None and self.data.carries_state and self.data.state is not None
+
+    def _restore_rtrl(self, stored: dict) -> None:
+        """The RTRL at the carried state with the stored sensitivities (``rtrl.sensitivities``)."""
+        if not self._rtrl_goes_on():
+            if stored:
+                raise CheckpointError(f"stored rtrl.* arrays {sorted(stored)}, but no RTRL goes on from a carried "
+                                      f"state in this run")
+            return
+        self.rtrl.reset(self.config.batch_size, self.data.state)
+        expected, found = _sensitivities(self.rtrl), stored.get("sensitivities")
+        if set(stored) != {"sensitivities"} or found.shape != expected.shape or found.dtype != expected.dtype:
+            what = f"{found.dtype}{list(found.shape)}" if found is not None else f"the arrays {sorted(stored)}"
+            raise CheckpointError(f"expected rtrl.sensitivities {expected.dtype}{list(expected.shape)} with the "
+                                  f"carried state, got {what}")
+        expected[...] = found
 
     def _check_carried_state(self) -> None:
         """A stored carried state has the parts, shape and dtype the model's layer takes: refused
@@ -524,15 +583,24 @@ def _checked_interval(stored: dict, names) -> dict:
 
 
 def _split_arrays(arrays: dict) -> dict[str, dict]:
-    """Stored arrays by group (``params``, ``best``, ``optimizer``, ``data``), names without it."""
-    groups = {"params": {}, "best": {}, "optimizer": {}, "data": {}}
+    """Stored arrays by group (``params``, ``best``, ``optimizer``, ``data``, ``rtrl``), names without it."""
+    groups = {"params": {}, "best": {}, "optimizer": {}, "data": {}, "rtrl": {}}
     for key, value in arrays.items():
         group, _, name = key.partition(".")
         if group not in groups or not name:
             raise CheckpointError(f"unexpected array {key!r:.120}; expected names params.*, best.*, optimizer.*, "
-                                  f"data.*")
+                                  f"data.*, rtrl.*")
         groups[group][name] = value
     return groups
+
+
+def _sensitivities(rtrl: RTRL) -> np.ndarray:
+    """The live sensitivities ``M = ds(t)/dtheta`` ``(B, S*H, P)`` of ``rtrl`` (read and written in place).
+
+    RTRL exposes its state but not yet its sensitivities: this reads its private buffer, here
+    only, until it offers them publicly.
+    """
+    return rtrl._buffers[0]
 
 
 def _checked_weights(weights: dict, model: Module, group: str) -> dict:

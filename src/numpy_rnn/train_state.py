@@ -5,7 +5,10 @@ A checkpoint (:mod:`numpy_rnn.checkpoint` file) of a run holds these arrays:
 * ``params.<name>``: the weights the loop trains (the model's parameter names);
 * ``best.<name>``: with early stopping keeping the best weights, those of the best evaluation;
 * ``optimizer.<name>.<key>``: the optimizer's per-parameter state (``exp_avg``, ...);
-* ``data.<key>``: the data adapter's arrays (the carried state of a character run),
+* ``data.<key>``: the data adapter's arrays (the carried state of a stream, the recall task's
+  pending targets);
+* ``rtrl.sensitivities``: with ``gradient="rtrl"`` and a carried state, the RTRL sensitivities
+  ``(B, S*H, P)`` the next chunk goes on from,
 
 and this metadata (:data:`META_SCHEMA`, every key always present):
 

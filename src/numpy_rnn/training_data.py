@@ -2,9 +2,9 @@
 
 The trainer knows its data only through :class:`TrainingData`. :class:`TaskData` serves a
 synthetic task (independent sequences, fixed validation and test sets);
-:class:`StreamData` serves a text as parallel streams read in truncated-BPTT chunks, the
-final state of one chunk carried into the next. :func:`make_data` picks the adapter of a
-:class:`~numpy_rnn.config.TrainConfig`.
+:class:`StreamData` serves a text, and :class:`TaskStreamData` a stream task (delayed recall),
+as parallel streams read in chunks of ``bptt`` steps, the final state of one chunk carried
+into the next. :func:`make_data` picks the adapter of a :class:`~numpy_rnn.config.TrainConfig`.
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .checkpoint import CheckpointError
-from .config import TrainConfig
+from .config import STREAM_TASKS, TrainConfig
 from .tasks import CharCorpus
 
-__all__ = ["EVAL_BATCH", "StreamData", "TaskData", "TrainingData", "make_data"]
+__all__ = ["EVAL_BATCH", "StreamData", "TaskData", "TaskStreamData", "TrainingData", "make_data"]
 
 EVAL_BATCH = 256  # sequences per evaluation batch: bounds the memory of the forward caches
 
@@ -65,7 +65,8 @@ def make_data(config: TrainConfig, seeds: list[np.random.SeedSequence]) -> Train
     if config.task == "chars":
         return StreamData(config)
     data_seed, valid_seed, test_seed = seeds
-    return TaskData(config, np.random.default_rng(data_seed), valid_seed, test_seed)
+    adapter = TaskStreamData if config.task in STREAM_TASKS else TaskData
+    return adapter(config, np.random.default_rng(data_seed), valid_seed, test_seed)
 
 
 class TaskData:
@@ -148,22 +149,81 @@ class StreamData:
                 for k in range(0, last, self.bptt))
 
     def state_dict(self) -> tuple[dict, dict]:
-        parts = () if self.state is None else self.state if isinstance(self.state, tuple) else (self.state,)
-        return {f"state.{i}": p for i, p in enumerate(parts)}, {"position": self.position, "state_parts": len(parts)}
+        arrays, parts = _state_arrays(self.state)
+        return arrays, {"position": self.position, "state_parts": parts}
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
         """The stream position and carried state; the state's shape is checked by the model
         when it is fed."""
         _check_keys(arrays, meta, set(arrays), {"position", "state_parts"})
-        position, parts = meta["position"], meta["state_parts"]
+        position = meta["position"]
         if not _is_int(position) or not 0 <= position <= self.chunks:
             raise CheckpointError(f"expected data.position an int in [0, {self.chunks}], got {position!r}")
-        if not _is_int(parts) or set(arrays) != {f"state.{i}" for i in range(parts)}:
-            raise CheckpointError(f"expected data.state_parts to count the stored state arrays "
-                                  f"{sorted(arrays)}, got {parts!r}")
-        state = tuple(arrays[f"state.{i}"] for i in range(parts))
+        self.state = _stored_state(arrays, meta["state_parts"])
         self.position = position
-        self.state = None if not state else state if len(state) > 1 else state[0]
+
+
+class TaskStreamData:
+    """A stream task (:class:`~numpy_rnn.tasks.RecallTask`) as ``B`` endless streams read in
+    ``bptt``-step chunks, the state carried from one chunk to the next (never reset).
+
+    Validation and test: ``eval_size`` streams of ``seq_len`` steps each (fixed), read in the
+    same chunks with the state carried.
+    """
+
+    carries_state = True
+
+    def __init__(self, config: TrainConfig, rng: np.random.Generator, valid_seed, test_seed):
+        self.task, self.bptt, self.rng = config.make_task(), config.bptt, rng
+        self.dtype = np.dtype(config.dtype)
+        self.input_size, self.output_size = self.task.input_size, self.task.output_size
+        self.loss, self.baseline_loss = self.task.loss, self.task.baseline_loss
+        self.pending = self.task.start(config.batch_size, rng)  # (B, delay, 1) float64: the targets to come
+        self.state = None
+        self.sets = {name: tuple(a.astype(self.dtype) for a in self.task.sample(config.eval_size,
+                                                                                np.random.default_rng(seed)))
+                     for name, seed in (("valid", valid_seed), ("test", test_seed))}
+
+    def next_batch(self):
+        x, y, self.pending = self.task.chunk(self.pending, self.bptt, self.rng)
+        return x.astype(self.dtype), y.astype(self.dtype), self.state
+
+    def carry(self, state) -> None:
+        self.state = state
+
+    def eval_batches(self, split: str):
+        x, y = self.sets[split]
+        return ((x[:, k:k + self.bptt], y[:, k:k + self.bptt]) for k in range(0, x.shape[1], self.bptt))
+
+    def state_dict(self) -> tuple[dict, dict]:
+        arrays, parts = _state_arrays(self.state)
+        return {**arrays, "pending": self.pending}, {"rng": self.rng.bit_generator.state, "state_parts": parts}
+
+    def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        """The generator, the pending targets and the carried state (its shape is checked by the trainer)."""
+        _check_keys(arrays, meta, set(arrays), {"rng", "state_parts"})
+        pending = arrays.get("pending")
+        if pending is None or pending.shape != self.pending.shape or pending.dtype != self.pending.dtype:
+            found = "none" if pending is None else f"{pending.dtype}{list(pending.shape)}"
+            raise CheckpointError(f"expected data.pending {self.pending.dtype}{list(self.pending.shape)}, got {found}")
+        self.state = _stored_state({k: v for k, v in arrays.items() if k != "pending"}, meta["state_parts"])
+        set_generator_state(self.rng, meta["rng"], "data.rng")
+        self.pending = pending.copy()
+
+
+def _state_arrays(state) -> tuple[dict, int]:
+    """A carried state (None, an array or a tuple of arrays) as arrays ``state.<i>`` and their count."""
+    parts = () if state is None else state if isinstance(state, tuple) else (state,)
+    return {f"state.{i}": p for i, p in enumerate(parts)}, len(parts)
+
+
+def _stored_state(arrays: dict, parts):
+    """The carried state stored by :func:`_state_arrays` as ``parts`` arrays ``state.<i>``."""
+    if not _is_int(parts) or set(arrays) != {f"state.{i}" for i in range(parts)}:
+        raise CheckpointError(f"expected data.state_parts to count the stored state arrays "
+                              f"{sorted(arrays)}, got {parts!r}")
+    state = tuple(arrays[f"state.{i}"] for i in range(parts))
+    return None if not state else state if len(state) > 1 else state[0]
 
 
 def _is_int(value) -> bool:
