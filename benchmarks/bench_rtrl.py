@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import tracemalloc
+from functools import partial
 
 import numpy as np
 from _timing import environment_header, interleaved_medians
@@ -72,8 +73,8 @@ def time_table(repeats: int) -> str:
     for H in TIME_H:
         layer = LSTM(D, H, rng=0)
         x, d_out = rng.standard_normal((B, BPTT_STEPS, D)), rng.standard_normal((B, BPTT_STEPS, H))
-        fns = {"rtrl": lambda: rtrl_pass(layer, x[:, :RTRL_STEPS], d_out[:, :RTRL_STEPS]),
-               "bptt": lambda: bptt_pass(layer, x, d_out)}
+        fns = {"rtrl": partial(rtrl_pass, layer, x[:, :RTRL_STEPS], d_out[:, :RTRL_STEPS]),
+               "bptt": partial(bptt_pass, layer, x, d_out)}
         medians = interleaved_medians(fns, repeats, warmup=1).medians
         rtrl, bptt = medians["rtrl"] / RTRL_STEPS * 1e3, medians["bptt"] / BPTT_STEPS * 1e3
         P = sum(value.size for value in layer.params.values())

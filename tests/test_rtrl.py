@@ -264,14 +264,14 @@ def test_rtrl_refuses_layers_it_cannot_run(layer, error, message):
         RTRL(layer)
 
 
-@pytest.mark.parametrize("call", ["step", "accumulate", "state"])
-def test_calls_before_reset_are_refused(call):
-    rtrl = RTRL(SimpleRNN(D, H, rng=0))
+@pytest.mark.parametrize("call, use", [
+    ("step", lambda rtrl: rtrl.step(np.zeros((B, D)))),
+    ("accumulate", lambda rtrl: rtrl.accumulate(np.zeros((B, H)))),
+    ("state", lambda rtrl: rtrl.state),
+])
+def test_calls_before_reset_are_refused(call, use):
     with pytest.raises(RuntimeError, match=re.escape(f"RTRL: {call} before reset(); call reset(batch_size) first")):
-        if call == "state":
-            rtrl.state
-        else:
-            getattr(rtrl, call)(np.zeros((B, D if call == "step" else H)))
+        use(RTRL(SimpleRNN(D, H, rng=0)))
 
 
 def test_wrong_shapes_and_dtypes_name_the_argument():
