@@ -192,6 +192,27 @@ def test_a_stream_carried_on_with_fresh_sensitivities_is_bptt_of_the_later_part(
     assert_grads_equal(got, expected, rtol=1e-10)
 
 
+def test_sensitivities_restored_after_a_reset_go_on_as_if_never_stopped(rng):
+    """A checkpoint's view: store the state and M(t), reset, restore both, carry on: BPTT over all."""
+    layer = LAYERS["lstm-peepholes"]()
+    x, d_out = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, H))
+    _, _, expected = bptt_grads(layer, x, None, d_out)
+    layer.zero_grad()
+    rtrl = RTRL(layer)
+    rtrl.reset(B)
+    for t in range(T):
+        if t == 4:
+            state, stored = rtrl.state, rtrl.sensitivities.copy()
+            P = sum(value.size for value in layer.params.values())
+            assert stored.shape == (B, 2 * H, P) and stored[:, :H].any() and stored[:, H:].any()  # h and c rows
+            rtrl = RTRL(layer)
+            rtrl.reset(B, state)
+            rtrl.sensitivities = stored
+        rtrl.step(x[:, t])
+        rtrl.accumulate(d_out[:, t])
+    assert_grads_equal(layer.grads, expected, rtol=1e-10)
+
+
 def test_accumulate_adds_into_the_layers_gradients(rng):
     layer = LAYERS["gru"]()
     x, d_h = rng.standard_normal((B, D)), rng.standard_normal((B, H))
@@ -268,6 +289,7 @@ def test_rtrl_refuses_layers_it_cannot_run(layer, error, message):
     ("step", lambda rtrl: rtrl.step(np.zeros((B, D)))),
     ("accumulate", lambda rtrl: rtrl.accumulate(np.zeros((B, H)))),
     ("state", lambda rtrl: rtrl.state),
+    ("sensitivities", lambda rtrl: rtrl.sensitivities),
 ])
 def test_calls_before_reset_are_refused(call, use):
     with pytest.raises(RuntimeError, match=re.escape(f"RTRL: {call} before reset(); call reset(batch_size) first")):
@@ -292,6 +314,9 @@ def test_wrong_shapes_and_dtypes_name_the_argument():
     with pytest.raises(TypeError, match=re.escape("RTRL: expected state to be a tuple (h, c) of arrays of shape "
                                                   "(1, 2, 5), got ndarray")):
         rtrl.reset(B, np.zeros((1, B, H)))
+    P = sum(value.size for value in rtrl.layer.params.values())
+    with pytest.raises(ValueError, match=re.escape(f"RTRL: expected sensitivities of shape (2, 10, {P}), got (2, 5, {P})")):
+        rtrl.sensitivities = np.zeros((B, H, P))
     gru = RTRL(GRU(D, H, rng=0))
     with pytest.raises(ValueError, match=re.escape("RTRL: expected state of shape (1, 3, 5), got (1, 2, 5)")):
         gru.reset(3, np.zeros((1, B, H)))

@@ -81,7 +81,8 @@ class RTRL:
     holds what ``layer.forward(x, state)`` then ``layer.backward(d_out)`` gives.
 
     ``state``: the current state shaped as ``layer.forward`` returns it (``(1, B, H)``, LSTM a
-    pair), a copy, to carry or inspect; ``batch_size`` and ``steps`` (steps since ``reset``).
+    pair), a copy, to carry or inspect; ``sensitivities``: ``M(t)``, to store and restore;
+    ``batch_size`` and ``steps`` (steps since ``reset``).
     """
 
     def __init__(self, layer: Recurrent):
@@ -147,6 +148,20 @@ class RTRL:
         self._require_reset("state")
         parts = tuple(part[None].copy() for part in self._state)
         return parts if len(parts) > 1 else parts[0]
+
+    @property
+    def sensitivities(self) -> np.ndarray:
+        """``M(t) = d s(t) / d theta`` ``(B, S*H, P)``: row ``k`` the state component ``k`` (the
+        parts of the state concatenated, ``h`` first), columns the parameters of ``layer.params``
+        in its order, each flattened. The live array, valid until the next ``step``; assigning
+        (after ``reset``, e.g. from a checkpoint) copies values of exactly that shape and dtype in."""
+        self._require_reset("sensitivities")
+        return self._buffers[0]
+
+    @sensitivities.setter
+    def sensitivities(self, values) -> None:
+        self._require_reset("sensitivities")
+        self._buffers[0][...] = self._checked(values, "sensitivities", self._buffers[0].shape)
 
     # ---------------------------------------------------------------- the maths of one step
     def _add_immediate(self, views, x, xw, vjp) -> None:
