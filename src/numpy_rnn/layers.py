@@ -426,7 +426,7 @@ class Recurrent(Module):
         if check_finite and not np.all(np.isfinite(valid)):
             raise ValueError(f"{name}: expected finite values in x, got NaN or inf")
         state0 = self._split_state(self._check_state(state, batch, unbatched, check_finite), batch)
-        return np.ascontiguousarray(_time_major(x)), state0, lengths, unbatched
+        return np.array(_time_major(x), order="C"), state0, lengths, unbatched  # a copy: backward reads it later
 
     def _check_state(self, state, batch, unbatched, check_finite, arg="state"):
         """A state of exactly the expected shape (never broadcast); returned batched."""
