@@ -491,3 +491,14 @@ def test_stored_rtrl_sensitivities_of_the_wrong_form_are_refused(tmp_path):
     save_checkpoint(tmp_path / CHECKPOINT_FILE, arrays, meta)
     with pytest.raises(CheckpointError, match=r"expected rtrl.sensitivities .* got the arrays \[\]"):
         Trainer.resume(tmp_path)
+
+
+def test_stored_rtrl_sensitivities_without_a_carried_state_are_refused(tmp_path):
+    """Independent sequences start every batch from zero: there is nothing for sensitivities to go on from."""
+    trainer = Trainer(TrainConfig(**TINY, gradient="rtrl", out=str(tmp_path)))
+    trainer.run(until=2)
+    arrays, meta = trainer.state_dict()
+    assert not any(name.startswith("rtrl.") for name in arrays)
+    save_checkpoint(tmp_path / CHECKPOINT_FILE, {**arrays, "rtrl.sensitivities": np.zeros((16, 8, 3))}, meta)
+    with pytest.raises(CheckpointError, match=r"stored rtrl.\* arrays \['sensitivities'\], but no RTRL goes on"):
+        Trainer.resume(tmp_path)

@@ -500,12 +500,14 @@ class Trainer:
                                       f"state in this run")
             return
         self.rtrl.reset(self.config.batch_size, self.data.state)
-        expected, found = _sensitivities(self.rtrl), stored.get("sensitivities")
-        if set(stored) != {"sensitivities"} or found.shape != expected.shape or found.dtype != expected.dtype:
-            what = f"{found.dtype}{list(found.shape)}" if found is not None else f"the arrays {sorted(stored)}"
-            raise CheckpointError(f"expected rtrl.sensitivities {expected.dtype}{list(expected.shape)} with the "
-                                  f"carried state, got {what}")
-        expected[...] = found
+        live = _sensitivities(self.rtrl)
+        expected = f"rtrl.sensitivities {live.dtype}{list(live.shape)} with the carried state"
+        if set(stored) != {"sensitivities"}:
+            raise CheckpointError(f"expected {expected}, got the arrays {sorted(f'rtrl.{name}' for name in stored)}")
+        found = stored["sensitivities"]
+        if found.shape != live.shape or found.dtype != live.dtype:
+            raise CheckpointError(f"expected {expected}, got {found.dtype}{list(found.shape)}")
+        live[...] = found
 
     def _check_carried_state(self) -> None:
         """A stored carried state has the parts, shape and dtype the model's layer takes: refused
