@@ -250,12 +250,16 @@ class Trainer:
         ``accumulate`` turns into the layer's gradient at once; the loss is the batch mean, as
         with BPTT. A batch with a state (a stream's next chunk) goes on from where the RTRL
         stopped, sensitivities included: nothing is truncated. A batch without one starts it
-        from zero.
+        from zero. With ``N = y.size`` (the mean's count) and ``l_t`` the summed loss of step t::
+
+            L = sum_t l_t / N ;   d_h(t) = head.backward(dl_t/dy_hat(t) / N) ;
+            layer.grads += d_h(t) . dh(t)/dtheta   (RTRL.accumulate, at step t)
         """
         r, head = self.rtrl, self.model.head
         if state is None:
             r.reset(x.shape[0])
-        inputs = np.eye(self.data.input_size, dtype=self.model.dtype)[x] if self.config.task == "chars" else x
+        tokens = self.config.task == "chars"  # ids (B, T) fed one-hot (B, T, V), as the model does
+        inputs = np.eye(self.data.input_size, dtype=self.model.dtype)[x] if tokens else x
         T, per_step, count = x.shape[1], self.config.sequence_output, y.size  # y.size: the mean's count
         loss = 0.0
         for t in range(T):
