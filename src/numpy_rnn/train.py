@@ -446,7 +446,7 @@ class Trainer:
         data_arrays, data_meta = self.data.state_dict()
         arrays.update({f"data.{key}": value for key, value in data_arrays.items()})
         if self._rtrl_goes_on():
-            arrays["rtrl.sensitivities"] = _sensitivities(self.rtrl).copy()
+            arrays["rtrl.sensitivities"] = self.rtrl.sensitivities.copy()
         meta = {
             "format": FORMAT, "config": self.config.to_dict(), "step": self.step, "history": self.history,
             "since_evaluation": copy.deepcopy(self.since_evaluation), "skipped": self.skipped, "skips_in_a_row": self.skips,
@@ -504,14 +504,14 @@ class Trainer:
                                       f"state in this run")
             return
         self.rtrl.reset(self.config.batch_size, self.data.state)
-        live = _sensitivities(self.rtrl)
+        live = self.rtrl.sensitivities
         expected = f"rtrl.sensitivities {live.dtype}{list(live.shape)} with the carried state"
         if set(stored) != {"sensitivities"}:
             raise CheckpointError(f"expected {expected}, got the arrays {sorted(f'rtrl.{name}' for name in stored)}")
         found = stored["sensitivities"]
         if found.shape != live.shape or found.dtype != live.dtype:
             raise CheckpointError(f"expected {expected}, got {found.dtype}{list(found.shape)}")
-        live[...] = found
+        self.rtrl.sensitivities = found
 
     def _check_carried_state(self) -> None:
         """A stored carried state has the parts, shape and dtype the model's layer takes: refused
@@ -598,15 +598,6 @@ def _split_arrays(arrays: dict) -> dict[str, dict]:
                                   f"data.*, rtrl.*")
         groups[group][name] = value
     return groups
-
-
-def _sensitivities(rtrl: RTRL) -> np.ndarray:
-    """The live sensitivities ``M = ds(t)/dtheta`` ``(B, S*H, P)`` of ``rtrl`` (read and written in place).
-
-    RTRL exposes its state but not yet its sensitivities: this reads its private buffer, here
-    only, until it offers them publicly.
-    """
-    return rtrl._buffers[0]
 
 
 def _checked_weights(weights: dict, model: Module, group: str) -> dict:
