@@ -227,10 +227,10 @@ def test_force_starts_over_deleting_only_the_run_files(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--task", "chars", "--seq-len", "10"], ("--seq-len applies with tasks memory, adding, adding-hs, copy, sine "
+    (["--task", "chars", "--seq-len", "10"], ("--seq-len applies with tasks memory, adding, adding-hs, copy, sine, recall "
                                               "only, got --task 'chars' (the character model reads bptt steps")),
     (["--task", "adding", "--text", "x.txt"], "--text applies with task chars only, got --task 'adding'"),
-    (["--task", "memory", "--bptt", "50"], "--bptt applies with task chars only, got --task 'memory'"),
+    (["--task", "memory", "--bptt", "50"], "--bptt applies with tasks chars, recall only, got --task 'memory'"),
     (["--embedding-size", "0"], "--embedding-size applies with task chars only"),
     (["--copy-len", "10"], "--copy-len applies with task copy only, got --task 'memory'"),
     (["--task", "adding", "--horizon", "1"], "--horizon applies with task sine only, got --task 'adding'"),
