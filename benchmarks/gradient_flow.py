@@ -2,7 +2,8 @@
 gradient-flow diagnostics of models on the adding problem at T = 150 and on the memory task at
 T = 20, at initialisation and at steps along their training (a benchmark, not a test).
 
-    python benchmarks/gradient_flow.py                 # everything (about 10 CPU minutes)
+    python benchmarks/gradient_flow.py                 # everything (roughly 10-15 CPU minutes)
+    OPENBLAS_CORETYPE=Haswell python benchmarks/gradient_flow.py --only memory-t20-nowarmup-seed1-haswell
     python benchmarks/gradient_flow.py --only adding-lstm memory-t20-nowarmup-seed1
     python benchmarks/gradient_flow.py --list          # the runs and the steps they are diagnosed at
     python benchmarks/gradient_flow.py --report        # tables and figures from the finished runs
@@ -10,7 +11,8 @@ T = 20, at initialisation and at steps along their training (a benchmark, not a 
 Every run is an experiment of ``benchmarks/results.py`` (docs/RESULTS.md), with its
 configuration, trained by the library's training loop (:class:`numpy_rnn.train.Trainer`) and
 stopped at its last diagnosed step, so up to there it is the same run as the one of that
-experiment and seed. At each listed step the model is diagnosed
+experiment and seed on the same BLAS kernels (other kernels round differently, and these runs
+are chaotic: see the page). At each listed step the model is diagnosed
 (:func:`numpy_rnn.diagnostics.diagnose`) on a fixed batch, the first 256 sequences of the run's
 validation set, which the training does not see; diagnosing changes nothing in the run.
 
@@ -182,7 +184,8 @@ def short(row: dict) -> str:
             f"pred std {row['prediction_std']:.3g}, dL/dh x{fmt(row['dl_dh_rate'])}/step "
             f"(first/last {row['dl_dh_first'] / row['dl_dh_last']:.3g}), jacobian x{fmt(row['jacobian_rate'])}/step, "
             f"||dh(T)/dh(1)|| {fmt(row['jacobian_first'])}, radius {fmt_dict(row['spectral_radius'])}, "
-            f"grad norm max {fmt(row['grad_norm_max'])}; live units {row.get('live_units')}, constant units of h(T) {row.get('constant_units')}; {sat}")
+            f"grad norm max {fmt(row['grad_norm_max'])}; live units {row.get('live_units')}, "
+            f"constant units of h(T) {row.get('constant_units')}; {sat}")
 
 
 def fmt(value) -> str:
@@ -253,7 +256,8 @@ def timeline_report(names, path: Path, title: str) -> None:
         print("|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             top = max(((v or 0.0), k) for k, v in r["update_ratio_max"].items()) if r["update_ratio_max"] else (None, "")
-            print(f"| {r['step']} | {100 * r['loss'] / r['baseline']:.3g} | {r['prediction_std']:.3g} | {fmt(r['jacobian_first'])} "
+            print(f"| {r['step']} | {100 * r['loss'] / r['baseline']:.3g} | {r['prediction_std']:.3g} "
+                  f"| {fmt(r['jacobian_first'])} "
                   f"| {r['dl_dh_first'] / r['dl_dh_last']:.3g} | {fmt(r['jacobian_rate'])} "
                   f"| {r['activations'][act]['saturated']:.3f} | {fmt_dict(r['spectral_radius'])} "
                   f"| {fmt(r['grad_norm_max'])} | {fmt(top[0])} {top[1]} |")
@@ -373,8 +377,8 @@ def report(done) -> None:
             collapse_probe("memory-t20-demo-20k-seed0", 1850, 1900)
         timeline_report(MEMORY_RUNS, DOCS / "memory-timeline.png",
                         "notebook RNN on the memory task (T = 20), lr 3e-3, cosine over 20k steps")
-        entries = [(f"{RUN_SPECS[n][0]}, step {s}", diagnostics_at(n, s)) for n in ("memory-t20-seed1", "memory-t20-nowarmup-seed1")
-                   for s in (0, 2500)]
+        entries = [(f"{RUN_SPECS[n][0]}, step {s}", diagnostics_at(n, s))
+                   for n in ("memory-t20-seed1", "memory-t20-nowarmup-seed1") for s in (0, 2500)]
         print(plot_gradient_flow(relabelled(entries), DOCS / "memory-flow.png",
                                  title="memory task, T = 20: without and with warm-up"))
 
