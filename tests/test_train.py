@@ -122,11 +122,12 @@ def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):
         return result
 
     trainer.train_step = step_then_ctrl_c
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN in a shell's background job
     with pytest.raises(Interrupted) as exc:
         trainer.run()
     assert exc.value.step == 17 and exc.value.checkpoint == str(tmp_path / "checkpoint.ckpt")
     assert load_checkpoint(exc.value.checkpoint)[1]["step"] == 17
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
     resumed = Trainer.resume(tmp_path)
     resumed.run()
     whole = Trainer(TrainConfig(**TINY))
