@@ -217,3 +217,15 @@ def test_bad_input_is_refused_clearly(rng):
         diagnose(RNN(3, 4, 1), x[0], y)
     with pytest.raises(ValueError, match="jacobian_sequences"):
         diagnose(SimpleRNN(3, 4), x, rng.standard_normal((2, 4, 4)), jacobian_sequences=0)
+
+
+def test_a_forward_pass_in_flight_is_not_disturbed(rng):
+    layer = GRU(3, 4, rng=0)
+    x, d_out = rng.standard_normal((2, 5, 3)), rng.standard_normal((2, 5, 4))
+    layer.forward(x)
+    diagnose(layer, rng.standard_normal((3, 9, 3)), rng.standard_normal((3, 9, 4)))
+    layer.backward(d_out)  # the backward of the forward before the diagnosis
+    expected = GRU(3, 4, rng=0)
+    expected.forward(x)
+    expected.backward(d_out)
+    assert all(np.array_equal(layer.grads[k], expected.grads[k]) for k in expected.grads)

@@ -26,6 +26,7 @@ reverse run, "the end" is input step 0 (where that run stops reading).
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import dataclass, field
@@ -97,26 +98,21 @@ def diagnose(model, x, y, *, loss: str | None = None, state=None, lengths=None, 
     ``loss`` names a loss of :mod:`numpy_rnn.losses` (default: ``cross_entropy`` for integer
     targets, else ``mse``); for a bare layer ``y`` is the target of its output ``(B, T, dirs*H)``.
     ``state`` and ``lengths`` go to the forward pass as in training. The Jacobian norms are
-    computed for the first ``jacobian_sequences`` sequences. The model's parameters, gradients,
-    mode and random generator are as before the call.
+    computed for the first ``jacobian_sequences`` sequences. The work is done on a copy: the
+    model's parameters, gradients, mode, random generator and the cache of its last forward pass
+    are as before the call.
     """
     owner = "diagnose"
-    layer = _recurrent_layer(model)
+    _recurrent_layer(model)
     jacobian_sequences = _checks.check_size(owner, "jacobian_sequences", jacobian_sequences)
     exact_max = _checks.check_size(owner, "exact_max", exact_max)
-    grads = {name: g.copy() for name, g in model.grads.items()}
-    mode = model.training
-    model.eval()
+    work = copy.deepcopy(model)  # the caller's model, its caches and its generator stay as they are
+    work.eval()
+    layer = _recurrent_layer(work)
     layer.record_state_grads = True
-    try:
-        value = _forward_backward(model, x, y, loss, state, lengths)
-        runs = [_run_diagnostics(layer, trace, layer.state_grads[trace.name], jacobian_sequences, exact_max)
-                for trace in layer.traces()]
-    finally:
-        layer.record_state_grads, layer.state_grads = False, None
-        model.train(mode)
-        for name, g in grads.items():
-            model.grads[name][...] = g
+    value = _forward_backward(work, x, y, loss, state, lengths)
+    runs = [_run_diagnostics(layer, trace, layer.state_grads[trace.name], jacobian_sequences, exact_max)
+            for trace in layer.traces()]
     return Diagnostics(value, runs[0].jacobian_norm.shape[1], runs[0].state_grad_norms["h"].shape[0], runs)
 
 
