@@ -20,6 +20,7 @@ from numpy_rnn.cells import (
     LSTMCell,
     sigmoid,
     step_vjps,
+    written_with,
 )
 from numpy_rnn.gradcheck import compare, estimate_gradients
 
@@ -167,3 +168,27 @@ def test_activations_name_the_squashed_values_of_a_step(kind, rng):
         assert kind_name in ("tanh", "sigmoid", "relu") and np.all(values >= low)
         if kind_name != "relu":
             assert np.all(values <= 1.0)
+
+
+def test_a_fast_path_is_trusted_only_where_it_was_written_for_the_steps():
+    class Tweaked(ElmanCell):  # overrides a step method only: the parent's fast path no longer applies
+        def step_backward(self, p, g, d_state, cache):
+            return super().step_backward(p, g, d_state, cache)
+
+    class Faster(Tweaked):  # writes its own: trusted again
+        def forward_sequence(self, p, xw, state0):
+            return super().forward_sequence(p, xw, state0)
+
+    basis = ("step", "step_backward", "recurrent_grads")
+    assert written_with(ElmanCell(H), "forward_sequence", *basis)
+    assert not written_with(Tweaked(H), "forward_sequence", *basis)
+    assert written_with(Faster(H), "forward_sequence", *basis)
+
+    class Own(Cell):  # a custom cell: Cell's default forward_sequence was not written for its steps
+        def step(self, p, xw, state):
+            return ElmanCell.step(self, p, xw, state)
+
+        def step_backward(self, p, g, d_state, cache):
+            return ElmanCell.step_backward(self, p, g, d_state, cache)
+
+    assert not written_with(Own(H), "forward_sequence", *basis)

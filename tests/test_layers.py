@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from numpy_rnn import GRU, LSTM, Linear, Recurrent, SimpleRNN
-from numpy_rnn.cells import ElmanCell
+from numpy_rnn.cells import ElmanCell, StepCaches
 from numpy_rnn.gradcheck import check_layer
 
 B, T, D, H = 3, 7, 4, 5  # all different on purpose
@@ -432,3 +432,42 @@ def test_changing_the_input_after_forward_does_not_change_the_gradients(shape, r
     x[...] = np.nan  # the caller reuses its buffer
     layer.backward(d_out)
     assert all(np.array_equal(layer.grads[k], expected[k]) for k in expected)
+
+
+#: the layers whose cell has forward_sequence / backward_sequence
+FAST_PATHS = {"rnn-tanh", "rnn-relu"}
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fast_path_computes_what_the_steps_compute(kind, dtype, rng):
+    """Without lengths a built-in cell runs its forward_sequence/backward_sequence; with lengths
+    equal to T the layer runs step by step: outputs, every gradient and the recorded state
+    gradients agree to rounding, with an initial state and a final-state gradient."""
+    layer = make(kind, bidirectional=True, dtype=dtype)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    state = random_state(layer, rng)
+    state = tuple(s.astype(dtype) for s in state) if isinstance(state, tuple) else state.astype(dtype)
+    d_out = rng.standard_normal((B, T, 2 * H)).astype(dtype)
+    d_state = tuple(s.astype(dtype) for s in random_state(layer, rng)) if layer.cell.state_size > 1 \
+        else random_state(layer, rng).astype(dtype)
+    layer.record_state_grads = True
+    results = []
+    for lengths in (None, np.full(B, T)):
+        layer.zero_grad()
+        out, state_n = layer.forward(x, state, lengths=lengths)
+        ran_fast = isinstance(layer.traces()[0].caches, StepCaches)
+        assert ran_fast == (lengths is None and kind in FAST_PATHS)
+        dx, d_state0 = layer.backward(d_out, d_state)
+        results.append((out, state_n, dx, d_state0, {k: g.copy() for k, g in layer.grads.items()},
+                        {name: parts for name, parts in layer.state_grads.items()}))
+    tol = {"rtol": 1e-12, "atol": 1e-13} if dtype == np.float64 else {"rtol": 2e-5, "atol": 2e-6}
+    fast, steps = results
+    for got, want in zip(fast[:4], steps[:4]):
+        for g_part, w_part in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            np.testing.assert_allclose(g_part, w_part, **tol)
+    for name in fast[4]:
+        np.testing.assert_allclose(fast[4][name], steps[4][name], **tol, err_msg=name)
+    for run in fast[5]:
+        for got, want in zip(fast[5][run], steps[5][run]):
+            np.testing.assert_allclose(got, want, **tol, err_msg=run)

@@ -10,6 +10,7 @@ cells keep what their backward step needs in a named tuple per step (:class:`Elm
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -70,6 +71,10 @@ class Cell(ABC):
       (:mod:`numpy_rnn.rtrl`). :class:`~numpy_rnn.rtrl.RTRL` uses it only when it is defined
       in the class that defines :meth:`recurrent_grads` or in a subclass of it; otherwise it
       calls ``recurrent_grads`` once per row (exact, slower).
+    * optional ``forward_sequence(p, xw, state0)`` and ``backward_sequence(p, g, d_out,
+      d_state_n, hs, caches, tape)``: the whole unrolled pass at once, for speed (see
+      :meth:`forward_sequence`); the layer uses them on plain arrays without lengths, and the
+      step methods everywhere else. They must compute what the steps compute.
     * ``smooth = False`` for a step with kinks (relu): the gradient check then starts from much
       smaller steps, so that its differences do not straddle a kink; checked as smooth, a
       kinked cell can fail even when its backward is right.
@@ -120,6 +125,23 @@ class Cell(ABC):
     def step_backward(self, p, g, d_state, cache):
         """One step backward: ``(d_xw, d_rec or None, d_state_prev)``."""
 
+    def forward_sequence(self, p, xw, state0):
+        """Optional fast path: the forward pass over all ``T`` steps of ``xw (T, B, G*H)`` from
+        ``state0`` (plain arrays, no lengths). Returns ``(hs, state_T, caches)``: ``hs (T+1, B, H)``
+        every ``h`` with ``hs[0] = h(0)``, the final state (a tuple) and the ``T`` per-step caches
+        (a :class:`StepCaches`); or ``None`` (the default): the layer then calls :meth:`step`
+        ``T`` times. A cell that returns caches here also writes :meth:`backward_sequence`."""
+        return None
+
+    def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
+        """BPTT through :meth:`forward_sequence`: ``d_out (T, B, H)`` the gradient of every
+        output, ``d_state_n`` that of the final state (a tuple). Returns ``d_xw (T, B, G*H)`` and
+        the initial state's gradient (a tuple), adds the cell's parameter gradients into ``g``,
+        and when ``tape`` (a list of ``T`` slots) is given stores in ``tape[t]`` the total
+        gradient reaching the state after step ``t`` (a tuple of arrays that stay unchanged)."""
+        raise NotImplementedError(f"{type(self).__name__}: forward_sequence returned caches without a "
+                                  f"backward_sequence")
+
     def activations(self, cache) -> dict[str, tuple[str, np.ndarray]]:
         """The squashing functions' outputs of one step, for saturation diagnostics:
         ``{name: (kind, (B, H) values)}`` with kind ``"tanh"``, ``"sigmoid"`` or ``"relu"``.
@@ -143,6 +165,17 @@ class Cell(ABC):
 def _outer_rows(a, b):
     """``(N, I), (N, J) -> (N, I, J)``: the outer product of every row pair."""
     return a[:, :, None] * b[:, None, :]
+
+
+def written_with(cell: Cell, optional: str, *basis: str) -> bool:
+    """Whether ``cell``'s optional method ``optional`` was written for its ``basis`` methods: it
+    is defined in the class that defines each of them, or in a subclass of it. A subclass that
+    overrides ``step_backward`` alone must not inherit a fast path written for its parent."""
+
+    def defining_class(name):
+        return next(klass for klass in type(cell).__mro__ if name in vars(klass))
+
+    return all(issubclass(defining_class(optional), defining_class(name)) for name in basis)
 
 
 class StepVJP(NamedTuple):
@@ -180,6 +213,23 @@ def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.
     d_xw, d_rec, d_prev = cell.step_backward(p, scratch, d_new, cache)
     d_state = np.concatenate(d_prev, axis=-1).reshape(K, B, SH)
     return StepVJP(d_state, d_xw.reshape(K, B, -1), d_rec, cache, rows)
+
+
+class StepCaches(Sequence):
+    """The ``T`` per-step caches of a fast forward pass, built on demand from one stacked cache:
+    a cache named tuple whose fields hold all steps, ``(T, ...)`` each; item ``t`` is the same
+    named tuple with every field at step ``t`` (views, no copies)."""
+
+    def __init__(self, stacked):
+        self.stacked = stacked
+
+    def __len__(self) -> int:
+        return len(self.stacked[0])
+
+    def __getitem__(self, t):
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(len(self)))]
+        return type(self.stacked)(*(field[t] for field in self.stacked))
 
 
 class ElmanCache(NamedTuple):
@@ -234,6 +284,50 @@ class ElmanCell(Cell):
         (dh,) = d_state
         ds = dh * self._phi_prime(cache.h)  # (B, H)
         return ds, ds, (ds @ p["R"].T,)
+
+    def forward_sequence(self, p, xw, state0):
+        """The steps above in one loop that allocates nothing: ``a(t)`` is computed in place
+        in ``hs[t+1]`` (one GEMM with ``out=``, one add, the activation in place)."""
+        steps, R = xw.shape[0], p["R"]
+        hs = np.empty((steps + 1,) + xw.shape[1:], dtype=xw.dtype)  # (T+1, B, H)
+        hs[0] = state0[0]
+        for t in range(steps):
+            h = hs[t + 1]
+            np.matmul(hs[t], R, out=h)
+            h += xw[t]
+            self._phi_inplace(h)
+        return hs, (hs[steps],), StepCaches(ElmanCache(hs[1:]))
+
+    def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
+        """``ds(t) = (da(t) + d_out(t)) * phi'(s(t))`` written into ``d_xw[t]``,
+        ``da(t-1) = ds(t) R^T`` with ``out=``; then ``dR = sum_t a(t-1)^T ds(t)``, one GEMM."""
+        steps, RT = d_out.shape[0], np.ascontiguousarray(p["R"].T)  # a GEMM on a transposed view is slower
+        d_xw = np.empty(d_out.shape, dtype=d_out.dtype)  # (T, B, H): ds of every step
+        da, slope = d_state_n[0].copy(), np.empty_like(d_xw[0])
+        for t in reversed(range(steps)):
+            ds = d_xw[t]
+            np.add(da, d_out[t], out=ds)  # the total gradient reaching a(t)
+            if tape is not None:
+                tape[t] = (ds.copy(),)
+            self._phi_prime_into(hs[t + 1], slope)
+            ds *= slope
+            np.matmul(ds, RT, out=da)
+        self.recurrent_grads(p, g, hs[:-1], d_xw, caches)
+        return d_xw, (da,)
+
+    def _phi_inplace(self, s):
+        if self.nonlinearity == "tanh":
+            np.tanh(s, out=s)
+        else:
+            np.maximum(s, 0.0, out=s)
+
+    def _phi_prime_into(self, a, out):
+        """``phi'`` in terms of ``a = phi(s)``, written into ``out``: ``1 - a**2``, or ``a > 0``."""
+        if self.nonlinearity == "tanh":
+            np.multiply(a, a, out=out)
+            np.subtract(1.0, out, out=out)
+        else:
+            np.greater(a, 0.0, out=out)
 
     def activations(self, cache):
         return {"h": (self.nonlinearity, cache.h)}

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _checks
-from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell
+from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCaches, written_with
 from .init import get_initializer
 from .module import Module
 
@@ -79,12 +79,25 @@ def _reverse(seq, reverse_index):
     return np.take_along_axis(seq, idx, axis=0)
 
 
+def _fast_path_applies(cell, p, xw, state0) -> bool:
+    """Whether the cell's ``forward_sequence`` was written for its step methods, and no array
+    carries leading axes (the vectorised gradient check adds them)."""
+    return (written_with(cell, "forward_sequence", "step", "step_backward", "recurrent_grads")
+            and xw.ndim == 3 and all(part.ndim == 2 for part in state0)
+            and all(p[name].ndim == len(shape) for name, shape in cell.param_shapes().items()))
+
+
 def _unroll(cell, p, xw, state0, step_mask):
     """Run ``cell`` over the projected inputs ``xw (T, *lead, B, G*H)``.
 
     Returns ``out (T, *lead, B, H)`` (zero past each length), the final state and the
     cache ``(hs, caches)`` with ``hs (T+1, *lead, B, H)`` every carried ``h``, ``hs[0] = h(0)``.
     """
+    if step_mask is None and _fast_path_applies(cell, p, xw, state0):  # no lengths: the cell's fast path
+        fused = cell.forward_sequence(p, xw, state0)
+        if fused is not None:
+            hs, state, caches = fused
+            return hs[1:], state, (hs, caches)
     steps, hs = xw.shape[0], None
     state, caches = state0, []
     for t in range(steps):
@@ -106,6 +119,8 @@ def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask, tape=No
     gradient; adds the cell's parameter gradients into ``g``. A list ``tape`` of ``T`` slots
     receives ``d_here``, the total gradient reaching each step's new state (a tuple of parts)."""
     hs, caches = run_cache
+    if isinstance(caches, StepCaches):  # made by the cell's forward_sequence
+        return cell.backward_sequence(p, g, d_out, d_state_n, hs, caches, tape)
     d_state, d_xw, d_rec = d_state_n, None, None
     for t in reversed(range(len(caches))):
         d_here = (d_state[0] + d_out[t],) + d_state[1:]

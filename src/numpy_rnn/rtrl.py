@@ -32,22 +32,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .cells import Cell, step_vjps
+from .cells import Cell, step_vjps, written_with
 from .layers import Recurrent
 
 OWNER = "RTRL"
-
-
-def _defining_class(obj, name: str) -> type:
-    """The class in ``type(obj)``'s MRO whose body defines attribute ``name``."""
-    return next(klass for klass in type(obj).__mro__ if name in vars(klass))
-
-
-def _has_row_grads(cell: Cell) -> bool:
-    """Whether ``cell.recurrent_row_grads`` can be trusted to match its ``recurrent_grads``: it is
-    defined in the class that defines ``recurrent_grads`` or in a subclass of it (a cell that
-    overrides only ``recurrent_grads`` inherits a row method written for another one)."""
-    return issubclass(_defining_class(cell, "recurrent_row_grads"), _defining_class(cell, "recurrent_grads"))
 
 
 def _row_grads_one_by_one(cell: Cell, p: dict, xw: np.ndarray, state: tuple, eye: np.ndarray) -> dict:
@@ -96,7 +84,7 @@ class RTRL:
         self.layer, self.cell = layer, layer.cell
         self._shapes = {name: value.shape for name, value in layer.params.items()}  # W, cell's, b
         self._cell_names = tuple(self.cell.param_shapes())
-        self._closed_form = _has_row_grads(self.cell)
+        self._closed_form = written_with(self.cell, "recurrent_row_grads", "recurrent_grads")
         self._state = None
 
     # ---------------------------------------------------------------- public API
