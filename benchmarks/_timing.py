@@ -8,7 +8,8 @@ Two effects of this 2-core machine are handled explicitly:
 
 * thread pools: after a call OpenBLAS's worker keeps spinning for ~0.1 s, and torch's OpenMP
   worker then competes with it for the 2 cores (torch measured 2x slower right after numpy).
-  Every sample is therefore preceded by a pause of ``PAUSE`` seconds.
+  Every round, and every change of library within a round (``groups``), therefore starts with a
+  pause of ``PAUSE`` seconds (by default every function counts as its own library).
 * contention from outside: other virtual machines on the host at times leave this one about
   one core for seconds; two-thread BLAS and OpenMP then slow down 2x to 100x. A
   :class:`HealthProbe` detects such rounds, which are dropped and re-run.
@@ -107,33 +108,46 @@ class Timing:
     rejected: int
 
 
-def _one_round(fns, numbers, order, pause) -> dict:
-    """One sample of every function, in ``order``, each after ``pause`` seconds of sleep."""
-    samples = {}
-    for name in order:
-        time.sleep(pause)
+def _one_round(fns, numbers, order, pause, groups) -> dict:
+    """One sample of every function, in ``order``. ``pause`` seconds of sleep precede the first
+    sample and every sample whose group (``groups[name]``, else the name itself) differs from the
+    one before: a library's own thread pool needs no rest between its own calls."""
+    samples, previous = {}, None
+    for k, name in enumerate(order):
+        group = groups.get(name, name)
+        if k == 0 or group != previous:
+            time.sleep(pause)
+        previous = group
         samples[name] = time_calls(fns[name], numbers[name]) / numbers[name]
     return samples
 
 
 def interleaved_medians(fns: dict, repeats: int, *, probe: HealthProbe | None = None, min_sample: float = 0.05,
-                        warmup: int = 2, pause: float = PAUSE, single: tuple = (),
+                        warmup: int = 2, pause: float = PAUSE, single: tuple = (), groups: dict | None = None,
                         max_rounds: int | None = None, max_wait: float = 20.0) -> Timing:
     """Median seconds per call of each function in ``fns``, sampled in alternating order.
 
-    The functions named in ``single`` run once per sample (no calibration). With a ``probe``,
-    rounds run until ``repeats`` healthy ones are kept or ``max_rounds`` (default
-    ``2 * repeats + 2``) have run; if no round was healthy, all of them count. Before each
-    round it waits for the probe to look healthy, up to ``max_wait`` seconds for all rounds.
+    The functions named in ``single`` run once per sample (no calibration). ``groups`` maps
+    names to the library whose threads they use: the pause before a sample is skipped when the
+    sample before it was of the same group (default: every function its own group). With a
+    ``probe``, rounds run until ``repeats`` healthy ones are kept or ``max_rounds`` (default
+    ``2 * repeats + 2``) have run; if no round was healthy, all of them count. Before a round
+    it waits for the probe to look healthy, up to ``max_wait`` seconds for all rounds (a
+    healthy probe after one round serves as the probe before the next).
     """
     numbers = {name: calibrate(fn, 0.0 if name in single else min_sample, warmup) for name, fn in fns.items()}
     kept, dropped = [], []
-    order, wait_until = list(fns), time.perf_counter() + max_wait
+    order, wait_until, after = list(fns), time.perf_counter() + max_wait, None
     for k in range(max_rounds or 2 * repeats + 2):
         if len(kept) >= repeats:
             break
-        before = probe.wait_healthy(wait_until - time.perf_counter()) if probe else 0.0
-        samples = _one_round(fns, numbers, order if k % 2 == 0 else order[::-1], pause)  # cancel order effects
+        if probe is None:
+            before = 0.0
+        elif after is not None and probe.healthy(after):
+            before = after
+        else:
+            before = probe.wait_healthy(wait_until - time.perf_counter())
+        samples = _one_round(fns, numbers, order if k % 2 == 0 else order[::-1], pause, groups or {})  # cancel order effects
         after = probe.time() if probe else 0.0
         healthy = probe is None or (probe.healthy(before) and probe.healthy(after))
         (kept if healthy else dropped).append(samples)
