@@ -435,7 +435,7 @@ def test_changing_the_input_after_forward_does_not_change_the_gradients(shape, r
 
 
 #: the layers whose cell has forward_sequence / backward_sequence
-FAST_PATHS = {"rnn-tanh", "rnn-relu"}
+FAST_PATHS = {"rnn-tanh", "rnn-relu", "lstm", "lstm-peepholes", "gru", "gru-reset-before"}
 
 
 @pytest.mark.parametrize("kind", LAYERS)

@@ -333,6 +333,16 @@ class ElmanCell(Cell):
         return {"h": (self.nonlinearity, cache.h)}
 
 
+class _LSTMSteps(StepCaches):
+    """The :class:`StepCaches` of :meth:`LSTMCell.forward_sequence`, holding also ``gates
+    (T, B, 4H)``, the array whose four blocks are its ``i, f, g, o``: the backward pass works
+    on whole rows of it."""
+
+    def __init__(self, stacked: LSTMCache, gates: np.ndarray):
+        super().__init__(stacked)
+        self.gates = gates
+
+
 class LSTMCell(Cell):
     """LSTM step with torch's gate order ``i, f, g, o``; optional peepholes.
 
@@ -395,6 +405,117 @@ class LSTMCell(Cell):
         dz = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)  # (B, 4H)
         return dz, dz, (dz @ p["R"].T, dc_prev)
 
+    def forward_sequence(self, p, xw, state0):
+        """The steps above in one loop that allocates nothing. Step ``t`` fills ``gates[t]
+        (B, 4H)`` in place: ``z = h(t-1) R + xw(t)``, the sigmoid blocks halved, one tanh,
+        then ``(1 + tanh)/2`` on the sigmoid blocks (:func:`sigmoid`, to the bit); ``c(t)``,
+        ``tanh(c(t))`` and ``h(t)`` are written straight into their stacked arrays. With
+        peepholes ``o`` is squashed after ``c(t)``, which it looks at."""
+        steps, batch, width = xw.shape
+        H, R, dtype = self.hidden_size, p["R"], xw.dtype
+        gates = np.empty(xw.shape, dtype)                  # (T, B, 4H) i, f, g, o of every step
+        hs = np.empty((steps + 1, batch, H), dtype)        # (T+1, B, H) hs[0] = h(0)
+        cs = np.empty((steps + 1, batch, H), dtype)        # (T+1, B, H) cs[0] = c(0)
+        tanh_cs = np.empty((steps, batch, H), dtype)       # (T, B, H)
+        hs[0], cs[0] = state0
+        scale, offset = self._sigmoid_blocks(dtype)        # (4H,) each
+        squashed = width if not self.peepholes else 3 * H  # the blocks squashed before c(t)
+        scratch = np.empty((batch, H), dtype)
+        if self.peepholes:
+            half_p_if = 0.5 * np.stack([p["p_i"], p["p_f"]]).astype(dtype)  # (2, H)
+            half_p_o = (0.5 * p["p_o"]).astype(dtype)
+            peep_if = np.empty((batch, 2, H), dtype)
+        i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
+        for t in range(steps):
+            z, c_prev, c = gates[t], cs[t], cs[t + 1]
+            np.matmul(hs[t], R, out=z)
+            z += xw[t]
+            z *= scale
+            if self.peepholes:  # z_i, z_f += p * c(t-1), halved
+                np.multiply(c_prev[:, None, :], half_p_if, out=peep_if)
+                z[:, :2 * H] += peep_if.reshape(batch, 2 * H)
+            front = z[:, :squashed]
+            np.tanh(front, out=front)
+            front *= scale[:squashed]
+            front += offset[:squashed]
+            np.multiply(f[t], c_prev, out=c)  # c(t) = f c(t-1) + i g
+            np.multiply(i[t], g[t], out=scratch)
+            c += scratch
+            if self.peepholes:  # o = sig(z_o + p_o c(t))
+                z_o = o[t]
+                np.multiply(c, half_p_o, out=scratch)
+                z_o += scratch
+                np.tanh(z_o, out=z_o)
+                z_o *= 0.5
+                z_o += 0.5
+            np.tanh(c, out=tanh_cs[t])
+            np.multiply(o[t], tanh_cs[t], out=hs[t + 1])
+        stacked = LSTMCache(i, f, g, o, cs[:-1], cs[1:], tanh_cs)
+        return hs, (hs[steps], cs[steps]), _LSTMSteps(stacked, gates)
+
+    def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
+        """The backward step above over all steps, ``dz`` written straight into ``d_xw[t]``:
+        the gate slopes ``i(1-i), f(1-f), 1-g**2, o(1-o)`` on whole rows of a scratch
+        ``(B, 4H)``; ``dc += dh (o - h tanh(c))`` (``= dh o (1 - tanh(c)**2)``);
+        ``dz_i, dz_f, dz_g`` in one product with ``dc``; ``dh(t-1) = dz R^T`` with ``out=``.
+        Then :meth:`recurrent_grads` once."""
+        gates, cache = caches.gates, caches.stacked
+        steps, batch, width = gates.shape
+        H = self.hidden_size
+        RT = np.ascontiguousarray(p["R"].T)  # a GEMM on a transposed view is slower
+        d_xw = np.empty(gates.shape, gates.dtype)  # (T, B, 4H) dz of every step
+        dh_next, dc = d_state_n[0].copy(), d_state_n[1].copy()  # (B, H) each
+        dh, scratch = np.empty_like(dh_next), np.empty_like(dh_next)
+        slopes = np.empty_like(gates[0])  # (B, 4H)
+        if self.peepholes:
+            p_if, p_o = np.stack([p["p_i"], p["p_f"]]), p["p_o"]  # (2, H), (H,)
+            peep_if = np.empty((batch, 2, H), gates.dtype)
+        for t in reversed(range(steps)):
+            z, dz = gates[t], d_xw[t]
+            i, f, g_t, o = (z[:, k * H:(k + 1) * H] for k in range(4))
+            tanh_c = cache.tanh_c[t]
+            np.add(dh_next, d_out[t], out=dh)  # the total gradient reaching h(t)
+            if tape is not None:
+                tape[t] = (dh.copy(), dc.copy())
+            np.subtract(1.0, z, out=slopes)  # sigmoid slopes s(1-s); the g block is redone below
+            slopes *= z
+            slope_g = slopes[:, 2 * H:3 * H]
+            np.multiply(g_t, g_t, out=slope_g)
+            np.subtract(1.0, slope_g, out=slope_g)
+            dz_o = dz[:, 3 * H:]  # dz_o = dh tanh(c) o(1-o)
+            np.multiply(slopes[:, 3 * H:], tanh_c, out=dz_o)
+            dz_o *= dh
+            np.multiply(hs[t + 1], tanh_c, out=scratch)  # dc += dh o (1 - tanh(c)**2)
+            np.subtract(o, scratch, out=scratch)
+            scratch *= dh
+            dc += scratch
+            if self.peepholes:
+                np.multiply(dz_o, p_o, out=scratch)
+                dc += scratch
+            slopes[:, :H] *= g_t  # dz_i = dc g i(1-i), dz_f = dc c(t-1) f(1-f), dz_g = dc i (1-g**2)
+            slopes[:, H:2 * H] *= cache.c_prev[t]
+            slope_g *= i
+            np.multiply(slopes[:, :3 * H].reshape(batch, 3, H), dc[:, None, :],
+                        out=dz[:, :3 * H].reshape(batch, 3, H))
+            dc *= f  # dc(t-1) = dc f (+ dz_i p_i + dz_f p_f)
+            if self.peepholes:
+                np.multiply(dz[:, :2 * H].reshape(batch, 2, H), p_if, out=peep_if)
+                dc += peep_if[:, 0]
+                dc += peep_if[:, 1]
+            np.matmul(dz, RT, out=dh_next)
+        self.recurrent_grads(p, g, hs[:-1], d_xw, caches)
+        return d_xw, (dh_next, dc)
+
+    def _sigmoid_blocks(self, dtype):
+        """``(scale, offset)``, ``(4H,)`` each: ``1/2`` on the sigmoid blocks ``i, f, o``,
+        ``1`` and ``0`` on ``g``; ``tanh(z * scale) * scale + offset`` is every gate."""
+        H = self.hidden_size
+        scale = np.full(4 * H, 0.5, dtype)
+        scale[2 * H:3 * H] = 1.0
+        offset = np.full(4 * H, 0.5, dtype)
+        offset[2 * H:3 * H] = 0.0
+        return scale, offset
+
     def activations(self, cache):
         return {"i": ("sigmoid", cache.i), "f": ("sigmoid", cache.f), "g": ("tanh", cache.g),
                 "o": ("sigmoid", cache.o), "tanh_c": ("tanh", cache.tanh_c)}
@@ -404,8 +525,11 @@ class LSTMCell(Cell):
         super().recurrent_grads(p, g, h_prev, d_rec, caches)
         if self.peepholes:
             H = self.hidden_size
-            c_prev = np.stack([cache.c_prev for cache in caches])  # (T, B, H)
-            c = np.stack([cache.c for cache in caches])
+            if isinstance(caches, StepCaches):  # the fast path's stacked cache
+                c_prev, c = caches.stacked.c_prev, caches.stacked.c  # (T, B, H)
+            else:
+                c_prev = np.stack([cache.c_prev for cache in caches])  # (T, B, H)
+                c = np.stack([cache.c for cache in caches])
             g["p_i"] += np.einsum("tbh,tbh->h", d_rec[..., :H], c_prev)
             g["p_f"] += np.einsum("tbh,tbh->h", d_rec[..., H:2 * H], c_prev)
             g["p_o"] += np.einsum("tbh,tbh->h", d_rec[..., 3 * H:], c)
@@ -488,6 +612,92 @@ class GRUCell(Cell):
             dh_prev += d_rh * r + d_xw[:, :2 * H] @ R[:, :2 * H].T
         return d_xw, d_rec, (dh_prev,)
 
+    def forward_sequence(self, p, xw, state0):
+        """The steps above in one loop that allocates nothing. Step ``t`` fills ``gates[t]
+        (B, 3H)`` in place: the GEMM writes ``h(t-1) R`` (reset after; ``h(t-1) R_rz`` in the
+        ``r, z`` blocks when reset before), ``xw`` is added and ``r, z`` squashed as
+        ``(1 + tanh(x/2))/2`` (:func:`sigmoid`, to the bit); the ``n`` block then receives
+        ``xw_n + r * rec_n`` (reset after) or ``xw_n + rec_n R_n`` (reset before) and its
+        tanh; ``h(t) = n + z (h(t-1) - n)`` is written straight into ``hs[t+1]``."""
+        steps, batch, width = xw.shape
+        H, R, dtype = self.hidden_size, p["R"], xw.dtype
+        gates = np.empty(xw.shape, dtype)               # (T, B, 3H) r, z, n of every step
+        rec_n = np.empty((steps, batch, H), dtype)      # (T, B, H) u_n + b_hn, or r h(t-1)
+        hs = np.empty((steps + 1, batch, H), dtype)     # (T+1, B, H) hs[0] = h(0)
+        hs[0] = state0[0]
+        for t in range(steps):
+            a, h_prev, h = gates[t], hs[t], hs[t + 1]
+            rz, r, z, n = a[:, :2 * H], a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+            np.matmul(h_prev, R if self.reset_after else R[:, :2 * H], out=a if self.reset_after else rz)
+            rz += xw[t, :, :2 * H]
+            rz *= 0.5  # sigmoid, in place
+            np.tanh(rz, out=rz)
+            rz *= 0.5
+            rz += 0.5
+            if self.reset_after:  # n = tanh(xw_n + r (u_n + b_hn))
+                np.add(n, p["b_hn"], out=rec_n[t])
+                np.multiply(r, rec_n[t], out=n)
+            else:  # n = tanh(xw_n + (r h(t-1)) R_n)
+                np.multiply(r, h_prev, out=rec_n[t])
+                np.matmul(rec_n[t], R[:, 2 * H:], out=n)
+            n += xw[t, :, 2 * H:]
+            np.tanh(n, out=n)
+            np.subtract(h_prev, n, out=h)
+            h *= z
+            h += n
+        r, z, n = (gates[..., k * H:(k + 1) * H] for k in range(3))  # (T, B, H) views
+        return hs, (hs[steps],), StepCaches(GRUCache(hs[:-1], r, z, n, rec_n))
+
+    def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
+        """The backward step above over all steps, in place, with ``h(t) - n = z (h(t-1) - n)``:
+        ``dh (1-z)`` once, ``dz_pre = dh (1-z) (h(t) - n)``, ``dn_pre = dh (1-z) (1-n**2)``;
+        reset after ``dr_pre = (dn_pre r) rec_n (1-r)``, reset before
+        ``dr_pre = d_rh rec_n (1-r)`` with ``rec_n = r h(t-1)``. ``d_rec[t]`` is written in
+        place and multiplied by ``R^T`` with ``out=``; then :meth:`recurrent_grads` once.
+        Reset after, ``d_xw`` is ``d_rec`` with ``dn_pre`` put back into its ``n`` block."""
+        cache = caches.stacked
+        steps, batch, H = cache.n.shape
+        RT = np.ascontiguousarray(p["R"].T)  # (3H, H); a GEMM on a transposed view is slower
+        d_rec = np.empty((steps, batch, 3 * H), cache.n.dtype)  # (T, B, 3H)
+        # reset after: dn_pre of every step, (T, B, H); reset before: d_xw = d_rec holds it
+        dn_pre = np.empty_like(cache.n) if self.reset_after else d_rec[..., 2 * H:]
+        dh_next = d_state_n[0].copy()  # (B, H) the gradient reaching h(t) from step t+1
+        dh, dh_z, scratch = np.empty_like(dh_next), np.empty_like(dh_next), np.empty_like(dh_next)
+        for t in reversed(range(steps)):
+            r, z, n, rec_n = cache.r[t], cache.z[t], cache.n[t], cache.rec_n[t]
+            d_t = d_rec[t]
+            dr, dz, dn = d_t[:, :H], d_t[:, H:2 * H], dn_pre[t]
+            np.add(dh_next, d_out[t], out=dh)  # the total gradient reaching h(t)
+            if tape is not None:
+                tape[t] = (dh.copy(),)
+            np.multiply(dh, z, out=dh_z)  # the direct path to h(t-1)
+            dh -= dh_z  # dh (1-z)
+            np.subtract(hs[t + 1], n, out=dz)
+            dz *= dh
+            np.multiply(n, n, out=scratch)
+            np.subtract(1.0, scratch, out=scratch)
+            np.multiply(dh, scratch, out=dn)
+            if self.reset_after:  # d_rec = [dr_pre, dz_pre, dn_pre r]
+                d_rn = d_t[:, 2 * H:]
+                np.multiply(dn, r, out=d_rn)
+                np.multiply(d_rn, rec_n, out=dr)
+            else:  # d_rh = dn_pre R_n^T; dh(t-1) gets d_rh r
+                np.matmul(dn, RT[2 * H:], out=dh)
+                np.multiply(dh, rec_n, out=dr)
+                dh *= r
+                dh_z += dh
+            np.subtract(1.0, r, out=scratch)
+            dr *= scratch
+            if self.reset_after:
+                np.matmul(d_t, RT, out=dh_next)
+            else:
+                np.matmul(d_t[:, :2 * H], RT[:2 * H], out=dh_next)
+            dh_next += dh_z
+        self.recurrent_grads(p, g, hs[:-1], d_rec, caches)
+        if self.reset_after:
+            d_rec[..., 2 * H:] = dn_pre  # d_rec becomes d_xw
+        return d_rec, (dh_next,)
+
     def activations(self, cache):
         return {"r": ("sigmoid", cache.r), "z": ("sigmoid", cache.z), "n": ("tanh", cache.n)}
 
@@ -499,7 +709,10 @@ class GRUCell(Cell):
             super().recurrent_grads(p, g, h_prev, d_rec, caches)
             g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
             return
-        rh = np.stack([cache.rec_n for cache in caches]).reshape(-1, H)  # (T*B, H) every r * h(t-1)
+        if isinstance(caches, StepCaches):  # the fast path's stacked cache
+            rh = caches.stacked.rec_n.reshape(-1, H)  # (T*B, H) every r * h(t-1)
+        else:
+            rh = np.stack([cache.rec_n for cache in caches]).reshape(-1, H)
         d_rec = d_rec.reshape(-1, 3 * H)
         g["R"][:, :2 * H] += h_prev.reshape(-1, H).T @ d_rec[:, :2 * H]
         g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]
