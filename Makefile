@@ -31,8 +31,9 @@ test: $(STAMP_TEST)
 lint: $(STAMP_TEST)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
+# every goal of issue 9 in one table, 2 then 1 thread (~15 min); `make bench BENCH_ARGS=--quick` for a smoke run
 bench: $(STAMP_TEST)
-	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_layers.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

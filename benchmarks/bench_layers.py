@@ -66,7 +66,7 @@ SIZES = {
 # cell name -> (numpy-rnn layer, torch module, number of gates G)
 CELLS = {"rnn": (SimpleRNN, torch.nn.RNN, 1), "lstm": (LSTM, torch.nn.LSTM, 4), "gru": (GRU, torch.nn.GRU, 3)}
 DTYPES = {"float64": (np.float64, torch.float64), "float32": (np.float32, torch.float32)}
-REPEATS = {"notebook": 7, "small": 7, "large": 5, "long": 7, "train": 7}
+REPEATS = {"notebook": 7, "small": 7, "large": 3, "long": 7, "train": 5}  # large: seconds per call
 LOOP_REPEATS = {"notebook": 15, "small": 5, "large": 3, "long": 7}  # the notebook loop is slow
 QUICK_REPEATS = 3
 MIN_SAMPLE = 0.03  # seconds: one sample is as many calls as last this long
@@ -262,9 +262,11 @@ def mixed_lengths(size: Size) -> np.ndarray:
 # ---------------------------------------------------------------- rows
 def measure(fns: dict, repeats: int, probe, warmup: int = 2) -> tuple[dict, str]:
     """Interleaved medians of ``fns`` (numpy's functions share one thread pool, torch has its
-    own) and the rounds kept/dropped."""
+    own) and the rounds kept/dropped; at most ``repeats`` + half as many rounds (>= 2 more), so
+    that a contended machine cannot stretch the run far beyond its budget."""
     timing = interleaved_medians(fns, repeats, probe=probe, min_sample=MIN_SAMPLE, warmup=warmup,
-                                 groups={name: "torch" if name == "torch" else "numpy" for name in fns})
+                                 groups={name: "torch" if name == "torch" else "numpy" for name in fns},
+                                 max_rounds=repeats + max(2, repeats // 2))
     return timing.medians, f"{timing.kept}/{timing.rejected}"
 
 
