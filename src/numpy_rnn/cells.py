@@ -333,10 +333,22 @@ class ElmanCell(Cell):
         return {"h": (self.nonlinearity, cache.h)}
 
 
+def _by_gate(a: np.ndarray) -> np.ndarray:
+    """``(..., B, 4H) -> (..., 4, B, H)``: the four gate blocks of ``a`` as a leading axis (a view)."""
+    *lead, batch, width = a.shape
+    return np.moveaxis(a.reshape(*lead, batch, 4, width // 4), -2, -3)
+
+
+def _tanh_to_sigmoid(a: np.ndarray) -> None:
+    """``a = tanh(x/2)`` becomes ``sig(x) = (1 + tanh(x/2)) / 2``, in place."""
+    a *= 0.5
+    a += 0.5
+
+
 class _LSTMSteps(StepCaches):
     """The :class:`StepCaches` of :meth:`LSTMCell.forward_sequence`, holding also ``gates
-    (T, B, 4H)``, the array whose four blocks are its ``i, f, g, o``: the backward pass works
-    on whole rows of it."""
+    (T, 4, B, H)``, the array whose four blocks are its ``i, f, g, o``: the backward pass works
+    on whole steps of it."""
 
     def __init__(self, stacked: LSTMCache, gates: np.ndarray):
         super().__init__(stacked)
@@ -406,115 +418,103 @@ class LSTMCell(Cell):
         return dz, dz, (dz @ p["R"].T, dc_prev)
 
     def forward_sequence(self, p, xw, state0):
-        """The steps above in one loop that allocates nothing. Step ``t`` fills ``gates[t]
-        (B, 4H)`` in place: ``z = h(t-1) R + xw(t)``, the sigmoid blocks halved, one tanh,
-        then ``(1 + tanh)/2`` on the sigmoid blocks (:func:`sigmoid`, to the bit); ``c(t)``,
-        ``tanh(c(t))`` and ``h(t)`` are written straight into their stacked arrays. With
-        peepholes ``o`` is squashed after ``c(t)``, which it looks at."""
+        """The steps above in one loop that allocates nothing, the gates stored gate-major:
+        ``gates[t] (4, B, H)`` holds ``i, f, g, o`` of step ``t``, each a contiguous ``(B, H)``
+        block, so that every elementwise operation runs on contiguous arrays. Step ``t``:
+        ``u = h(t-1) R`` (one GEMM into a ``(B, 4H)`` scratch), ``z = u + xw(t)`` written
+        gate-major (the one strided pass), the sigmoid blocks halved, one tanh, then
+        ``(1 + tanh)/2`` on them (:func:`sigmoid`, to the bit); ``c(t)``, ``tanh(c(t))`` and
+        ``h(t)`` straight into their stacked arrays. With peepholes ``o`` is squashed after
+        ``c(t)``, which it looks at."""
         steps, batch, width = xw.shape
         H, R, dtype = self.hidden_size, p["R"], xw.dtype
-        gates = np.empty(xw.shape, dtype)                  # (T, B, 4H) i, f, g, o of every step
-        hs = np.empty((steps + 1, batch, H), dtype)        # (T+1, B, H) hs[0] = h(0)
-        cs = np.empty((steps + 1, batch, H), dtype)        # (T+1, B, H) cs[0] = c(0)
-        tanh_cs = np.empty((steps, batch, H), dtype)       # (T, B, H)
+        gates = np.empty((steps, 4, batch, H), dtype)  # i, f, g, o of every step
+        hs = np.empty((steps + 1, batch, H), dtype)    # hs[0] = h(0)
+        cs = np.empty((steps + 1, batch, H), dtype)    # cs[0] = c(0)
+        tanh_cs = np.empty((steps, batch, H), dtype)
         hs[0], cs[0] = state0
-        scale, offset = self._sigmoid_blocks(dtype)        # (4H,) each
-        squashed = width if not self.peepholes else 3 * H  # the blocks squashed before c(t)
+        u = np.empty((batch, width), dtype)
+        u_by_gate, xw_by_gate = _by_gate(u), _by_gate(xw)  # (4, B, H), (T, 4, B, H) views
         scratch = np.empty((batch, H), dtype)
         if self.peepholes:
-            half_p_if = 0.5 * np.stack([p["p_i"], p["p_f"]]).astype(dtype)  # (2, H)
-            half_p_o = (0.5 * p["p_o"]).astype(dtype)
-            peep_if = np.empty((batch, 2, H), dtype)
-        i, f, g, o = (gates[..., k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
+            peep_i, peep_f, peep_o = (np.full((batch, H), 0.5 * p[name], dtype)
+                                      for name in ("p_i", "p_f", "p_o"))  # halved, (B, H) each
         for t in range(steps):
             z, c_prev, c = gates[t], cs[t], cs[t + 1]
-            np.matmul(hs[t], R, out=z)
-            z += xw[t]
-            z *= scale
-            if self.peepholes:  # z_i, z_f += p * c(t-1), halved
-                np.multiply(c_prev[:, None, :], half_p_if, out=peep_if)
-                z[:, :2 * H] += peep_if.reshape(batch, 2 * H)
-            front = z[:, :squashed]
-            np.tanh(front, out=front)
-            front *= scale[:squashed]
-            front += offset[:squashed]
-            np.multiply(f[t], c_prev, out=c)  # c(t) = f c(t-1) + i g
-            np.multiply(i[t], g[t], out=scratch)
+            i, f, g, o = z
+            np.matmul(hs[t], R, out=u)
+            np.add(u_by_gate, xw_by_gate[t], out=z)
+            z[:2] *= 0.5  # z_i, z_f, z_o halved: sig(x) = (1 + tanh(x/2)) / 2
+            o *= 0.5
+            if self.peepholes:  # z_i, z_f += p c(t-1), halved
+                for gate, peep in ((i, peep_i), (f, peep_f)):
+                    np.multiply(c_prev, peep, out=scratch)
+                    gate += scratch
+            squashed = z[:3] if self.peepholes else z
+            np.tanh(squashed, out=squashed)
+            _tanh_to_sigmoid(z[:2])
+            np.multiply(f, c_prev, out=c)  # c(t) = f c(t-1) + i g
+            np.multiply(i, g, out=scratch)
             c += scratch
             if self.peepholes:  # o = sig(z_o + p_o c(t))
-                z_o = o[t]
-                np.multiply(c, half_p_o, out=scratch)
-                z_o += scratch
-                np.tanh(z_o, out=z_o)
-                z_o *= 0.5
-                z_o += 0.5
+                np.multiply(c, peep_o, out=scratch)
+                o += scratch
+                np.tanh(o, out=o)
+            _tanh_to_sigmoid(o)
             np.tanh(c, out=tanh_cs[t])
-            np.multiply(o[t], tanh_cs[t], out=hs[t + 1])
-        stacked = LSTMCache(i, f, g, o, cs[:-1], cs[1:], tanh_cs)
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])
+        stacked = LSTMCache(*gates.transpose(1, 0, 2, 3), cs[:-1], cs[1:], tanh_cs)
         return hs, (hs[steps], cs[steps]), _LSTMSteps(stacked, gates)
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """The backward step above over all steps, ``dz`` written straight into ``d_xw[t]``:
-        the gate slopes ``i(1-i), f(1-f), 1-g**2, o(1-o)`` on whole rows of a scratch
-        ``(B, 4H)``; ``dc += dh (o - h tanh(c))`` (``= dh o (1 - tanh(c)**2)``);
-        ``dz_i, dz_f, dz_g`` in one product with ``dc``; ``dh(t-1) = dz R^T`` with ``out=``.
-        Then :meth:`recurrent_grads` once."""
+        """The backward step above over all steps on the gate-major blocks: the slopes
+        ``i(1-i), f(1-f), 1-g**2, o(1-o)`` in one ``(4, B, H)`` scratch;
+        ``dc += dh (o - h tanh(c))`` (``= dh o (1 - tanh(c)**2)``); ``dz (4, B, H)`` copied
+        once into ``d_xw[t] (B, 4H)``; ``dh(t-1) = dz R^T`` with ``out=``. Then
+        :meth:`recurrent_grads` once."""
         gates, cache = caches.gates, caches.stacked
-        steps, batch, width = gates.shape
-        H = self.hidden_size
+        steps, _, batch, H = gates.shape
         RT = np.ascontiguousarray(p["R"].T)  # a GEMM on a transposed view is slower
-        d_xw = np.empty(gates.shape, gates.dtype)  # (T, B, 4H) dz of every step
+        d_xw = np.empty((steps, batch, 4 * H), gates.dtype)  # dz of every step
+        d_xw_by_gate = _by_gate(d_xw)                         # (T, 4, B, H) view
         dh_next, dc = d_state_n[0].copy(), d_state_n[1].copy()  # (B, H) each
         dh, scratch = np.empty_like(dh_next), np.empty_like(dh_next)
-        slopes = np.empty_like(gates[0])  # (B, 4H)
+        slopes, dz = np.empty_like(gates[0]), np.empty_like(gates[0])  # (4, B, H) each
         if self.peepholes:
-            p_if, p_o = np.stack([p["p_i"], p["p_f"]]), p["p_o"]  # (2, H), (H,)
-            peep_if = np.empty((batch, 2, H), gates.dtype)
+            peep_i, peep_f, peep_o = (np.full((batch, H), p[name], gates.dtype)
+                                      for name in ("p_i", "p_f", "p_o"))
         for t in reversed(range(steps)):
-            z, dz = gates[t], d_xw[t]
-            i, f, g_t, o = (z[:, k * H:(k + 1) * H] for k in range(4))
-            tanh_c = cache.tanh_c[t]
+            z, tanh_c = gates[t], cache.tanh_c[t]
+            i, f, g_t, o = z
             np.add(dh_next, d_out[t], out=dh)  # the total gradient reaching h(t)
             if tape is not None:
                 tape[t] = (dh.copy(), dc.copy())
-            np.subtract(1.0, z, out=slopes)  # sigmoid slopes s(1-s); the g block is redone below
+            np.subtract(1.0, z, out=slopes)  # s(1-s) of the sigmoids; the g block is redone
             slopes *= z
-            slope_g = slopes[:, 2 * H:3 * H]
-            np.multiply(g_t, g_t, out=slope_g)
-            np.subtract(1.0, slope_g, out=slope_g)
-            dz_o = dz[:, 3 * H:]  # dz_o = dh tanh(c) o(1-o)
-            np.multiply(slopes[:, 3 * H:], tanh_c, out=dz_o)
-            dz_o *= dh
+            np.multiply(g_t, g_t, out=slopes[2])
+            np.subtract(1.0, slopes[2], out=slopes[2])
+            np.multiply(slopes[3], tanh_c, out=dz[3])  # dz_o = dh tanh(c) o(1-o)
+            dz[3] *= dh
             np.multiply(hs[t + 1], tanh_c, out=scratch)  # dc += dh o (1 - tanh(c)**2)
             np.subtract(o, scratch, out=scratch)
             scratch *= dh
             dc += scratch
             if self.peepholes:
-                np.multiply(dz_o, p_o, out=scratch)
+                np.multiply(dz[3], peep_o, out=scratch)
                 dc += scratch
-            slopes[:, :H] *= g_t  # dz_i = dc g i(1-i), dz_f = dc c(t-1) f(1-f), dz_g = dc i (1-g**2)
-            slopes[:, H:2 * H] *= cache.c_prev[t]
-            slope_g *= i
-            np.multiply(slopes[:, :3 * H].reshape(batch, 3, H), dc[:, None, :],
-                        out=dz[:, :3 * H].reshape(batch, 3, H))
+            slopes[0] *= g_t  # dz_i = dc g i(1-i), dz_f = dc c(t-1) f(1-f), dz_g = dc i (1-g**2)
+            slopes[1] *= cache.c_prev[t]
+            slopes[2] *= i
+            np.multiply(slopes[:3], dc, out=dz[:3])
             dc *= f  # dc(t-1) = dc f (+ dz_i p_i + dz_f p_f)
             if self.peepholes:
-                np.multiply(dz[:, :2 * H].reshape(batch, 2, H), p_if, out=peep_if)
-                dc += peep_if[:, 0]
-                dc += peep_if[:, 1]
-            np.matmul(dz, RT, out=dh_next)
+                for dz_gate, peep in ((dz[0], peep_i), (dz[1], peep_f)):
+                    np.multiply(dz_gate, peep, out=scratch)
+                    dc += scratch
+            np.copyto(d_xw_by_gate[t], dz)
+            np.matmul(d_xw[t], RT, out=dh_next)
         self.recurrent_grads(p, g, hs[:-1], d_xw, caches)
         return d_xw, (dh_next, dc)
-
-    def _sigmoid_blocks(self, dtype):
-        """``(scale, offset)``, ``(4H,)`` each: ``1/2`` on the sigmoid blocks ``i, f, o``,
-        ``1`` and ``0`` on ``g``; ``tanh(z * scale) * scale + offset`` is every gate."""
-        H = self.hidden_size
-        scale = np.full(4 * H, 0.5, dtype)
-        scale[2 * H:3 * H] = 1.0
-        offset = np.full(4 * H, 0.5, dtype)
-        offset[2 * H:3 * H] = 0.0
-        return scale, offset
 
     def activations(self, cache):
         return {"i": ("sigmoid", cache.i), "f": ("sigmoid", cache.f), "g": ("tanh", cache.g),
