@@ -192,3 +192,25 @@ def test_a_fast_path_is_trusted_only_where_it_was_written_for_the_steps():
             return ElmanCell.step_backward(self, p, g, d_state, cache)
 
     assert not written_with(Own(H), "forward_sequence", *basis)
+
+
+@pytest.mark.parametrize("peepholes", [False, True])
+def test_lstm_fast_path_caches_are_the_step_caches(peepholes, rng):
+    """LSTMCell.forward_sequence: every step's cache is an LSTMCache holding, field by field,
+    what step() holds (diagnostics and RTRL read them), and the same states."""
+    cell, T = LSTMCell(H, peepholes=peepholes), 5
+    p = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
+    xw = rng.standard_normal((T, B, 4 * H))
+    state = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+    hs, state_n, caches = cell.forward_sequence(p, xw, state)
+    assert len(caches) == T
+    for t in range(T):
+        state, want = cell.step(p, xw[t], state)
+        got = caches[t]
+        assert isinstance(got, LSTMCache)
+        for field in LSTMCache._fields:
+            np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=1e-13, atol=1e-15,
+                                       err_msg=field)
+        np.testing.assert_allclose(hs[t + 1], state[0], rtol=1e-13, atol=1e-15)
+    for got, want in zip(state_n, state):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
