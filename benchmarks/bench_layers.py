@@ -262,11 +262,12 @@ def mixed_lengths(size: Size) -> np.ndarray:
 # ---------------------------------------------------------------- rows
 def measure(fns: dict, repeats: int, probe, warmup: int = 2) -> tuple[dict, str]:
     """Interleaved medians of ``fns`` (numpy's functions share one thread pool, torch has its
-    own) and the rounds kept/dropped; at most ``repeats`` + half as many rounds (>= 2 more), so
-    that a contended machine cannot stretch the run far beyond its budget."""
+    own) and the rounds kept/dropped. At most ``repeats`` + half as many rounds (>= 2 more) and
+    5 s of waiting for a quiet machine per row: a contended machine cannot stretch the run far
+    beyond its budget (its rows then show dropped rounds)."""
     timing = interleaved_medians(fns, repeats, probe=probe, min_sample=MIN_SAMPLE, warmup=warmup,
                                  groups={name: "torch" if name == "torch" else "numpy" for name in fns},
-                                 max_rounds=repeats + max(2, repeats // 2))
+                                 max_rounds=repeats + max(2, repeats // 2), max_wait=5.0)
     return timing.medians, f"{timing.kept}/{timing.rejected}"
 
 
@@ -316,8 +317,7 @@ def print_row(row: dict) -> None:
     verdict = goal(row)
     text = "—" if verdict is None else f"{verdict[0]}: {'met' if verdict[1] else 'MISSED'}"
     print(f"| {row['threads']} | {row['size']} | {row['cell']} | {row['dtype']} | {floor} | {row['np'] * 1e3:.3f} "
-          f"| {row['torch'] * 1e3:.3f} | {efficiency} | {row['np'] / row['torch']:.2f} | {text} | {row['rounds']} |",
-          flush=True)
+          f"| {row['torch'] * 1e3:.3f} | {efficiency} | {row['np'] / row['torch']:.2f} | {text} | {row['rounds']} |")
 
 
 def rows_for(threads: int, args, probe):
@@ -379,7 +379,7 @@ def notebook_table(args, probes: dict) -> None:
                                                  warmup=1 if name == "large" else 2)
                     t_np, t_loop = timing.medians["numpy-rnn"], timing.medians["notebook loop"]
                     print(f"| {threads} | {name} | {dtype} | {t_np * 1e3:.3f} | {t_loop * 1e3:.3f} "
-                          f"| {t_loop / t_np:.1f}x | {timing.kept}/{timing.rejected} |", flush=True)
+                          f"| {t_loop / t_np:.1f}x | {timing.kept}/{timing.rejected} |")
 
 
 # ---------------------------------------------------------------- command line
@@ -451,6 +451,7 @@ def machine_rates(args, probes: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # a long run shows every line as it comes, also into a file
     started = time.perf_counter()
     print("# numpy-rnn layer benchmark: issue 9's goals\n")
     print(environment_header({"numpy-rnn": numpy_rnn.__version__, "torch": torch.__version__,
