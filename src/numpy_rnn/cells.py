@@ -613,23 +613,25 @@ class GRUCell(Cell):
         return d_xw, d_rec, (dh_prev,)
 
     def forward_sequence(self, p, xw, state0):
-        """The steps above in one loop that allocates nothing. Step ``t`` fills ``gates[t]
-        (B, 3H)`` in place: the GEMM writes ``h(t-1) R`` (reset after; ``h(t-1) R_rz`` in the
-        ``r, z`` blocks when reset before), ``xw`` is added and ``r, z`` squashed as
-        ``(1 + tanh(x/2))/2`` (:func:`sigmoid`, to the bit); the ``n`` block then receives
-        ``xw_n + r * rec_n`` (reset after) or ``xw_n + rec_n R_n`` (reset before) and its
-        tanh; ``h(t) = n + z (h(t-1) - n)`` is written straight into ``hs[t+1]``."""
-        steps, batch, width = xw.shape
-        H, R, dtype = self.hidden_size, p["R"], xw.dtype
-        gates = np.empty(xw.shape, dtype)               # (T, B, 3H) r, z, n of every step
-        rec_n = np.empty((steps, batch, H), dtype)      # (T, B, H) u_n + b_hn, or r h(t-1)
-        hs = np.empty((steps + 1, batch, H), dtype)     # (T+1, B, H) hs[0] = h(0)
+        """The steps above in one loop that allocates nothing, every elementwise pass on whole
+        contiguous arrays (a pass over a column block of a ``(B, 3H)`` row is 2-3x slower): the
+        gates are stored gate-major, ``gates[t] (3, B, H)`` holds ``r, z, n``. The GEMM writes
+        ``h(t-1) R_k`` into each block (``R_r, R_z`` alone when reset before), ``xw`` is added
+        and ``r, z`` squashed as ``(1 + tanh(x/2))/2`` (:func:`sigmoid`, to the bit); the ``n``
+        block then receives ``xw_n + r * rec_n`` (reset after) or ``xw_n + rec_n R_n`` (reset
+        before) and its tanh; ``h(t) = n + z (h(t-1) - n)`` goes straight into ``hs[t+1]``."""
+        (steps, batch, _), H, dtype = xw.shape, self.hidden_size, xw.dtype
+        R_k = np.ascontiguousarray(p["R"].reshape(H, 3, H).transpose(1, 0, 2))  # (3, H, H) R_r, R_z, R_n
+        xw_k = xw.reshape(steps, batch, 3, H).transpose(0, 2, 1, 3)  # (T, 3, B, H) a view
+        gates = np.empty((steps, 3, batch, H), dtype)    # (T, 3, B, H) r, z, n of every step
+        rec_n = np.empty((steps, batch, H), dtype)       # (T, B, H) u_n + b_hn, or r h(t-1)
+        hs = np.empty((steps + 1, batch, H), dtype)      # (T+1, B, H) hs[0] = h(0)
         hs[0] = state0[0]
         for t in range(steps):
             a, h_prev, h = gates[t], hs[t], hs[t + 1]
-            rz, r, z, n = a[:, :2 * H], a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            np.matmul(h_prev, R if self.reset_after else R[:, :2 * H], out=a if self.reset_after else rz)
-            rz += xw[t, :, :2 * H]
+            rz, r, z, n = a[:2], a[0], a[1], a[2]
+            np.matmul(h_prev, R_k if self.reset_after else R_k[:2], out=a if self.reset_after else rz)
+            rz += xw_k[t, :2]
             rz *= 0.5  # sigmoid, in place
             np.tanh(rz, out=rz)
             rz *= 0.5
@@ -639,22 +641,24 @@ class GRUCell(Cell):
                 np.multiply(r, rec_n[t], out=n)
             else:  # n = tanh(xw_n + (r h(t-1)) R_n)
                 np.multiply(r, h_prev, out=rec_n[t])
-                np.matmul(rec_n[t], R[:, 2 * H:], out=n)
-            n += xw[t, :, 2 * H:]
+                np.matmul(rec_n[t], R_k[2], out=n)
+            n += xw_k[t, 2]
             np.tanh(n, out=n)
             np.subtract(h_prev, n, out=h)
             h *= z
             h += n
-        r, z, n = (gates[..., k * H:(k + 1) * H] for k in range(3))  # (T, B, H) views
+        r, z, n = (gates[:, k] for k in range(3))  # (T, B, H) views
         return hs, (hs[steps],), StepCaches(GRUCache(hs[:-1], r, z, n, rec_n))
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """The backward step above over all steps, in place, with ``h(t) - n = z (h(t-1) - n)``:
-        ``dh (1-z)`` once, ``dz_pre = dh (1-z) (h(t) - n)``, ``dn_pre = dh (1-z) (1-n**2)``;
-        reset after ``dr_pre = (dn_pre r) rec_n (1-r)``, reset before
-        ``dr_pre = d_rh rec_n (1-r)`` with ``rec_n = r h(t-1)``. ``d_rec[t]`` is written in
-        place and multiplied by ``R^T`` with ``out=``; then :meth:`recurrent_grads` once.
-        Reset after, ``d_xw`` is ``d_rec`` with ``dn_pre`` put back into its ``n`` block."""
+        """The backward step above over all steps, allocating nothing in the loop, with
+        ``h(t) - n = z (h(t-1) - n)``: ``dh (1-z)`` once, ``dz_pre = dh (1-z) (h(t) - n)``,
+        ``dn_pre = dh (1-z) (1-n**2)``; reset after ``dr_pre = dn_pre (rec_n (1-r) r)``, reset
+        before ``dr_pre = d_rh (rec_n (1-r))`` with ``rec_n = r h(t-1)``. Products are formed in
+        a contiguous scratch and only the last one of each block is written into its column
+        block of ``d_rec[t] (B, 3H)``, which one GEMM multiplies by ``R^T`` (``out=``); then
+        :meth:`recurrent_grads` once. Reset after, ``d_xw`` is ``d_rec`` with ``dn_pre`` put
+        back into its ``n`` block."""
         cache = caches.stacked
         steps, batch, H = cache.n.shape
         RT = np.ascontiguousarray(p["R"].T)  # (3H, H); a GEMM on a transposed view is slower
@@ -672,25 +676,23 @@ class GRUCell(Cell):
                 tape[t] = (dh.copy(),)
             np.multiply(dh, z, out=dh_z)  # the direct path to h(t-1)
             dh -= dh_z  # dh (1-z)
-            np.subtract(hs[t + 1], n, out=dz)
-            dz *= dh
+            np.subtract(hs[t + 1], n, out=scratch)
+            np.multiply(dh, scratch, out=dz)
             np.multiply(n, n, out=scratch)
             np.subtract(1.0, scratch, out=scratch)
             np.multiply(dh, scratch, out=dn)
+            np.subtract(1.0, r, out=scratch)
+            scratch *= rec_n  # rec_n (1-r)
             if self.reset_after:  # d_rec = [dr_pre, dz_pre, dn_pre r]
-                d_rn = d_t[:, 2 * H:]
-                np.multiply(dn, r, out=d_rn)
-                np.multiply(d_rn, rec_n, out=dr)
+                scratch *= r
+                np.multiply(dn, scratch, out=dr)
+                np.multiply(dn, r, out=d_t[:, 2 * H:])
+                np.matmul(d_t, RT, out=dh_next)
             else:  # d_rh = dn_pre R_n^T; dh(t-1) gets d_rh r
                 np.matmul(dn, RT[2 * H:], out=dh)
-                np.multiply(dh, rec_n, out=dr)
+                np.multiply(dh, scratch, out=dr)
                 dh *= r
                 dh_z += dh
-            np.subtract(1.0, r, out=scratch)
-            dr *= scratch
-            if self.reset_after:
-                np.matmul(d_t, RT, out=dh_next)
-            else:
                 np.matmul(d_t[:, :2 * H], RT[:2 * H], out=dh_next)
             dh_next += dh_z
         self.recurrent_grads(p, g, hs[:-1], d_rec, caches)
