@@ -260,7 +260,7 @@ def mixed_lengths(size: Size) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- rows
-def measure(fns: dict, repeats: int, probe, warmup: int = 2) -> tuple[dict, str]:
+def measure(fns: dict, repeats: int, probe, warmup: int = 2) -> tuple[dict, tuple[int, int]]:
     """Interleaved medians of ``fns`` (numpy's functions share one thread pool, torch has its
     own) and the rounds kept/dropped. At most ``repeats`` + half as many rounds (>= 2 more) and
     5 s of waiting for a quiet machine per row: a contended machine cannot stretch the run far
@@ -268,7 +268,7 @@ def measure(fns: dict, repeats: int, probe, warmup: int = 2) -> tuple[dict, str]
     timing = interleaved_medians(fns, repeats, probe=probe, min_sample=MIN_SAMPLE, warmup=warmup,
                                  groups={name: "torch" if name == "torch" else "numpy" for name in fns},
                                  max_rounds=repeats + max(2, repeats // 2), max_wait=5.0)
-    return timing.medians, f"{timing.kept}/{timing.rejected}"
+    return timing.medians, (timing.kept, timing.rejected)
 
 
 def layer_row(threads: int, label: str, cell: str, size: Size, dtype: str, repeats: int, probe, *,
@@ -307,6 +307,11 @@ def goal(row: dict) -> tuple[str, bool] | None:
     return None
 
 
+def _untrusted(row: dict) -> str:
+    """A warning for a row whose every round the contention probe rejected, else ''."""
+    return " (contended: no round kept)" if row["rounds"][0] == 0 else ""
+
+
 TABLE_HEADER = ("| threads | size | cell | dtype | floor ms | numpy-rnn ms | torch ms | efficiency | numpy/torch "
                 "| goal | rounds kept/dropped |\n|---|---|---|---|---|---|---|---|---|---|---|")
 
@@ -315,9 +320,10 @@ def print_row(row: dict) -> None:
     floor = "—" if row["floor"] is None else f"{row['floor'] * 1e3:.3f}"
     efficiency = "—" if row["floor"] is None else f"{row['floor'] / row['np']:.2f}"
     verdict = goal(row)
-    text = "—" if verdict is None else f"{verdict[0]}: {'met' if verdict[1] else 'MISSED'}"
+    text = "—" if verdict is None else f"{verdict[0]}: {'met' if verdict[1] else 'MISSED'}{_untrusted(row)}"
+    kept, dropped = row["rounds"]
     print(f"| {row['threads']} | {row['size']} | {row['cell']} | {row['dtype']} | {floor} | {row['np'] * 1e3:.3f} "
-          f"| {row['torch'] * 1e3:.3f} | {efficiency} | {row['np'] / row['torch']:.2f} | {text} | {row['rounds']} |")
+          f"| {row['torch'] * 1e3:.3f} | {efficiency} | {row['np'] / row['torch']:.2f} | {text} | {kept}/{dropped} |")
 
 
 def rows_for(threads: int, args, probe):
@@ -359,9 +365,9 @@ def print_goals(rows: list[dict]) -> None:
     verdicts = [(row, goal(row)) for row in rows]
     verdicts = [(row, v) for row, v in verdicts if v is not None]
     missed = [(row, v) for row, v in verdicts if not v[1]]
-    print(f"\n## Goals: {len(verdicts) - len(missed)} met, {len(missed)} missed\n")
+    print(f"\n## Goals: {len(verdicts) - len(missed)} met, {len(missed)} missed" + ("\n" if missed else ""))
     for row, (text, _) in missed:
-        print(f"- MISSED: {row['threads']} thread(s), {row['size']} {row['cell']} {row['dtype']}: {text}")
+        print(f"- MISSED: {row['threads']} thread(s), {row['size']} {row['cell']} {row['dtype']}: {text}{_untrusted(row)}")
 
 
 def notebook_table(args, probes: dict) -> None:
