@@ -276,6 +276,7 @@ class Recurrent(Module):
         sequence's length are never read: whatever they hold, outputs and gradients ignore them
         (``dx`` is exactly zero there)."""
         x_tm, state0, lengths, unbatched = self._check_input(x, state, lengths, check_finite)
+        self._cache = None  # free the last pass's arrays before allocating this one's
         masks = self._draw_dropout_masks(x_tm.shape[0], x_tm.shape[1])
         out, state_n, cache = self._run(self.params, x_tm, state0, lengths, masks)
         self._cache = cache + (unbatched,)
