@@ -194,51 +194,31 @@ def test_a_fast_path_is_trusted_only_where_it_was_written_for_the_steps():
     assert not written_with(Own(H), "forward_sequence", *basis)
 
 
-@pytest.mark.parametrize("peepholes", [False, True])
-def test_lstm_fast_path_caches_are_the_step_caches(peepholes, rng):
-    """LSTMCell.forward_sequence: every step's cache is an LSTMCache holding, field by field,
-    what step() holds (diagnostics and RTRL read them), and the same states."""
-    cell, T = LSTMCell(H, peepholes=peepholes), 5
+@pytest.mark.parametrize("kind", CELLS)
+def test_fast_path_caches_are_the_step_caches(kind, rng):
+    """forward_sequence: every step's cache is the cell's cache named tuple holding, field by
+    field, what step() holds (diagnostics and RTRL read them), and the same states;
+    backward_sequence leaves the caches and the incoming gradients as they were."""
+    cell, T = CELLS[kind](), 5
     p = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
-    xw = rng.standard_normal((T, B, 4 * H))
-    state = (rng.standard_normal((B, H)), rng.standard_normal((B, H)))
+    xw = rng.standard_normal((T, B, cell.num_gates * H))
+    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
     hs, state_n, caches = cell.forward_sequence(p, xw, state)
     assert len(caches) == T
     for t in range(T):
         state, want = cell.step(p, xw[t], state)
         got = caches[t]
-        assert isinstance(got, LSTMCache)
-        for field in LSTMCache._fields:
+        assert type(got) is type(want)
+        for field in type(want)._fields:
             np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=1e-13, atol=1e-15,
                                        err_msg=field)
         np.testing.assert_allclose(hs[t + 1], state[0], rtol=1e-13, atol=1e-15)
     for got, want in zip(state_n, state):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
-
-
-@pytest.mark.parametrize("reset_after", [True, False])
-def test_gru_fast_path_caches_are_the_step_caches(reset_after, rng):
-    """GRUCell.forward_sequence (gates stored gate-major): every step's cache is a GRUCache
-    holding, field by field, what step() holds (diagnostics and RTRL read them), and the same
-    states; backward_sequence leaves the caches and the incoming gradients as they were."""
-    cell, T = GRUCell(H, reset_after=reset_after), 5
-    p = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
-    xw = rng.standard_normal((T, B, 3 * H))
-    state = (rng.standard_normal((B, H)),)
-    hs, state_n, caches = cell.forward_sequence(p, xw, state)
-    assert len(caches) == T
-    for t in range(T):
-        state, want = cell.step(p, xw[t], state)
-        got = caches[t]
-        assert isinstance(got, GRUCache)
-        for field in GRUCache._fields:
-            np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=1e-13, atol=1e-15,
-                                       err_msg=field)
-        np.testing.assert_allclose(hs[t + 1], state[0], rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(state_n[0], state[0], rtol=1e-13, atol=1e-15)
-    d_out, d_state_n = rng.standard_normal((T, B, H)), (rng.standard_normal((B, H)),)
-    before = [a.copy() for a in (d_out, d_state_n[0], hs, *caches.stacked)]
-    cell.backward_sequence(p, {name: np.zeros_like(v) for name, v in p.items()}, d_out, d_state_n, hs,
-                           caches, None)
-    for got, want in zip((d_out, d_state_n[0], hs, *caches.stacked), before):
+    d_out = rng.standard_normal((T, B, H))
+    d_state_n = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
+    inputs = (d_out, *d_state_n, hs, *caches.stacked)
+    before = [a.copy() for a in inputs]
+    cell.backward_sequence(p, {name: np.zeros_like(v) for name, v in p.items()}, d_out, d_state_n, hs, caches, None)
+    for got, want in zip(inputs, before):
         np.testing.assert_array_equal(got, want)
