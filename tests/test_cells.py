@@ -222,3 +222,27 @@ def test_fast_path_caches_are_the_step_caches(kind, rng):
     cell.backward_sequence(p, {name: np.zeros_like(v) for name, v in p.items()}, d_out, d_state_n, hs, caches, None)
     for got, want in zip(inputs, before):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_cell_writing_forward_sequence_alone_gets_the_step_by_step_backward(rng):
+    """Cell.backward_sequence's default is BPTT through step_backward over the fast forward's caches."""
+    class ForwardOnly(ElmanCell):
+        def forward_sequence(self, p, xw, state0):
+            return super().forward_sequence(p, xw, state0)
+
+    T = 6
+    fast, alone = ElmanCell(H), ForwardOnly(H)
+    p = {"R": rng.standard_normal((H, H))}
+    xw, h0 = rng.standard_normal((T, B, H)), (rng.standard_normal((B, H)),)
+    d_out, d_h = rng.standard_normal((T, B, H)), (rng.standard_normal((B, H)),)
+    results = []
+    for cell, backward in ((fast, ElmanCell.backward_sequence), (alone, Cell.backward_sequence)):
+        hs, _, caches = cell.forward_sequence(p, xw, h0)
+        g, tape = {"R": np.zeros((H, H))}, [None] * T
+        results.append((*backward(cell, p, g, d_out, d_h, hs, caches, tape), g["R"], tape))
+    (dxw_a, dh0_a, dR_a, tape_a), (dxw_b, dh0_b, dR_b, tape_b) = results
+    np.testing.assert_allclose(dxw_b, dxw_a, rtol=1e-13)
+    np.testing.assert_allclose(dh0_b[0], dh0_a[0], rtol=1e-13)
+    np.testing.assert_allclose(dR_b, dR_a, rtol=1e-13)
+    for got, want in zip(tape_b, tape_a):
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-13)

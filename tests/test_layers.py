@@ -471,3 +471,24 @@ def test_the_fast_path_computes_what_the_steps_compute(kind, dtype, rng):
     for run in fast[5]:
         for got, want in zip(fast[5][run], steps[5][run]):
             np.testing.assert_allclose(got, want, **tol, err_msg=run)
+
+
+def test_a_forward_sequence_without_its_own_backward_runs_the_steps_backward(rng):
+    """A subclass that writes forward_sequence alone does not inherit its parent's backward_sequence."""
+    class ForwardOnly(ElmanCell):
+        def forward_sequence(self, p, xw, state0):
+            return super().forward_sequence(p, xw, state0)
+
+        def step_backward(self, p, g, d_state, cache):  # a planted error the parent's fast backward would hide
+            d_xw, d_rec, d_prev = super().step_backward(p, g, d_state, cache)
+            return 2 * d_xw, 2 * d_rec, d_prev
+
+    layer = Recurrent(D, H, cell=lambda size: ForwardOnly(size), rng=3)
+    x, d_out = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, H))
+    layer.forward(x)
+    assert isinstance(layer.traces()[0].caches, StepCaches)  # the forward ran fast
+    layer.backward(d_out)
+    fast = SimpleRNN(D, H, rng=3)
+    fast.forward(x)
+    fast.backward(d_out)
+    np.testing.assert_allclose(layer.grads["b"], 2 * fast.grads["b"], rtol=1e-12)  # the step backward ran

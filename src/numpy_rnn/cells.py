@@ -130,7 +130,7 @@ class Cell(ABC):
         ``state0`` (plain arrays, no lengths). Returns ``(hs, state_T, caches)``: ``hs (T+1, B, H)``
         every ``h`` with ``hs[0] = h(0)``, the final state (a tuple) and the ``T`` per-step caches
         (a :class:`StepCaches`); or ``None`` (the default): the layer then calls :meth:`step`
-        ``T`` times. A cell that returns caches here also writes :meth:`backward_sequence`."""
+        ``T`` times."""
         return None
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
@@ -138,9 +138,11 @@ class Cell(ABC):
         output, ``d_state_n`` that of the final state (a tuple). Returns ``d_xw (T, B, G*H)`` and
         the initial state's gradient (a tuple), adds the cell's parameter gradients into ``g``,
         and when ``tape`` (a list of ``T`` slots) is given stores in ``tape[t]`` the total
-        gradient reaching the state after step ``t`` (a tuple of arrays that stay unchanged)."""
-        raise NotImplementedError(f"{type(self).__name__}: forward_sequence returned caches without a "
-                                  f"backward_sequence")
+        gradient reaching the state after step ``t`` (a tuple of arrays that stay unchanged).
+        The default runs :meth:`step_backward` step by step over the caches (:func:`bptt_steps`),
+        so a cell may write :meth:`forward_sequence` alone; the layer calls a cell's own
+        ``backward_sequence`` only where it was written with its ``forward_sequence``."""
+        return bptt_steps(self, p, g, d_out, d_state_n, hs, caches, tape)
 
     def activations(self, cache) -> dict[str, tuple[str, np.ndarray]]:
         """The squashing functions' outputs of one step, for saturation diagnostics:
@@ -165,6 +167,39 @@ class Cell(ABC):
 def _outer_rows(a, b):
     """``(N, I), (N, J) -> (N, I, J)``: the outer product of every row pair."""
     return a[:, :, None] * b[:, None, :]
+
+
+def bptt_steps(cell: Cell, p, g, d_out, d_state_n, hs, caches, tape=None, step_mask=None):
+    """BPTT one step at a time through ``cell.step_backward``: returns ``d_xw (T, B, G*H)`` and
+    the initial state's gradient; adds the cell's parameter gradients into ``g``.
+
+    ``d_out (T, B, H)``, ``hs (T+1, B, H)`` every carried ``h``, ``caches`` the ``T`` step
+    caches; ``step_mask (T, B, 1)`` (lengths) stops the gradient past each sequence's end and
+    passes the held state's gradient on. A list ``tape`` of ``T`` slots receives ``d_here``,
+    the total gradient reaching each step's new state (a tuple of parts).
+    """
+    d_state, d_xw, d_rec = d_state_n, None, None
+    for t in reversed(range(len(caches))):
+        d_here = (d_state[0] + d_out[t],) + d_state[1:]
+        if step_mask is not None:
+            d_here = tuple(d * step_mask[t] for d in d_here)  # no gradient past a length
+        if tape is not None:
+            tape[t] = d_here
+        dxw_t, drec_t, d_prev = cell.step_backward(p, g, d_here, caches[t])
+        if d_xw is None:
+            d_xw = np.empty((len(caches),) + dxw_t.shape, dtype=dxw_t.dtype)
+            if drec_t is not None and drec_t is not dxw_t:
+                d_rec = np.empty((len(caches),) + drec_t.shape, dtype=drec_t.dtype)
+        d_xw[t] = dxw_t
+        if d_rec is not None:
+            d_rec[t] = drec_t
+        if step_mask is not None:  # a state carried past a length passes its gradient on
+            d_prev = tuple(np.where(step_mask[t], dp, ds) for dp, ds in zip(d_prev, d_state))
+        d_state = d_prev
+    if d_rec is None and drec_t is not None:  # d_rec is d_xw for this cell
+        d_rec = d_xw
+    cell.recurrent_grads(p, g, hs[:-1], d_rec, caches)
+    return d_xw, d_state
 
 
 def written_with(cell: Cell, optional: str, *basis: str) -> bool:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _checks
-from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCaches, written_with
+from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCaches, bptt_steps, written_with
 from .init import get_initializer
 from .module import Module
 
@@ -119,30 +119,10 @@ def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask, tape=No
     gradient; adds the cell's parameter gradients into ``g``. A list ``tape`` of ``T`` slots
     receives ``d_here``, the total gradient reaching each step's new state (a tuple of parts)."""
     hs, caches = run_cache
-    if isinstance(caches, StepCaches):  # made by the cell's forward_sequence
+    if isinstance(caches, StepCaches) and written_with(cell, "backward_sequence", "forward_sequence", "step_backward",
+                                                       "recurrent_grads"):
         return cell.backward_sequence(p, g, d_out, d_state_n, hs, caches, tape)
-    d_state, d_xw, d_rec = d_state_n, None, None
-    for t in reversed(range(len(caches))):
-        d_here = (d_state[0] + d_out[t],) + d_state[1:]
-        if step_mask is not None:
-            d_here = tuple(d * step_mask[t] for d in d_here)  # no gradient past a length
-        if tape is not None:
-            tape[t] = d_here
-        dxw_t, drec_t, d_prev = cell.step_backward(p, g, d_here, caches[t])
-        if d_xw is None:
-            d_xw = np.empty((len(caches),) + dxw_t.shape, dtype=dxw_t.dtype)
-            if drec_t is not None and drec_t is not dxw_t:
-                d_rec = np.empty((len(caches),) + drec_t.shape, dtype=drec_t.dtype)
-        d_xw[t] = dxw_t
-        if d_rec is not None:
-            d_rec[t] = drec_t
-        if step_mask is not None:  # a state carried past a length passes its gradient on
-            d_prev = tuple(np.where(step_mask[t], dp, ds) for dp, ds in zip(d_prev, d_state))
-        d_state = d_prev
-    if d_rec is None and drec_t is not None:  # d_rec is d_xw for this cell
-        d_rec = d_xw
-    cell.recurrent_grads(p, g, hs[:-1], d_rec, caches)
-    return d_xw, d_state
+    return bptt_steps(cell, p, g, d_out, d_state_n, hs, caches, tape, step_mask)
 
 
 class RunTrace(NamedTuple):
