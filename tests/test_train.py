@@ -2,6 +2,10 @@
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +15,15 @@ from numpy_rnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from numpy_rnn.tasks import CharCorpus
 from numpy_rnn.train import (
     CHECKPOINT_FILE,
+    LOCK_FILE,
+    RUN_FILES,
     Interrupted,
     NonFiniteError,
+    RunInUse,
     TrainConfig,
     Trainer,
+    lock_run,
+    remove_run,
     sample_text,
     train,
 )
@@ -503,3 +512,81 @@ def test_stored_rtrl_sensitivities_without_a_carried_state_are_refused(tmp_path)
     save_checkpoint(tmp_path / CHECKPOINT_FILE, {**arrays, "rtrl.sensitivities": np.zeros((16, 8, 3))}, meta)
     with pytest.raises(CheckpointError, match=r"stored rtrl.\* arrays \['sensitivities'\], but no RTRL goes on"):
         Trainer.resume(tmp_path)
+
+
+# ----------------------------------------------------------------------------- one writer per run folder
+_HOLD_LOCK = ("import sys; from numpy_rnn.train import lock_run\n"
+              "with lock_run(sys.argv[1]):\n    print('locked', flush=True); sys.stdin.read()")
+
+
+def _metrics_rows(out):
+    return (out / "metrics.jsonl").read_text().splitlines()
+
+
+def test_a_second_writer_in_this_process_is_refused_with_the_pid(tmp_path):
+    out = tmp_path / "run"
+    trainer = Trainer(TrainConfig(**TINY, out=str(out)))
+    trainer.run(until=20)
+    rows = _metrics_rows(out)
+    with lock_run(out):
+        with pytest.raises(RunInUse, match=rf"run folder '.*run' is in use by process {os.getpid()} \(this one\)") as info:
+            Trainer.resume(out).run()
+        assert info.value.pid == os.getpid() and info.value.folder == str(out)
+        with pytest.raises(RunInUse):
+            trainer.run()
+    assert _metrics_rows(out) == rows and trainer.step == 20  # nothing was written
+    assert trainer.run()["steps"] == 40 and len(_metrics_rows(out)) == 4
+
+
+def test_a_new_trainer_refuses_a_run_started_there_after_it_was_made(tmp_path):
+    first, second = (Trainer(TrainConfig(**TINY, out=str(tmp_path))) for _ in range(2))
+    first.run(until=10)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        second.run()
+    assert first.run()["steps"] == 40
+
+
+def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_dies(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**{**TINY, "steps": 40}, out=str(out)))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(out)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(RunInUse, match=rf"in use by process {holder.pid}:") as info:
+            Trainer.resume(out, steps=60).run()
+        assert info.value.pid == holder.pid
+    finally:
+        holder.kill()  # SIGKILL: no clean-up in the holder; the kernel frees the lock
+        holder.wait()
+    assert Trainer.resume(out, steps=60).run()["steps"] == 60 and len(_metrics_rows(out)) == 6
+
+
+def test_the_lock_file_is_no_run_file_and_force_still_starts_over(tmp_path):
+    out = tmp_path / "run"
+    train(TrainConfig(**TINY, out=str(out)))
+    assert LOCK_FILE not in RUN_FILES and (out / LOCK_FILE).read_text() == ""  # no pid once the writer is done
+    assert LOCK_FILE not in {Path(p).name for p in remove_run(out)} and (out / LOCK_FILE).exists()
+    assert train(TrainConfig(**TINY, out=str(out)))[1]["steps"] == 40
+    assert train(TrainConfig(**{**TINY, "steps": 20}, out=str(out)), force=True)[1]["steps"] == 20
+
+
+def test_two_resumes_of_one_folder_on_the_command_line_the_second_refused_naming_the_pid(tmp_path):
+    out = tmp_path / "run"
+    Trainer(TrainConfig(**{**TINY, "steps": 10 ** 6, "checkpoint_every": 1000}, out=str(out))).run(until=10)
+    command = [sys.executable, "-m", "numpy_rnn", "train", "--resume", str(out), "--no-progress"]
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        while not (out / LOCK_FILE).read_text().strip():  # the first writer holds the folder
+            assert first.poll() is None, first.stderr.read()
+            time.sleep(0.02)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1
+        assert second.stderr.strip().splitlines() == [
+            f"numpy-rnn train: error: run folder '{out}' is in use by process {first.pid}: one writer at a time; "
+            f"wait for it to end or stop it, then resume"]
+    finally:
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+    steps = [json.loads(row)["step"] for row in _metrics_rows(out)]
+    assert steps == sorted(set(steps))  # every evaluation once

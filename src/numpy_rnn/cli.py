@@ -36,6 +36,7 @@ from .train import (
     PLOT_FILE,
     Interrupted,
     NonFiniteError,
+    RunInUse,
     TrainConfig,
     Trainer,
     remove_run,
@@ -51,10 +52,10 @@ NOTEBOOK_CHECK = {"input_size": 5, "hidden_size": 10, "seq_len": 5, "output_size
 #: errors that a user's input or machine can cause: one line and exit 1, no traceback.
 #: (OSError covers missing, existing, unreadable and unwritable paths and full disks;
 #: UnicodeDecodeError is a ValueError; MemoryError and RecursionError come from hostile input;
-#: NonFiniteError from a diverging run.)
+#: NonFiniteError from a diverging run; RunInUse from a run folder another process writes.)
 #: ``Owner: `` or ``Owner.method: `` at the start of a library's error message
 _PYTHON_OWNER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?: ")
-USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError, NonFiniteError)
+USER_ERRORS = (ValueError, TypeError, OSError, CheckpointError, MemoryError, RecursionError, NonFiniteError, RunInUse)
 HINT = "Start with 'numpy-rnn demo'; 'numpy-rnn COMMAND --help' lists a command's options."
 _LOSS_NAMES = {"mse": "MSE", "cross_entropy": "cross-entropy"}
 

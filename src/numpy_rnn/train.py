@@ -33,7 +33,10 @@ any step and resumed ends bit-for-bit equal to one never interrupted.
 
 A run folder (``config.out``) holds :data:`RUN_FILES`: ``config.json``, ``metrics.jsonl`` (one
 JSON object per evaluation), ``checkpoint.ckpt`` (from step 0 on), when the run ends
-``summary.json``, and the command line's ``loss.png``.
+``summary.json``, and the command line's ``loss.png``. One folder, one writer: while
+:meth:`Trainer.run` writes there it holds an OS lock on the folder's :data:`LOCK_FILE`
+(:func:`lock_run`; released by the kernel when the process dies, so a crash leaves no stale
+lock), and a second writer, in this or another process, is refused (:class:`RunInUse`).
 """
 from __future__ import annotations
 
@@ -62,14 +65,21 @@ from .rtrl import RTRL
 from .train_state import FORMAT, check_meta, check_parameter_count
 from .training_data import TrainingData, make_data, set_generator_state
 
-__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "METRICS_FILE", "PLOT_FILE", "RUN_FILES", "SUMMARY_FILE",
-           "Interrupted", "NonFiniteError", "TrainConfig", "Trainer", "remove_run", "run_exists", "sample_text",
-           "train"]
+try:
+    import fcntl
+except ImportError:  # Windows: run folders are not locked
+    fcntl = None
+
+__all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "LOCK_FILE", "METRICS_FILE", "PLOT_FILE", "RUN_FILES", "SUMMARY_FILE",
+           "Interrupted", "NonFiniteError", "RunInUse", "TrainConfig", "Trainer", "lock_run", "remove_run", "run_exists",
+           "sample_text", "train"]
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, PLOT_FILE = (
     "config.json", "metrics.jsonl", "checkpoint.ckpt", "summary.json", "loss.png")
 #: the files of a run folder (``--force`` deletes these and nothing else)
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, PLOT_FILE)
+#: the file a writer locks (not a run file: it stays, empty or holding the writer's pid)
+LOCK_FILE = ".lock"
 
 
 class ModelKind(NamedTuple):
@@ -105,7 +115,51 @@ class Interrupted(KeyboardInterrupt):
         self.step, self.checkpoint = step, checkpoint
 
 
+class RunInUse(RuntimeError):
+    """Another writer (``pid``; None where it could not be read) holds the run folder's lock."""
+
+    def __init__(self, folder, pid: int | None):
+        who = "an unknown process" if pid is None else f"process {pid}" + (" (this one)" if pid == os.getpid() else "")
+        super().__init__(f"run folder '{folder}' is in use by {who}: one writer at a time; wait for it to end "
+                         f"or stop it, then resume")
+        self.folder, self.pid = os.fspath(folder), pid
+
+
 # ----------------------------------------------------------------------------- run folders
+@contextlib.contextmanager
+def lock_run(out):
+    """Hold the writer's lock of run folder ``out`` (created if missing) for the ``with`` block.
+
+    ``fcntl.flock`` on :data:`LOCK_FILE`, which then holds this process's pid; a folder locked
+    by anyone else (another process, or another open of it in this one) raises
+    :class:`RunInUse` at once. Where ``fcntl`` does not exist (Windows) nothing is locked.
+    """
+    folder = Path(out)
+    _check_out(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunInUse(folder, _pid_in(fd)) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield folder
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _pid_in(fd: int) -> int | None:
+    """The pid a lock file holds, or None (empty: its holder has not written it yet)."""
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
 def run_exists(out) -> bool:
     """Whether the folder ``out`` already holds a run (its config.json)."""
     return (Path(out) / CONFIG_FILE).is_file()
@@ -125,6 +179,12 @@ def remove_run(out) -> list[str]:
 def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"run folder '{out}' is a file, not a folder: choose another --out")
+
+
+def _refuse_existing_run(out) -> None:
+    if run_exists(out):
+        raise FileExistsError(f"'{out}' already holds a run: resume it, or delete its run files "
+                              f"(numpy_rnn.train.remove_run) to start over")
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -149,9 +209,7 @@ class Trainer:
             raise TypeError(f"Trainer: expected a TrainConfig, got {type(config).__name__}")
         if config.out:
             _check_out(Path(config.out))
-            if run_exists(config.out):
-                raise FileExistsError(f"'{config.out}' already holds a run: resume it, or delete its run files "
-                                      f"(numpy_rnn.train.remove_run) to start over")
+            _refuse_existing_run(config.out)
         self._build(config)
 
     def _build(self, config: TrainConfig, before_model: Callable[[TrainingData], None] | None = None) -> None:
@@ -355,33 +413,40 @@ class Trainer:
         """Train to step ``until`` (default and at most ``config.steps``) or early stopping.
 
         Returns the summary when the run is complete, None when it paused at ``until``.
-        Ctrl-C is honoured between steps: a checkpoint is saved (when there is a run folder)
-        and :class:`Interrupted` is raised. ``progress`` shows a tqdm bar with the training
-        loss, the gradient norm and sequences per second.
+        The run folder is locked meanwhile (:func:`lock_run`; :class:`RunInUse` when another
+        writer holds it). Ctrl-C is honoured between steps: a checkpoint is saved (when there
+        is a run folder) and :class:`Interrupted` is raised. ``progress`` shows a tqdm bar with
+        the training loss, the gradient norm and sequences per second.
         """
         c = self.config
         until = c.steps if until is None else min(_checks.check_size("Trainer.run", "until", until), c.steps)
         self._use_training_weights()
         bar = _progress_bar(c.steps, self.step, c.task) if progress else None
         try:
-            if self.out:
-                self._open_folder()
-            base, start, first = self.elapsed, time.perf_counter(), self.step
-            with _deferred_sigint() as interrupted:
-                while self.step < until and not self.stopped:
-                    loss, norm = self.train_step()
-                    self.elapsed = base + time.perf_counter() - start
-                    self._periodic()
-                    if bar is not None:
-                        rate = (self.step - first) * c.batch_size / max(self.elapsed - base, 1e-9)
-                        bar.set_postfix({"loss": f"{loss:.4g}", "gnorm": f"{norm:.3g}", "seq/s": f"{rate:.0f}"},
-                                        refresh=False)
-                        bar.update(1)
-                    if interrupted:
-                        raise Interrupted(self.step, self.save() if self.out else None)
+            with lock_run(self.out) if self.out else contextlib.nullcontext():
+                return self._run_locked(until, bar)
         finally:
             if bar is not None:
                 bar.close()
+
+    def _run_locked(self, until: int, bar) -> dict | None:
+        """:meth:`run` once the folder (if any) is locked."""
+        c = self.config
+        if self.out:
+            self._open_folder()
+        base, start, first = self.elapsed, time.perf_counter(), self.step
+        with _deferred_sigint() as interrupted:
+            while self.step < until and not self.stopped:
+                loss, norm = self.train_step()
+                self.elapsed = base + time.perf_counter() - start
+                self._periodic()
+                if bar is not None:
+                    rate = (self.step - first) * c.batch_size / max(self.elapsed - base, 1e-9)
+                    bar.set_postfix({"loss": f"{loss:.4g}", "gnorm": f"{norm:.3g}", "seq/s": f"{rate:.0f}"},
+                                    refresh=False)
+                    bar.update(1)
+                if interrupted:
+                    raise Interrupted(self.step, self.save() if self.out else None)
         return self.finish() if self.finished else None
 
     def _periodic(self) -> None:
@@ -414,9 +479,10 @@ class Trainer:
     def _open_folder(self) -> None:
         """Create the folder; write config.json, metrics.jsonl as far as the history goes, and
         a first checkpoint of the initial state (so a good checkpoint always exists). A summary
-        of an earlier end of the run (before an extension) is removed."""
-        _check_out(self.out)
-        self.out.mkdir(parents=True, exist_ok=True)
+        of an earlier end of the run (before an extension) is removed. A new run refuses a run
+        another writer started there since this trainer was made."""
+        if self.last_checkpoint is None:
+            _refuse_existing_run(self.out)
         (self.out / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n", encoding="utf-8")
         lines = "".join(json.dumps(record) + "\n" for record in self.history)
         (self.out / METRICS_FILE).write_text(lines, encoding="utf-8")
