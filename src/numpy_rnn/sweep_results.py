@@ -1,0 +1,363 @@
+"""The results of a sweep (``numpy-rnn sweep``), read from its folder alone: one row per run, a
+table per configuration, the curves.
+
+A sweep folder ``OUT`` holds ``sweep.json``, written before any run starts::
+
+    {"format": "numpy_rnn.sweep/1", "spec": {the parsed TOML}, "seeds": [0, 1, 2], "target": 0.01 or null,
+     "configurations": [{"name": "cell=lstm,lr=0.003", "varied": {"cell": "lstm", "lr": 0.003},
+                         "config": TrainConfig.to_dict() without out and seed}, ...]}
+
+and one run folder per configuration and seed, ``OUT/<name>/seed<k>/``: a normal run folder of
+:mod:`numpy_rnn.train` (config.json, metrics.jsonl, checkpoint.ckpt, summary.json, loss.png), plus
+``error.txt`` when the run failed (the traceback's last line first, then the whole traceback).
+A run's status, from its folder:
+
+==============  ==================================================================
+``done``        summary.json is there
+``failed``      error.txt is there and no summary.json
+``unfinished``  config.json is there and neither (not started to the end, or running now)
+``missing``     no config.json (the run has not started)
+==============  ==================================================================
+
+Every number comes from the folders, so the report of a sweep in progress, stopped or partly
+failed is the report of what it has done so far; :func:`write_report` writes it (``results.csv``,
+``results.md``, ``results.png``) and ``numpy-rnn sweep --report OUT`` rebuilds it.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+from .config import TrainConfig
+from .train import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+
+__all__ = ["ERROR_FILE", "FORMAT", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect", "first_below",
+           "markdown", "plot_sweep", "read_history", "read_sweep", "run_folder", "run_status", "summarize",
+           "write_report"]
+
+SWEEP_FILE, ERROR_FILE = "sweep.json", "error.txt"
+FORMAT = "numpy_rnn.sweep/1"
+#: what write_report writes into the sweep folder
+RESULT_FILES = ("results.csv", "results.md", "results.png")
+STATUSES = ("done", "unfinished", "failed", "missing")
+#: the measured columns of a row, after the configuration, its varied fields, the seed and the status
+#: (``steps_done``, not ``steps``: a sweep may vary the field ``steps``)
+MEASURES = ("test_loss", "baseline_loss", "ratio_to_baseline", "steps_done", "first_step_below_target", "seconds",
+            "error")
+
+
+# ----------------------------------------------------------------------------- reading the folders
+def run_folder(out, name: str, seed: int) -> Path:
+    """The run folder of configuration ``name`` and ``seed`` in sweep folder ``out``."""
+    return Path(out) / name / f"seed{seed}"
+
+
+def read_sweep(out) -> dict:
+    """``OUT/sweep.json``, checked: its format, seeds, target and configurations."""
+    path = Path(out) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep results: '{out}' is not a sweep folder: it has no {SWEEP_FILE}")
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"sweep results: {path} is not JSON: {exc}") from None
+    if not isinstance(sweep, dict) or sweep.get("format") != FORMAT:
+        found = sweep.get("format") if isinstance(sweep, dict) else type(sweep).__name__
+        raise ValueError(f"sweep results: expected {path} of format {FORMAT!r}, got {found!r}")
+    missing = [key for key in ("seeds", "target", "configurations") if key not in sweep]
+    if missing:
+        raise ValueError(f"sweep results: {path} lacks {', '.join(missing)}")
+    for configuration in sweep["configurations"]:
+        if not isinstance(configuration, dict) or not {"name", "varied", "config"} <= set(configuration):
+            raise ValueError(f"sweep results: expected every configuration in {path} to have name, varied and "
+                             f"config, got {configuration!r}")
+    return sweep
+
+
+def read_history(run) -> list[dict]:
+    """The evaluation records of run folder ``run`` (metrics.jsonl; none if there is none yet).
+
+    A last line cut short (a process killed while writing it) is left out; any other line that
+    is not JSON is an error.
+    """
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):  # no newline after it: cut short
+                break
+            raise ValueError(f"sweep results: {path} line {number} is not JSON: {line[:80]!r}") from None
+    return records
+
+
+def run_status(run) -> str:
+    """done, failed, unfinished or missing: see the module docstring."""
+    run = Path(run)
+    if (run / SUMMARY_FILE).is_file():
+        return "done"
+    if (run / ERROR_FILE).is_file():
+        return "failed"
+    return "unfinished" if (run / CONFIG_FILE).is_file() else "missing"
+
+
+def first_below(history: list[dict], level: float) -> int | None:
+    """The step of the first evaluation whose validation loss is below ``level`` (None: never)."""
+    return next((r["step"] for r in history if r.get("val_loss") is not None and r["val_loss"] < level), None)
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _check_run_config(run: Path, configuration: dict, seed: int) -> None:
+    """The run's config.json is the configuration of sweep.json with this seed (its ``out`` aside)."""
+    stored = TrainConfig.from_dict(_read_json(run / CONFIG_FILE)).to_dict()
+    expected = TrainConfig.from_dict({**configuration["config"], "seed": seed, "out": stored["out"]}).to_dict()
+    differ = [name for name in stored if stored[name] != expected[name]]
+    if differ:
+        raise ValueError(f"sweep results: {run} holds a run of another configuration than {SWEEP_FILE}'s "
+                         f"{configuration['name']!r} seed {seed} (fields that differ: {', '.join(differ)}); "
+                         f"rerun the sweep with --force to redo it")
+
+
+def varied_fields(sweep: dict) -> list[str]:
+    """The fields varied across the sweep's configurations, in the order they first appear."""
+    return list(dict.fromkeys(name for c in sweep["configurations"] for name in c["varied"]))
+
+
+def _run_row(run: Path, status: str, target: float | None) -> dict:
+    """The measured columns (:data:`MEASURES`) of one run: a done run's summary; an unfinished or
+    failed one's last evaluation (steps_done, seconds); a failed one's error line."""
+    history = read_history(run)
+    last = history[-1] if history else {}
+    summary = _read_json(run / SUMMARY_FILE) if status == "done" else {}
+    row = {"test_loss": summary.get("test_loss"), "baseline_loss": summary.get("baseline_loss"),
+           "ratio_to_baseline": summary.get("ratio_to_baseline"),
+           "steps_done": summary.get("steps", last.get("step")),
+           "first_step_below_target": first_below(history, target) if target is not None else None,
+           "seconds": summary.get("seconds", last.get("elapsed")), "error": None}
+    if status == "failed":
+        row["error"] = (run / ERROR_FILE).read_text(encoding="utf-8").strip().split("\n")[0]
+    if target is None:
+        del row["first_step_below_target"]
+    return row
+
+
+def collect(out) -> list[dict]:
+    """One row per run of the sweep in folder ``out``, configurations in sweep.json's order, then
+    seeds: ``configuration`` (its name), every varied field (:func:`varied_fields`), ``seed``,
+    ``status`` (:data:`STATUSES`), then :data:`MEASURES`: test, baseline and their ratio (done
+    runs), ``steps_done`` and ``seconds`` (done: the summary's; otherwise at the last evaluation),
+    ``first_step_below_target`` (only with a target: the first evaluation with validation loss
+    below it, None if none), ``error`` (failed runs: the error's line).
+
+    A run folder holding another configuration than sweep.json's is an error (ValueError).
+    """
+    sweep = read_sweep(out)
+    fields = varied_fields(sweep)
+    rows = []
+    for configuration in sweep["configurations"]:
+        values = {name: configuration["varied"].get(name, configuration["config"].get(name)) for name in fields}
+        for seed in sweep["seeds"]:
+            run = run_folder(out, configuration["name"], seed)
+            status = run_status(run)
+            if status != "missing":
+                _check_run_config(run, configuration, seed)
+            rows.append({"configuration": configuration["name"], **values, "seed": seed, "status": status,
+                         **_run_row(run, status, sweep["target"])})
+    return rows
+
+
+# ----------------------------------------------------------------------------- the tables
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None where there are too few values)."""
+    mean = statistics.fmean(values) if values else None
+    return mean, (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def _median_first_step(steps: list[int | None]) -> float | None:
+    """The median first step below the target, a run that never got there counting as infinitely
+    late: inf when half the runs or more never did, None without runs."""
+    return statistics.median([math.inf if s is None else s for s in steps]) if steps else None
+
+
+def summarize(rows: list[dict], target: float | None) -> list[dict]:
+    """Per configuration (rows in :func:`collect`'s order): ``runs`` and the count of each status;
+    over its done runs: mean and std of ``test_loss`` and ``ratio_to_baseline``, ``below_target``
+    (runs whose test loss is below the target), the median first step below the target
+    (:func:`_median_first_step`), mean ``seconds``."""
+    configurations: dict[str, list[dict]] = {}
+    for row in rows:
+        configurations.setdefault(row["configuration"], []).append(row)
+    table = []
+    for name, runs in configurations.items():
+        done = [r for r in runs if r["status"] == "done"]
+        tests = [r["test_loss"] for r in done if r["test_loss"] is not None]
+        ratios = [r["ratio_to_baseline"] for r in done if r["ratio_to_baseline"] is not None]
+        entry = {"configuration": name, "runs": len(runs), **{s: sum(r["status"] == s for r in runs) for s in STATUSES},
+                 "test_loss": _mean_std(tests), "ratio_to_baseline": _mean_std(ratios),
+                 "seconds": _mean_std([r["seconds"] for r in done])[0]}
+        if target is not None:
+            entry["below_target"] = sum(t < target for t in tests)
+            entry["median_first_step"] = _median_first_step([r["first_step_below_target"] for r in done])
+        table.append(entry)
+    return table
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}g}"
+
+
+def _fmt_mean_std(pair: tuple[float | None, float | None], scale: float = 1.0) -> str:
+    mean, std = pair
+    if mean is None:
+        return "-"
+    return _fmt(scale * mean) + ("" if std is None else f" ± {_fmt(scale * std, 2)}")
+
+
+def _fmt_value(value) -> str:
+    """A varied field's value in a table cell: an initialiser dict as ``R=identity, b=zeros``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "default"
+    return "default" if value is None else str(value)
+
+
+def markdown(sweep: dict, rows: list[dict]) -> str:
+    """The Markdown report of a sweep (its sweep.json, :func:`read_sweep`, and its rows,
+    :func:`collect`): a table with one row per configuration
+    (its varied fields, runs done, mean ± std over the done runs of the test loss and of the test
+    loss in % of the baseline; with a target, runs whose test loss is below it and the median
+    first step whose validation loss is; mean wall time), what the columns mean, and a line
+    saying how many runs are unfinished, failed or missing (and which failed, with their error)."""
+    target = sweep["target"]
+    fields = varied_fields(sweep) or ["configuration"]
+    header = [*fields, "runs done", "test loss", "% of baseline"]
+    if target is not None:
+        header += [f"test loss < {_fmt(target)}", f"first step, val. loss < {_fmt(target)} (median)"]
+    header.append("wall time (s)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    first_rows = {}
+    for row in rows:
+        first_rows.setdefault(row["configuration"], row)
+    for entry in summarize(rows, target):
+        row = first_rows[entry["configuration"]]
+        cells = [_fmt_value(row[f]) for f in fields] + [
+            f"{entry['done']}/{entry['runs']}", _fmt_mean_std(entry["test_loss"]),
+            _fmt_mean_std(entry["ratio_to_baseline"], 100)]
+        if target is not None:
+            median = entry["median_first_step"]
+            cells += [f"{entry['below_target']}/{entry['runs']}",
+                      "never" if median == math.inf else _fmt(median, 6)]
+        cells.append(_fmt(entry["seconds"], 3))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", _explanation(sweep), "", _status_line(rows)]) + "\n"
+
+
+def _explanation(sweep: dict) -> str:
+    seeds = ", ".join(str(s) for s in sweep["seeds"])
+    text = (f"Seeds {seeds}. Test loss: the final model on the test set, mean ± sample std over the runs done; "
+            f"% of baseline: the same divided by the loss of the best memoryless predictor.")
+    if sweep["target"] is not None:
+        text += (f" Below target: runs whose test loss is below {_fmt(sweep['target'])}; first step: the first "
+                 f"evaluation with validation loss below it, median over the runs done (never: half or more "
+                 f"never got there).")
+    return text + " Wall time: mean over the runs done, evaluations included."
+
+
+def _status_line(rows: list[dict]) -> str:
+    counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
+    line = f"{counts['done']} of {len(rows)} runs done"
+    others = [f"{counts[s]} {s}" for s in ("unfinished", "failed", "missing") if counts[s]]
+    line += "; " + ", ".join(others) + "." if others else "."
+    failed = [f"{r['configuration']} seed {r['seed']}: {r['error']}" for r in rows if r["status"] == "failed"]
+    return line + ("" if not failed else " Failed: " + "; ".join(failed) + ".")
+
+
+# ----------------------------------------------------------------------------- the files
+def _csv_cell(value):
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, (dict, list)) else value
+
+
+def write_csv(rows: list[dict], path) -> Path:
+    """``rows`` (:func:`collect`) as CSV, one column per key; None empty, dicts as JSON."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["configuration", "seed", "status"])
+        writer.writeheader()
+        writer.writerows({key: _csv_cell(value) for key, value in row.items()} for row in rows)
+    return path
+
+
+def _colours(n: int) -> list:
+    """``n`` distinguishable colours: matplotlib's cycle up to 10, else spread over viridis."""
+    if n <= 10:
+        return [f"C{i}" for i in range(n)]
+    from matplotlib import colormaps
+    return [colormaps["viridis"](i / (n - 1)) for i in range(n)]
+
+
+def plot_sweep(out, path=None) -> str:
+    """Validation loss (log scale) against the step and against wall time of every run with an
+    evaluation: one colour per configuration, one line style per seed; the target dotted, each
+    task baseline (of the runs done) dashed. Written to ``path`` (default ``OUT/results.png``)."""
+    from .plot import _figure, _save
+
+    sweep = read_sweep(out)
+    path = Path(out) / RESULT_FILES[2] if path is None else path
+    fig = _figure((11, 4.5))
+    axes = fig.subplots(1, 2, sharey=True)
+    styles = ["-", "--", ":", "-."]
+    baselines = set()
+    for configuration, colour in zip(sweep["configurations"], _colours(len(sweep["configurations"]))):
+        for i, seed in enumerate(sweep["seeds"]):
+            run = run_folder(out, configuration["name"], seed)
+            points = [(r["step"], r["elapsed"], r["val_loss"]) for r in read_history(run) if r.get("val_loss") is not None]
+            if run_status(run) == "done":
+                baselines.add(_read_json(run / SUMMARY_FILE)["baseline_loss"])
+            if not points:
+                continue
+            steps, seconds, losses = zip(*points)
+            label = configuration["name"] if i == 0 else None
+            for ax, x in zip(axes, (steps, seconds)):
+                ax.plot(x, losses, color=colour, linestyle=styles[i % len(styles)], linewidth=1.2, label=label)
+    for ax, xlabel in zip(axes, ("step", "wall time (s)")):
+        if sweep["target"] is not None:
+            ax.axhline(sweep["target"], color="grey", linestyle=":", linewidth=1)
+        for baseline in sorted(baselines):
+            ax.axhline(baseline, color="grey", linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel("validation loss")
+    if axes[0].get_legend_handles_labels()[0]:
+        seeds = ", ".join(str(s) for s in sweep["seeds"])
+        axes[0].legend(fontsize=7, title=f"line style: seed {seeds}", title_fontsize=7)
+    fig.suptitle(f"{Path(out).resolve().name}: validation loss; dotted: target, dashed: baseline", fontsize=10)
+    return _save(fig, path)
+
+
+def write_report(out) -> list[Path]:
+    """Write ``OUT/results.csv`` (:func:`collect`), ``OUT/results.md`` (:func:`markdown`) and
+    ``OUT/results.png`` (:func:`plot_sweep`; needs matplotlib); returns their paths."""
+    out = Path(out)
+    csv_path, md_path, png_path = (out / name for name in RESULT_FILES)
+    rows = collect(out)
+    write_csv(rows, csv_path)
+    md_path.write_text(markdown(read_sweep(out), rows), encoding="utf-8")
+    plot_sweep(out, png_path)
+    return [csv_path, md_path, png_path]

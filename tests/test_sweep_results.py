@@ -1,0 +1,306 @@
+"""The results of a sweep: rows, tables and curves read from sweep folders whose runs the real
+Trainer wrote (sweep.json written here per the sweep's contract), and the benchmark sweep specs."""
+import csv
+import importlib.util
+import itertools
+import json
+import math
+import statistics
+import traceback
+from pathlib import Path
+
+import pytest
+import tomllib
+from conftest import TINY
+
+from numpy_rnn.sweep_results import (
+    ERROR_FILE,
+    FORMAT,
+    SWEEP_FILE,
+    collect,
+    markdown,
+    read_history,
+    read_sweep,
+    run_folder,
+    summarize,
+    write_report,
+)
+from numpy_rnn.train import TrainConfig, Trainer, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- sweep folders
+def write_sweep_json(out: Path, base: dict, configurations: dict[str, dict], seeds, target) -> None:
+    """sweep.json per the contract: each configuration is base + its varied fields."""
+    entries = []
+    for name, varied in configurations.items():
+        config = TrainConfig(**{**base, **varied}).to_dict()
+        del config["out"], config["seed"]
+        entries.append({"name": name, "varied": varied, "config": config})
+    out.mkdir(parents=True, exist_ok=True)
+    sweep = {"format": FORMAT, "spec": {"seeds": seeds, "target": target, "base": base}, "seeds": seeds,
+             "target": target, "configurations": entries}
+    (out / SWEEP_FILE).write_text(json.dumps(sweep), encoding="utf-8")
+
+
+def run_config(out: Path, base: dict, varied: dict, name: str, seed: int) -> TrainConfig:
+    return TrainConfig(**{**base, **varied, "seed": seed, "out": str(run_folder(out, name, seed))})
+
+
+def fail_like_the_sweep(config: TrainConfig) -> str:
+    """Train ``config`` until it fails; write error.txt as the sweep does; returns its first line."""
+    try:
+        train(config)
+    except Exception as exc:
+        last = traceback.format_exception_only(exc)[-1].strip()
+        text = last + "\n\n" + "".join(traceback.format_exception(exc))
+        (Path(config.out) / ERROR_FILE).write_text(text, encoding="utf-8")
+        return last
+    raise AssertionError("the run was meant to fail")
+
+
+#: the finished sweep: a grid over the cell, 2 seeds, every run done
+DONE_BASE = dict(TINY, lr=0.01)
+DONE_CONFIGURATIONS = {"cell=gru": {"cell": "gru"}, "cell=rnn": {"cell": "rnn"}}
+DONE_TARGET = 0.335
+
+
+@pytest.fixture(scope="module")
+def done_sweep(tmp_path_factory):
+    """A sweep folder of 4 finished runs; returns it and each run's (summary, history) by (name, seed)."""
+    out = tmp_path_factory.mktemp("done")
+    write_sweep_json(out, DONE_BASE, DONE_CONFIGURATIONS, [0, 1], DONE_TARGET)
+    runs = {}
+    for name, varied in DONE_CONFIGURATIONS.items():
+        for seed in (0, 1):
+            trainer, summary = train(run_config(out, DONE_BASE, varied, name, seed))
+            runs[name, seed] = summary, trainer.history
+    return out, runs
+
+
+#: the partly finished sweep: SGD on a ReLU RNN without clipping; lr 1e6 diverges at step 3
+PARTIAL_BASE = dict(TINY, cell="rnn", nonlinearity="relu", optimizer="sgd", clip_norm=0.0)
+PARTIAL_CONFIGURATIONS = {"lr=0.01": {"lr": 0.01}, "lr=1000000.0": {"lr": 1e6}}
+
+
+@pytest.fixture(scope="module")
+def partial_sweep(tmp_path_factory):
+    """lr=0.01: seed 0 done, seed 1 stopped at step 20, seed 2 not started; lr=1e6: seeds 0 and 1
+    failed, seed 2 not started. Returns the folder, the done run's summary and the failed runs' error lines."""
+    out = tmp_path_factory.mktemp("partial")
+    write_sweep_json(out, PARTIAL_BASE, PARTIAL_CONFIGURATIONS, [0, 1, 2], 0.3)
+    _, summary = train(run_config(out, PARTIAL_BASE, {"lr": 0.01}, "lr=0.01", 0))
+    assert Trainer(run_config(out, PARTIAL_BASE, {"lr": 0.01}, "lr=0.01", 1)).run(until=25) is None
+    errors = [fail_like_the_sweep(run_config(out, PARTIAL_BASE, {"lr": 1e6}, "lr=1000000.0", seed)) for seed in (0, 1)]
+    assert all(e.startswith("numpy_rnn.train.NonFiniteError: non-finite loss or gradient at step 3") for e in errors)
+    return out, summary, errors
+
+
+# ----------------------------------------------------------------------------- collect
+def test_collect_gives_one_row_per_run_with_the_summary_and_the_first_step_below_target(done_sweep):
+    out, runs = done_sweep
+    rows = collect(out)
+    assert [(r["configuration"], r["seed"]) for r in rows] == list(runs)
+    for row in rows:
+        summary, history = runs[row["configuration"], row["seed"]]
+        first = [r["step"] for r in history if r["val_loss"] < DONE_TARGET]
+        assert row == {"configuration": row["configuration"], "cell": DONE_CONFIGURATIONS[row["configuration"]]["cell"],
+                       "seed": row["seed"], "status": "done", "test_loss": summary["test_loss"],
+                       "baseline_loss": summary["baseline_loss"], "ratio_to_baseline": summary["ratio_to_baseline"],
+                       "steps_done": 40, "first_step_below_target": first[0] if first else None,
+                       "seconds": summary["seconds"], "error": None}
+    # the target makes a difference between the runs: some get below it, at different steps, some never
+    assert len({r["first_step_below_target"] for r in rows}) > 2 and None in {r["first_step_below_target"] for r in rows}
+
+
+def test_collect_reads_a_partly_finished_sweep(partial_sweep):
+    out, summary, errors = partial_sweep
+    rows = {(r["configuration"], r["seed"]): r for r in collect(out)}
+    assert {key: r["status"] for key, r in rows.items()} == {
+        ("lr=0.01", 0): "done", ("lr=0.01", 1): "unfinished", ("lr=0.01", 2): "missing",
+        ("lr=1000000.0", 0): "failed", ("lr=1000000.0", 1): "failed", ("lr=1000000.0", 2): "missing"}
+    assert rows["lr=0.01", 0]["test_loss"] == summary["test_loss"]
+    unfinished = rows["lr=0.01", 1]  # the progress so far: its last evaluation
+    history = read_history(run_folder(out, "lr=0.01", 1))
+    assert [r["step"] for r in history] == [10, 20]
+    assert (unfinished["steps_done"], unfinished["seconds"], unfinished["test_loss"]) == (20, history[-1]["elapsed"], None)
+    failed = rows["lr=1000000.0", 0]
+    assert failed["error"] == errors[0] and failed["test_loss"] is None and failed["steps_done"] is None
+    missing = rows["lr=0.01", 2]
+    assert all(missing[key] is None for key in ("test_loss", "steps_done", "seconds", "first_step_below_target"))
+    assert rows["lr=1000000.0", 2]["lr"] == 1e6
+
+
+def test_without_a_target_there_is_no_target_column(tmp_path):
+    write_sweep_json(tmp_path, TINY, {"base": {}}, [0], None)
+    train(run_config(tmp_path, TINY, {}, "base", 0))
+    [row] = collect(tmp_path)
+    assert "first_step_below_target" not in row and row["status"] == "done"
+    table = markdown(read_sweep(tmp_path), [row])
+    assert table.splitlines()[0] == "| configuration | runs done | test loss | % of baseline | wall time (s) |"
+    assert table.splitlines()[2].startswith("| base | 1/1 | ")
+
+
+def test_a_metrics_line_cut_short_at_the_end_is_left_out_and_one_in_the_middle_is_an_error(tmp_path):
+    rows = [{"step": 10, "val_loss": 0.5}, {"step": 20, "val_loss": 0.4}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 30, "val_l', encoding="utf-8")
+    assert read_history(tmp_path) == rows
+    path.write_text(json.dumps(rows[0]) + '\n{"step": 2\n' + json.dumps(rows[1]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"metrics.jsonl line 2 is not JSON"):
+        read_history(tmp_path)
+    assert read_history(tmp_path / "nowhere") == []
+
+
+def test_a_folder_without_sweep_json_or_of_another_format_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"is not a sweep folder: it has no sweep.json"):
+        collect(tmp_path)
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({"format": "numpy_rnn.sweep/9"}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expected .*sweep.json of format 'numpy_rnn.sweep/1', got 'numpy_rnn.sweep/9'"):
+        collect(tmp_path)
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({"format": FORMAT, "seeds": [0], "target": None,
+                                                   "configurations": [{"name": "base"}]}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"expected every configuration .* to have name, varied and config"):
+        collect(tmp_path)
+
+
+def test_a_run_folder_of_another_configuration_is_refused_naming_the_fields(tmp_path):
+    write_sweep_json(tmp_path, TINY, {"base": {}}, [0], None)
+    train(TrainConfig(**{**TINY, "hidden_size": 4, "lr": 0.01, "out": str(run_folder(tmp_path, "base", 0))}))
+    with pytest.raises(ValueError, match=r"holds a run of another configuration than sweep.json's 'base' seed 0 "
+                                         r"\(fields that differ: hidden_size, lr\); rerun the sweep with --force"):
+        collect(tmp_path)
+
+
+# ----------------------------------------------------------------------------- the tables
+def test_the_median_first_step_counts_a_run_that_never_got_there_as_infinitely_late():
+    rows = [{"configuration": name, "seed": seed, "status": "done", "test_loss": loss, "ratio_to_baseline": 6 * loss,
+             "seconds": 1.0, "first_step_below_target": step}
+            for name, seed, loss, step in [("a", 0, 0.005, 500), ("a", 1, 0.02, None), ("a", 2, 0.001, 750),
+                                           ("b", 0, 0.005, 500), ("b", 1, 0.02, None), ("b", 2, 0.02, None)]]
+    rows.append({**rows[-1], "seed": 3, "status": "unfinished", "test_loss": None, "ratio_to_baseline": None,
+                 "seconds": 0.5, "first_step_below_target": 250})  # not done: left out of the numbers
+    a, b = summarize(rows, 0.01)
+    assert (a["median_first_step"], a["below_target"], a["done"], a["runs"]) == (750, 2, 3, 3)
+    assert (b["median_first_step"], b["below_target"], b["done"], b["unfinished"], b["runs"]) == (math.inf, 1, 3, 1, 4)
+    assert a["test_loss"] == pytest.approx((statistics.fmean([0.005, 0.02, 0.001]), statistics.stdev([0.005, 0.02, 0.001])))
+    assert b["seconds"] == 1.0
+
+
+def _table(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("|")]
+
+
+def test_the_markdown_table_gives_mean_and_std_over_seeds_per_configuration(done_sweep):
+    out, runs = done_sweep
+    text = markdown(read_sweep(out), collect(out))
+    header, rule, *body = _table(text)
+    assert header == ["cell", "runs done", "test loss", "% of baseline", "test loss < 0.335",
+                      "first step, val. loss < 0.335 (median)", "wall time (s)"]
+    assert [row[0] for row in body] == ["gru", "rnn"]
+    for row, name in zip(body, DONE_CONFIGURATIONS):
+        summaries = [runs[name, seed][0] for seed in (0, 1)]
+        tests = [s["test_loss"] for s in summaries]
+        ratios = [100 * s["ratio_to_baseline"] for s in summaries]
+        firsts = [next((r["step"] for r in runs[name, seed][1] if r["val_loss"] < DONE_TARGET), math.inf) for seed in (0, 1)]
+        median = statistics.median(firsts)
+        assert row[1:] == ["2/2", f"{statistics.fmean(tests):.3g} ± {statistics.stdev(tests):.2g}",
+                           f"{statistics.fmean(ratios):.3g} ± {statistics.stdev(ratios):.2g}",
+                           f"{sum(t < DONE_TARGET for t in tests)}/2", "never" if median == math.inf else f"{median:.6g}",
+                           f"{statistics.fmean(s['seconds'] for s in summaries):.3g}"]
+    assert text.rstrip().endswith("4 of 4 runs done.")
+
+
+def test_the_markdown_of_a_partly_finished_sweep_counts_the_runs_and_names_the_failures(partial_sweep):
+    out, summary, errors = partial_sweep
+    text = markdown(read_sweep(out), collect(out))
+    _, _, done, failed = _table(text)
+    assert done[:3] == ["0.01", "1/3", f"{summary['test_loss']:.3g}"]  # one run done: no std
+    assert failed == ["1000000.0", "0/3", "-", "-", "0/3", "-", "-"]
+    assert text.rstrip().splitlines()[-1] == (f"1 of 6 runs done; 1 unfinished, 2 failed, 2 missing. Failed: "
+                                              f"lr=1000000.0 seed 0: {errors[0]}; lr=1000000.0 seed 1: {errors[1]}.")
+
+
+# ----------------------------------------------------------------------------- the report
+def test_write_report_writes_the_csv_the_markdown_and_the_curves(partial_sweep, monkeypatch):
+    from matplotlib.figure import Figure
+    saved, savefig = {}, Figure.savefig
+
+    def spy(fig, path, **kw):
+        saved["axes"] = fig.axes
+        return savefig(fig, path, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    out, summary, _ = partial_sweep
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    paths = write_report(out)
+    assert paths == [out / "results.csv", out / "results.md", out / "results.png"]
+    assert {p: p.read_bytes() for p in before} == before  # nothing else touched
+    with open(paths[0], encoding="utf-8", newline="") as f:
+        table = list(csv.DictReader(f))
+    rows = collect(out)
+    assert [list(r) for r in table] == [list(rows[0])] * 6
+    assert [{k: str(v) if v is not None else "" for k, v in r.items()} for r in rows] == table
+    assert paths[1].read_text(encoding="utf-8") == markdown(read_sweep(out), rows)
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    by_step, by_time = saved["axes"]
+    lines = by_step.get_lines()
+    curves = [line for line in lines if len(line.get_xdata()) > 2]  # the target and baseline are lines of 2 points
+    # lr=0.01: seed 0 (4 evaluations), seed 1 (2 evaluations); the failed runs never evaluated
+    assert [list(line.get_xdata()) for line in lines if line.get_linestyle() in ("-", "--") and line.get_color() == "C0"] \
+        == [[10, 20, 30, 40], [10, 20]]
+    assert [line.get_label() for line in curves] == ["lr=0.01"]
+    assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [0.3, 0.3]] == [":"]
+    assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [summary["baseline_loss"]] * 2] == ["--"]
+    assert by_step.get_yscale() == "log" and by_time.get_xlabel() == "wall time (s)"
+    history = read_history(run_folder(out, "lr=0.01", 0))
+    assert list(by_time.get_lines()[0].get_xdata()) == [r["elapsed"] for r in history]
+
+
+def test_write_report_of_a_finished_sweep_has_one_colour_per_configuration(done_sweep, monkeypatch):
+    from matplotlib.figure import Figure
+    colours = {}
+    savefig = Figure.savefig
+
+    def spy(fig, path, **kw):
+        for line in fig.axes[0].get_lines():
+            colours.setdefault(line.get_color(), []).append(line.get_linestyle())
+        return savefig(fig, path, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    out, _ = done_sweep
+    write_report(out)
+    assert colours["C0"] == ["-", "--"] and colours["C1"] == ["-", "--"]
+
+
+# ----------------------------------------------------------------------------- the benchmark specs
+def _results_py():
+    spec = importlib.util.spec_from_file_location("benchmark_results", ROOT / "benchmarks" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _expand(spec: dict) -> list[dict]:
+    """The configurations of a spec per the sweep's contract: base x the grid's product, then base +
+    each [[runs]] entry; base alone when there is neither."""
+    base, grid = spec.get("base", {}), spec.get("grid", {})
+    configurations = [{**base, **dict(zip(grid, values))} for values in itertools.product(*grid.values())] if grid else []
+    configurations += [{**base, **run} for run in spec.get("runs", [])]
+    return configurations or [base]
+
+
+@pytest.mark.parametrize("group", ["memory", "adding"])
+def test_each_benchmark_spec_is_results_py_group(group):
+    results = _results_py()
+    spec = tomllib.loads((ROOT / "benchmarks" / "sweeps" / f"{group}.toml").read_text(encoding="utf-8"))
+    assert spec["seeds"] == results.DEFAULT_SEEDS[group]
+    baseline = {"memory": 1 / 3, "adding": 1 / 6}[group]
+    assert spec["target"] == results.TARGETS[group][1](baseline)
+
+    def key(fields: dict) -> str:
+        return json.dumps(TrainConfig(**fields).to_dict(), sort_keys=True)
+
+    expected = sorted(key(results.EXPERIMENTS[name][2]) for name in results.GROUPS[group])
+    assert sorted(key(fields) for fields in _expand(spec)) == expected
