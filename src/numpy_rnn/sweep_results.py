@@ -36,17 +36,13 @@ from .train import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 __all__ = ["ERROR_FILE", "FORMAT", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect", "first_below",
            "markdown", "plot_sweep", "read_history", "read_sweep", "run_folder", "run_status", "summarize",
-           "write_report"]
+           "varied_fields", "write_csv", "write_report"]
 
 SWEEP_FILE, ERROR_FILE = "sweep.json", "error.txt"
 FORMAT = "numpy_rnn.sweep/1"
 #: what write_report writes into the sweep folder
 RESULT_FILES = ("results.csv", "results.md", "results.png")
 STATUSES = ("done", "unfinished", "failed", "missing")
-#: the measured columns of a row, after the configuration, its varied fields, the seed and the status
-#: (``steps_done``, not ``steps``: a sweep may vary the field ``steps``)
-MEASURES = ("test_loss", "baseline_loss", "ratio_to_baseline", "steps_done", "first_step_below_target", "seconds",
-            "error")
 
 
 # ----------------------------------------------------------------------------- reading the folders
@@ -137,8 +133,7 @@ def varied_fields(sweep: dict) -> list[str]:
 
 
 def _run_row(run: Path, status: str, target: float | None) -> dict:
-    """The measured columns (:data:`MEASURES`) of one run: a done run's summary; an unfinished or
-    failed one's last evaluation (steps_done, seconds); a failed one's error line."""
+    """The measured columns of one run (see :func:`collect`)."""
     history = read_history(run)
     last = history[-1] if history else {}
     summary = _read_json(run / SUMMARY_FILE) if status == "done" else {}
@@ -157,10 +152,11 @@ def _run_row(run: Path, status: str, target: float | None) -> dict:
 def collect(out) -> list[dict]:
     """One row per run of the sweep in folder ``out``, configurations in sweep.json's order, then
     seeds: ``configuration`` (its name), every varied field (:func:`varied_fields`), ``seed``,
-    ``status`` (:data:`STATUSES`), then :data:`MEASURES`: test, baseline and their ratio (done
-    runs), ``steps_done`` and ``seconds`` (done: the summary's; otherwise at the last evaluation),
-    ``first_step_below_target`` (only with a target: the first evaluation with validation loss
-    below it, None if none), ``error`` (failed runs: the error's line).
+    ``status`` (:data:`STATUSES`), then what was measured (None where it was not): ``test_loss``,
+    ``baseline_loss`` and ``ratio_to_baseline`` (done runs), ``steps_done`` and ``seconds`` (done:
+    the summary's; otherwise at the last evaluation; ``steps_done``, not ``steps``: a sweep may vary
+    the field ``steps``), ``first_step_below_target`` (only with a target: the first evaluation with
+    validation loss below it), ``error`` (failed runs: the error's line).
 
     A run folder holding another configuration than sweep.json's is an error (ValueError).
     """
@@ -221,6 +217,10 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def _fmt_seconds(value) -> str:
+    return _fmt(value) if value is None or value < 100 else f"{value:.0f}"
+
+
 def _fmt_mean_std(pair: tuple[float | None, float | None], scale: float = 1.0) -> str:
     mean, std = pair
     if mean is None:
@@ -261,7 +261,7 @@ def markdown(sweep: dict, rows: list[dict]) -> str:
             median = entry["median_first_step"]
             cells += [f"{entry['below_target']}/{entry['runs']}",
                       "never" if median == math.inf else _fmt(median, 6)]
-        cells.append(_fmt(entry["seconds"], 3))
+        cells.append(_fmt_seconds(entry["seconds"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, "", _explanation(sweep), "", _status_line(rows)]) + "\n"
 
