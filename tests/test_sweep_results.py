@@ -142,6 +142,15 @@ def test_without_a_target_there_is_no_target_column(tmp_path):
     assert table.splitlines()[2].startswith("| base | 1/1 | ")
 
 
+def test_a_run_that_failed_before_writing_its_config_is_failed(tmp_path):
+    write_sweep_json(tmp_path, TINY, {"base": {}}, [3], None)
+    run = run_folder(tmp_path, "base", 3)
+    run.mkdir(parents=True)
+    (run / ERROR_FILE).write_text("MemoryError: out of memory\n\nTraceback ...\n", encoding="utf-8")
+    [row] = collect(tmp_path)
+    assert (row["seed"], row["status"], row["error"], row["steps_done"]) == (3, "failed", "MemoryError: out of memory", None)
+
+
 def test_a_metrics_line_cut_short_at_the_end_is_left_out_and_one_in_the_middle_is_an_error(tmp_path):
     rows = [{"step": 10, "val_loss": 0.5}, {"step": 20, "val_loss": 0.4}]
     path = tmp_path / "metrics.jsonl"

@@ -168,7 +168,7 @@ def collect(out) -> list[dict]:
         for seed in sweep["seeds"]:
             run = run_folder(out, configuration["name"], seed)
             status = run_status(run)
-            if status != "missing":
+            if (run / CONFIG_FILE).is_file():  # a run may fail before it writes one
                 _check_run_config(run, configuration, seed)
             rows.append({"configuration": configuration["name"], **values, "seed": seed, "status": status,
                          **_run_row(run, status, sweep["target"])})
