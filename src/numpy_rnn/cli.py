@@ -3,7 +3,8 @@
 ``numpy-rnn gradcheck``: the notebook's gradient check. ``numpy-rnn train``: a training run
 into a run folder (``--resume RUN_DIR`` continues one); ``numpy-rnn eval RUN_DIR`` and
 ``numpy-rnn sample RUN_DIR`` (character model) use its checkpoint. ``numpy-rnn diagnose``:
-gradient-flow diagnostics of a run or of a fresh model. ``numpy-rnn demo``: the
+gradient-flow diagnostics of a run or of a fresh model. ``numpy-rnn sweep SPEC.toml --out DIR``:
+many runs from a spec on Dask (``--report DIR`` rebuilds the results). ``numpy-rnn demo``: the
 gradient check, then a short training run of the notebook's RNN on the memory task.
 
 Exit codes: 0 done; 1 the command failed (a gradient check failed, a file or run folder that
@@ -352,6 +353,46 @@ def _rate(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.4g}"
 
 
+def run_sweep_command(args) -> int:
+    """Every run of the spec into ``--out`` on Dask, then the results; or ``--report DIR``
+    alone. Exit 1 naming the runs that failed; 130 on Ctrl-C (a rerun goes on)."""
+    if args.report is not None:
+        given = ["SPEC.toml"] * (args.spec is not None) + [_flag(name) for name in ("out", "scheduler", "workers", "force")
+                                                            if getattr(args, name) not in (None, False)]
+        if given:
+            args.parser.error(f"--report rebuilds the results of a sweep folder alone; got also {', '.join(given)}")
+        from .sweep_results import write_report
+        for path in write_report(args.report):
+            print(f"wrote {path}")
+        return 0
+    if args.spec is None or args.out is None:
+        args.parser.error("expected SPEC.toml and --out DIR (or --report DIR)")
+    from .sweep import load_spec, run_sweep
+    spec = load_spec(args.spec)
+    progress = not args.no_progress and importlib.util.find_spec("tqdm") is not None
+    try:
+        result = run_sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers, force=args.force,
+                           progress=progress)
+    except ImportError as exc:  # Dask is an extra
+        _print_error("sweep", str(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the runs are stopped at their last checkpoint; rerun the same command to go on",
+              file=sys.stderr)
+        return 130
+    for folder in result["redone"]:
+        print(f"redone (its configuration changed): {folder}")
+    done, skipped, failed = len(result["done"]), len(result["skipped"]), result["failed"]
+    print(f"sweep {args.out}: {done} runs trained, {skipped} finished before, {len(failed)} failed")
+    for path in result["report"]:
+        print(f"wrote {path}")
+    if failed:
+        _print_error("sweep", f"{len(failed)} run(s) failed (error.txt in each): "
+                              + "; ".join(f"{folder}: {line}" for folder, line in failed.items()))
+        return 1
+    return 0
+
+
 def run_demo(args) -> int:
     """The notebook's gradient check, then the notebook's RNN trained on the memory task, both
     with the demo's H, T and seed (into ``--out``, replacing the previous demo's run there)."""
@@ -418,6 +459,24 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--jacobian-sequences", type=_positive_int, default=4,
                       help="sequences of the batch whose Jacobian norms are computed (default: %(default)s)")
     _add_config_options(diag, "where diagnostics.json and the plots go (default: RUN_DIR, or runs/diagnose-TASK)")
+
+    sweep = command("sweep", run_sweep_command, "many training runs from a TOML spec, on Dask; or --report a sweep",
+                    "Run every configuration and seed of SPEC.toml into DIR/<name>/seed<k>/ on Dask distributed "
+                    "(an embedded cluster, or --scheduler), skipping finished runs and resuming unfinished ones; "
+                    "then write DIR/results.csv, results.md and results.png. Needs numpy-rnn[sweep].",
+                    usage="%(prog)s SPEC.toml --out DIR [--scheduler tcp://HOST:PORT] [--workers N] [--force]\n"
+                          "       %(prog)s --report DIR")
+    sweep.add_argument("spec", metavar="SPEC.toml", nargs="?", help="the sweep spec: seeds, [base], [grid], [[runs]]")
+    sweep.add_argument("--out", metavar="DIR", help="the sweep folder")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                       help="an existing Dask scheduler (its workers must see DIR at the same path); "
+                            "default: an embedded cluster on this machine")
+    sweep.add_argument("--workers", type=_positive_int,
+                       help="worker processes of the embedded cluster (default: one per core)")
+    sweep.add_argument("--force", action="store_true",
+                       help="run a changed spec into DIR: redo the runs whose configuration changed, keep the others")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--report", metavar="DIR", help="only rebuild the results of the sweep folder DIR")
 
     demo = command("demo", run_demo, "the main job of `make demo`: gradient check, then a short training run",
                    "The notebook's gradient check (D = 5, K = 1 and 5), then its RNN trained on the memory task "
