@@ -2,7 +2,6 @@
 Trainer wrote (sweep.json written here per the sweep's contract), and the benchmark sweep specs."""
 import csv
 import importlib.util
-import itertools
 import json
 import math
 import statistics
@@ -10,7 +9,6 @@ import traceback
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import TINY
 
 from numpy_rnn.sweep_results import (
@@ -291,25 +289,20 @@ def _results_py():
     return module
 
 
-def _expand(spec: dict) -> list[dict]:
-    """The configurations of a spec per the sweep's contract: base x the grid's product, then base +
-    each [[runs]] entry; base alone when there is neither."""
-    base, grid = spec.get("base", {}), spec.get("grid", {})
-    configurations = [{**base, **dict(zip(grid, values))} for values in itertools.product(*grid.values())] if grid else []
-    configurations += [{**base, **run} for run in spec.get("runs", [])]
-    return configurations or [base]
-
-
 @pytest.mark.parametrize("group", ["memory", "adding"])
 def test_each_benchmark_spec_is_results_py_group(group):
+    """The spec loads (the sweep's own load_spec) and its configurations are the group's
+    experiments, field for field; same seeds, same target."""
+    from numpy_rnn.sweep import load_spec
+
     results = _results_py()
-    spec = tomllib.loads((ROOT / "benchmarks" / "sweeps" / f"{group}.toml").read_text(encoding="utf-8"))
-    assert spec["seeds"] == results.DEFAULT_SEEDS[group]
+    spec = load_spec(ROOT / "benchmarks" / "sweeps" / f"{group}.toml")
+    assert list(spec.seeds) == results.DEFAULT_SEEDS[group]
     baseline = {"memory": 1 / 3, "adding": 1 / 6}[group]
-    assert spec["target"] == results.TARGETS[group][1](baseline)
+    assert spec.target == results.TARGETS[group][1](baseline)
 
     def key(fields: dict) -> str:
         return json.dumps(TrainConfig(**fields).to_dict(), sort_keys=True)
 
     expected = sorted(key(results.EXPERIMENTS[name][2]) for name in results.GROUPS[group])
-    assert sorted(key(fields) for fields in _expand(spec)) == expected
+    assert sorted(key(c.config) for c in spec.configurations()) == expected
