@@ -251,13 +251,12 @@ def test_write_report_writes_the_csv_the_markdown_and_the_curves(partial_sweep, 
     assert [{k: str(v) if v is not None else "" for k, v in r.items()} for r in rows] == table
     assert paths[1].read_text(encoding="utf-8") == markdown(read_sweep(out), rows)
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    by_step, by_time = saved["axes"]
+    by_step, by_time, key = saved["axes"]
     lines = by_step.get_lines()
-    curves = [line for line in lines if len(line.get_xdata()) > 2]  # the target and baseline are lines of 2 points
     # lr=0.01: seed 0 (4 evaluations), seed 1 (2 evaluations); the failed runs never evaluated
-    assert [list(line.get_xdata()) for line in lines if line.get_linestyle() in ("-", "--") and line.get_color() == "C0"] \
-        == [[10, 20, 30, 40], [10, 20]]
-    assert [line.get_label() for line in curves] == ["lr=0.01"]
+    assert [(list(line.get_xdata()), line.get_linestyle()) for line in lines if line.get_color() == "C0"] \
+        == [([10, 20, 30, 40], "-"), ([10, 20], "--")]
+    assert [text.get_text() for text in key.get_legend().get_texts()] == ["lr=0.01"]
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [0.3, 0.3]] == [":"]
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [summary["baseline_loss"]] * 2] == ["--"]
     assert by_step.get_yscale() == "log" and by_time.get_xlabel() == "wall time (s)"

@@ -26,6 +26,7 @@ failed is the report of what it has done so far; :func:`write_report` writes it 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import statistics
@@ -311,30 +312,24 @@ def _colours(n: int) -> list:
     return [colormaps["viridis"](i / (n - 1)) for i in range(n)]
 
 
+#: line style per seed (in the order of the sweep's seeds); the target is grey dotted, baselines grey dashed
+SEED_STYLES = ("-", "--", "-.", ":")
+
+
 def plot_sweep(out, path=None) -> str:
     """Validation loss (log scale) against the step and against wall time of every run with an
-    evaluation: one colour per configuration, one line style per seed; the target dotted, each
-    task baseline (of the runs done) dashed. Written to ``path`` (default ``OUT/results.png``)."""
+    evaluation: one colour per configuration, one line style per seed (:data:`SEED_STYLES`); the
+    target dotted, each task baseline (of the runs done) dashed; the key below the panels.
+    Written to ``path`` (default ``OUT/results.png``)."""
     from .plot import _figure, _save
 
     sweep = read_sweep(out)
-    path = Path(out) / RESULT_FILES[2] if path is None else path
-    fig = _figure((11, 4.5))
-    axes = fig.subplots(1, 2, sharey=True)
-    styles = ["-", "--", ":", "-."]
-    baselines = set()
-    for configuration, colour in zip(sweep["configurations"], _colours(len(sweep["configurations"]))):
-        for i, seed in enumerate(sweep["seeds"]):
-            run = run_folder(out, configuration["name"], seed)
-            points = [(r["step"], r["elapsed"], r["val_loss"]) for r in read_history(run) if r.get("val_loss") is not None]
-            if run_status(run) == "done":
-                baselines.add(_read_json(run / SUMMARY_FILE)["baseline_loss"])
-            if not points:
-                continue
-            steps, seconds, losses = zip(*points)
-            label = configuration["name"] if i == 0 else None
-            for ax, x in zip(axes, (steps, seconds)):
-                ax.plot(x, losses, color=colour, linestyle=styles[i % len(styles)], linewidth=1.2, label=label)
+    n = len(sweep["configurations"])
+    fig = _figure((11, 4.5 + 0.2 * n))
+    grid = fig.add_gridspec(2, 2, height_ratios=[4.5, 0.2 * n + 0.4])
+    by_step = fig.add_subplot(grid[0, 0])
+    axes = (by_step, fig.add_subplot(grid[0, 1], sharey=by_step))
+    baselines = _draw_runs(axes, sweep, out)
     for ax, xlabel in zip(axes, ("step", "wall time (s)")):
         if sweep["target"] is not None:
             ax.axhline(sweep["target"], color="grey", linestyle=":", linewidth=1)
@@ -343,12 +338,36 @@ def plot_sweep(out, path=None) -> str:
         ax.set_yscale("log")
         ax.set_xlabel(xlabel)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel("validation loss")
-    if axes[0].get_legend_handles_labels()[0]:
+    by_step.set_ylabel("validation loss")
+    key = fig.add_subplot(grid[1, :])
+    key.axis("off")
+    handles, labels = by_step.get_legend_handles_labels()
+    if handles:
         seeds = ", ".join(str(s) for s in sweep["seeds"])
-        axes[0].legend(fontsize=7, title=f"line style: seed {seeds}", title_fontsize=7)
+        key.legend(handles, labels, loc="center", fontsize=8, frameon=False,
+                   title=f"configuration; line style: seed {seeds}", title_fontsize=8)
     fig.suptitle(f"{Path(out).resolve().name}: validation loss; dotted: target, dashed: baseline", fontsize=10)
     return _save(fig, path)
+
+
+def _draw_runs(axes, sweep: dict, out) -> set[float]:
+    """Each run's validation curve on both axes (against step, against elapsed), the first of each
+    configuration labelled with its name; returns the baselines of the runs done."""
+    baselines = set()
+    for configuration, colour in zip(sweep["configurations"], _colours(len(sweep["configurations"]))):
+        label = configuration["name"]
+        for seed, style in zip(sweep["seeds"], itertools.cycle(SEED_STYLES)):
+            run = run_folder(out, configuration["name"], seed)
+            if run_status(run) == "done":
+                baselines.add(_read_json(run / SUMMARY_FILE)["baseline_loss"])
+            points = [(r["step"], r["elapsed"], r["val_loss"]) for r in read_history(run) if r.get("val_loss") is not None]
+            if not points:
+                continue
+            steps, seconds, losses = zip(*points)
+            for ax, x in zip(axes, (steps, seconds)):
+                ax.plot(x, losses, color=colour, linestyle=style, linewidth=1.2, label=label)
+            label = None
+    return baselines
 
 
 def write_report(out) -> list[Path]:
