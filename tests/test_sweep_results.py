@@ -161,7 +161,7 @@ def test_a_metrics_line_cut_short_at_the_end_is_left_out_and_one_in_the_middle_i
 
 
 def test_a_folder_without_sweep_json_or_of_another_format_is_refused(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"is not a sweep folder: it has no sweep.json"):
+    with pytest.raises(FileNotFoundError, match=r"^read_sweep: .* is not a sweep folder: it has no sweep.json"):
         collect(tmp_path)
     (tmp_path / SWEEP_FILE).write_text(json.dumps({"format": "numpy_rnn.sweep/9"}), encoding="utf-8")
     with pytest.raises(ValueError, match=r"expected .*sweep.json of format 'numpy_rnn.sweep/1', got 'numpy_rnn.sweep/9'"):
@@ -175,7 +175,7 @@ def test_a_folder_without_sweep_json_or_of_another_format_is_refused(tmp_path):
 def test_a_run_folder_of_another_configuration_is_refused_naming_the_fields(tmp_path):
     write_sweep_json(tmp_path, TINY, {"base": {}}, [0], None)
     train(TrainConfig(**{**TINY, "hidden_size": 4, "lr": 0.01, "out": str(run_folder(tmp_path, "base", 0))}))
-    with pytest.raises(ValueError, match=r"holds a run of another configuration than sweep.json's 'base' seed 0 "
+    with pytest.raises(ValueError, match=r"^collect: .* holds a run of another configuration than sweep.json's 'base' seed 0 "
                                          r"\(fields that differ: hidden_size, lr\); rerun the sweep with --force"):
         collect(tmp_path)
 

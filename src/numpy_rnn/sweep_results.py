@@ -56,20 +56,20 @@ def read_sweep(out) -> dict:
     """``OUT/sweep.json``, checked: its format, seeds, target and configurations."""
     path = Path(out) / SWEEP_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"sweep results: '{out}' is not a sweep folder: it has no {SWEEP_FILE}")
+        raise FileNotFoundError(f"read_sweep: '{out}' is not a sweep folder: it has no {SWEEP_FILE}")
     try:
         sweep = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"sweep results: {path} is not JSON: {exc}") from None
+        raise ValueError(f"read_sweep: {path} is not JSON: {exc}") from None
     if not isinstance(sweep, dict) or sweep.get("format") != FORMAT:
         found = sweep.get("format") if isinstance(sweep, dict) else type(sweep).__name__
-        raise ValueError(f"sweep results: expected {path} of format {FORMAT!r}, got {found!r}")
+        raise ValueError(f"read_sweep: expected {path} of format {FORMAT!r}, got {found!r}")
     missing = [key for key in ("seeds", "target", "configurations") if key not in sweep]
     if missing:
-        raise ValueError(f"sweep results: {path} lacks {', '.join(missing)}")
+        raise ValueError(f"read_sweep: {path} lacks {', '.join(missing)}")
     for configuration in sweep["configurations"]:
         if not isinstance(configuration, dict) or not {"name", "varied", "config"} <= set(configuration):
-            raise ValueError(f"sweep results: expected every configuration in {path} to have name, varied and "
+            raise ValueError(f"read_sweep: expected every configuration in {path} to have name, varied and "
                              f"config, got {configuration!r}")
     return sweep
 
@@ -94,7 +94,7 @@ def read_history(run) -> list[dict]:
         except json.JSONDecodeError:
             if number == len(lines):  # no newline after it: cut short
                 break
-            raise ValueError(f"sweep results: {path} line {number} is not JSON: {line[:80]!r}") from None
+            raise ValueError(f"read_history: {path} line {number} is not JSON: {line[:80]!r}") from None
     return records
 
 
@@ -123,7 +123,7 @@ def _check_run_config(run: Path, configuration: dict, seed: int) -> None:
     expected = TrainConfig.from_dict({**configuration["config"], "seed": seed, "out": stored["out"]}).to_dict()
     differ = [name for name in stored if stored[name] != expected[name]]
     if differ:
-        raise ValueError(f"sweep results: {run} holds a run of another configuration than {SWEEP_FILE}'s "
+        raise ValueError(f"collect: {run} holds a run of another configuration than {SWEEP_FILE}'s "
                          f"{configuration['name']!r} seed {seed} (fields that differ: {', '.join(differ)}); "
                          f"rerun the sweep with --force to redo it")
 
