@@ -23,10 +23,11 @@ The contract, stated once:
   to ``error.txt`` and reported, never retried.
 - **Nothing is lost**: a rerun skips finished runs and resumes the others bit-exact from their
   last checkpoint (every ``checkpoint_every`` steps); a worker that dies has its task
-  rescheduled by Dask, which resumes it the same way; Ctrl-C cancels the tasks and closes an
-  embedded cluster. A spec that changed since ``sweep.json`` was written is refused with the
-  fields that differ, unless ``force``: then the runs whose configuration changed are deleted
-  and redone, the others kept (folders of configurations the spec dropped are left alone).
+  rescheduled by Dask, which resumes it the same way; Ctrl-C cancels the runs not started and
+  stops the others at their next checkpoint (:data:`STOP_FILE`). A spec that changed since
+  ``sweep.json`` was written is refused with the fields that differ, unless ``force``: then the
+  runs whose configuration changed are deleted and redone, the others kept (folders of
+  configurations the spec dropped are left alone).
 - **Threads**: an embedded ``LocalCluster`` has single-threaded worker processes (one per core,
   or ``workers``) with BLAS pinned to one thread by their environment; inside every task, on
   any cluster, threadpoolctl limits BLAS to the worker's threads.
@@ -59,7 +60,7 @@ from .train import (
     run_exists,
 )
 
-__all__ = ["BLAS_ENV", "Configuration", "SweepSpec", "SweepSpecError", "load_spec", "run_one", "run_sweep"]
+__all__ = ["BLAS_ENV", "STOP_FILE", "Configuration", "SweepSpec", "SweepSpecError", "load_spec", "run_one", "run_sweep"]
 
 #: the tables and keys a spec may have
 SPEC_KEYS = ("seeds", "target", "base", "grid", "runs")
@@ -67,6 +68,8 @@ SPEC_KEYS = ("seeds", "target", "base", "grid", "runs")
 SET_BY_SWEEP = ("out", "seed")
 #: the environment of an embedded cluster's workers: BLAS on one thread
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+#: in the sweep folder while Ctrl-C stops the sweep: each run stops at its next checkpoint
+STOP_FILE = ".stop"
 #: seconds between two looks at a folder another writer holds, and between two progress updates
 WAIT_SECONDS, POLL_SECONDS = 1.0, 0.25
 _MAX_NAME_BYTES = 200  # a folder name stays well under the usual 255-byte limit
@@ -208,11 +211,13 @@ def _config(values: dict, where: str, fail) -> dict:
 
 
 def _named(configs: list[dict], keys: list[str], fail) -> list[Configuration]:
-    """Each configuration named by the ``keys`` whose values differ across ``configs``."""
-    varied = [key for key in keys if len({json.dumps(c[key], sort_keys=True) for c in configs}) > 1]
+    """Each configuration named by the ``keys`` whose values differ across ``configs`` (the
+    cell as trained: no cell is the default's)."""
+    shown = [{**config, "cell": TrainConfig.from_dict(config).cell_used} for config in configs]
+    varied = [key for key in keys if len({json.dumps(c[key], sort_keys=True) for c in shown}) > 1]
     named, seen = [], {}
-    for i, config in enumerate(configs):
-        values = {key: config[key] for key in varied}
+    for i, (config, values) in enumerate(zip(configs, shown)):
+        values = {key: values[key] for key in varied}
         name = ",".join(f"{key}={_name_value(value)}" for key, value in values.items()) if len(configs) > 1 else "base"
         if name in seen:
             fail("configurations", f"expected different configurations, got number {seen[name] + 1} and {i + 1} "
@@ -237,22 +242,27 @@ def _name_value(value) -> str:
 
 
 # ----------------------------------------------------------------------------- one run (on a worker)
-def run_one(config: dict) -> dict:
+def run_one(config: dict, stop_file=None) -> dict:
     """The task of one run (``TrainConfig.to_dict()``, its ``out`` the run folder): skip it,
-    resume it or train it to the end (see the module docstring). Returns ``{"status": "done" |
-    "skipped" | "failed", "error": the error's last line or None}``."""
+    resume it or train it to the end (see the module docstring), stopping at a checkpoint once
+    ``stop_file`` exists. Returns ``{"status": "done" | "skipped" | "stopped" | "failed",
+    "error": the error's line or None}``."""
     folder = Path(config["out"])
     with _blas_threads():
         while True:
             try:
-                return {"status": _train_to_the_end(TrainConfig.from_dict(config)), "error": None}
+                status = _train_to_the_end(TrainConfig.from_dict(config), None if stop_file is None else Path(stop_file))
+                return {"status": status, "error": None}
             except (RunInUse, FileExistsError):  # another writer holds or just started the folder
                 time.sleep(WAIT_SECONDS)
             except Exception as exc:  # the run failed: say why in its folder
                 return {"status": "failed", "error": _write_error(folder, exc)}
 
 
-def _train_to_the_end(config: TrainConfig) -> str:
+def _train_to_the_end(config: TrainConfig, stop_file: Path | None) -> str:
+    """Train in stretches from checkpoint to checkpoint (every ``checkpoint_every`` steps; one
+    stretch without), looking for ``stop_file`` in between; the stretches change nothing in
+    the run (it goes on in memory)."""
     folder = Path(config.out)
     if (folder / SUMMARY_FILE).is_file():
         return "skipped"
@@ -264,14 +274,19 @@ def _train_to_the_end(config: TrainConfig) -> str:
             with lock_run(folder):
                 remove_run(folder)
         trainer = Trainer(config)
-    summary = trainer.run()
+    every = config.checkpoint_every or config.steps
+    summary = None
+    while summary is None:
+        if stop_file is not None and stop_file.exists():
+            return "stopped"
+        summary = trainer.run(until=(trainer.step // every + 1) * every)
     _plot_losses(trainer, summary)
     return "done"
 
 
 def _write_error(folder: Path, exc: BaseException) -> str:
     """``error.txt``: the exception's line, then the whole traceback; returns the line."""
-    line = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+    line = f"{type(exc).__name__}: {' '.join(str(exc).splitlines())}"
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ERROR_FILE).write_text(line + "\n\n" + "".join(traceback.format_exception(exc)), encoding="utf-8")
@@ -312,10 +327,11 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     ``scheduler`` (``tcp://HOST:PORT``) sends the runs to an existing cluster (whose workers
     see ``out`` at the same path); else an embedded ``LocalCluster`` runs them with ``workers``
     single-threaded processes (default: one per core, at most one per run). Returns
-    ``{"done": [...], "skipped": [...], "failed": {folder: error line}, "redone": [...],
-    "report": [paths]}`` (run folders as str; ``skipped``: finished before, ``redone``: deleted
-    by ``force`` because their configuration changed). Ctrl-C cancels the runs and raises
-    KeyboardInterrupt; rerunning the same call goes on from the checkpoints.
+    ``{"done": [...], "skipped": [...], "stopped": [...], "failed": {folder: error line},
+    "redone": [...], "report": [paths]}`` (run folders as str; ``skipped``: finished before;
+    ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted by ``force`` because
+    their configuration changed). Ctrl-C stops the runs at their next checkpoint and raises
+    KeyboardInterrupt; rerunning the same call goes on from there.
     """
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"run_sweep: expected a SweepSpec (load_spec(path)), got {type(spec).__name__}")
@@ -325,7 +341,7 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     redone = _prepare(spec, out, force)
     runs = spec.runs(out)
     with _client(scheduler, workers, len(runs)) as client:
-        outcome = _execute(client, runs, progress)
+        outcome = _execute(client, runs, out / STOP_FILE, progress)
     from .sweep_results import write_report
     return {**outcome, "redone": redone, "report": [str(path) for path in write_report(out)]}
 
@@ -402,11 +418,14 @@ def _client(scheduler: str | None, workers: int | None, runs: int):
         yield client
 
 
-def _execute(client, runs: list[TrainConfig], progress: bool) -> dict:
-    """Submit one task per run and wait for them all (a progress bar over runs)."""
-    futures = {client.submit(run_one, config.to_dict(), pure=False, key=f"run-{config.out}-{time.time_ns()}"):
-               config.out for config in runs}
-    outcome = {"done": [], "skipped": [], "failed": {}}
+def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -> dict:
+    """Submit one task per run and wait for them all (a progress bar over runs). On Ctrl-C (any
+    exception) the runs are told to stop at their next checkpoint (``stop_file``), the tasks
+    not started are cancelled, and the exception goes on."""
+    stop_file.unlink(missing_ok=True)
+    futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False,
+                             key=f"run-{config.out}-{time.time_ns()}"): config.out for config in runs}
+    outcome = {"done": [], "skipped": [], "stopped": [], "failed": {}}
     bar = _progress_bar(len(runs)) if progress else None
     pending = set(futures)
     try:
@@ -425,7 +444,8 @@ def _execute(client, runs: list[TrainConfig], progress: bool) -> dict:
             if pending:
                 time.sleep(POLL_SECONDS)
     except BaseException:
-        client.cancel(list(pending), force=True)
+        stop_file.touch()
+        client.cancel(list(pending), force=True)  # a running task goes on to its next checkpoint
         raise
     finally:
         if bar is not None:

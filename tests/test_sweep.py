@@ -1,0 +1,254 @@
+"""Sweeps on a real Dask cluster: equal to the same runs one by one, a worker killed mid-run,
+Ctrl-C and rerun, changed specs, bad specs refused before anything runs."""
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from numpy_rnn.checkpoint import load_checkpoint
+from numpy_rnn.cli import main
+from numpy_rnn.sweep import SweepSpecError, load_spec, run_one, run_sweep
+from numpy_rnn.train import LOCK_FILE, TrainConfig, Trainer, lock_run, train
+
+distributed = pytest.importorskip("distributed")
+
+#: a tiny run of the memory task (well under a second), checkpointed every 10 steps
+BASE = """
+[base]
+task = "memory"
+hidden_size = 8
+batch_size = 16
+steps = {steps}
+eval_every = {eval_every}
+eval_size = 64
+checkpoint_every = 10
+"""
+
+
+def _spec(tmp_path, text: str, *, steps: int = 40, eval_every: int = 10, name: str = "spec.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text + BASE.format(steps=steps, eval_every=eval_every), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def scheduler():
+    """The address of a LocalCluster of 2 single-threaded worker processes."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=logging.ERROR) as cluster:
+        yield cluster.scheduler_address
+
+
+def _rows(folder: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "elapsed"} for row in rows]
+
+
+def _summary(folder: Path) -> dict:
+    summary = json.loads((folder / "summary.json").read_text())
+    return {k: v for k, v in summary.items() if k not in ("seconds", "checkpoint")}
+
+
+def _assert_same_run(folder: Path, reference: Path) -> None:
+    """Summaries but the clock, metric rows but the clock, final weights and optimizer state exactly."""
+    assert _summary(folder) == _summary(reference)
+    assert _rows(folder) == _rows(reference)
+    arrays, _ = load_checkpoint(folder / "checkpoint.ckpt")
+    expected, _ = load_checkpoint(reference / "checkpoint.ckpt")
+    assert arrays.keys() == expected.keys()
+    assert all(np.array_equal(arrays[k], expected[k]) for k in expected), "final weights differ"
+
+
+def _assert_equal_to_runs_one_by_one(spec, out: Path, tmp_path: Path) -> None:
+    for configuration in spec.configurations():
+        for seed in spec.seeds:
+            reference = configuration.train_config(tmp_path / "one-by-one", seed)
+            train(reference)
+            _assert_same_run(out / configuration.name / f"seed{seed}", Path(reference.out))
+
+
+# ----------------------------------------------------------------------------- on the cluster
+def test_four_runs_on_two_workers_equal_the_same_runs_one_by_one_and_a_rerun_skips_them(scheduler, tmp_path, capsys):
+    spec = load_spec(_spec(tmp_path, 'seeds = [0, 1]\ntarget = 0.3\n[grid]\ncell = ["gru", "lstm"]\n'))
+    out = tmp_path / "sweep"
+    result = run_sweep(spec, out, scheduler=scheduler, progress=False)
+    assert len(result["done"]) == 4 and not result["skipped"] and not result["failed"]
+    assert [Path(p).name for p in result["report"]] == ["results.csv", "results.md", "results.png"]
+    record = json.loads((out / "sweep.json").read_text())
+    assert record["format"] == "numpy_rnn.sweep/1" and record["seeds"] == [0, 1] and record["target"] == 0.3
+    assert [(c["name"], c["varied"]) for c in record["configurations"]] == [("cell=gru", {"cell": "gru"}),
+                                                                            ("cell=lstm", {"cell": "lstm"})]
+    assert record["configurations"][0]["config"]["hidden_size"] == 8 and "seed" not in record["configurations"][0]["config"]
+    _assert_equal_to_runs_one_by_one(spec, out, tmp_path)
+    assert {p.name for p in (out / "cell=gru" / "seed0").iterdir()} == {
+        "config.json", "metrics.jsonl", "checkpoint.ckpt", "summary.json", "loss.png", LOCK_FILE}
+
+    before = {p: p.read_bytes() for p in out.glob("*/seed*/metrics.jsonl")}
+    again = run_sweep(spec, out, scheduler=scheduler, progress=False)
+    assert len(again["skipped"]) == 4 and not again["done"]
+    assert {p: p.read_bytes() for p in out.glob("*/seed*/metrics.jsonl")} == before
+    assert main(["sweep", "--report", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"wrote {out / name}" for name in ("results.csv", "results.md",
+                                                                                     "results.png")]
+
+
+def test_a_worker_killed_mid_run_the_sweep_finishes_and_the_run_equals_an_uninterrupted_one(scheduler, tmp_path):
+    spec = load_spec(_spec(tmp_path, "seeds = [3]\n", steps=800, eval_every=50))
+    out = tmp_path / "sweep"
+    folder = out / "base" / "seed3"
+    outcome = {}
+    sweep = threading.Thread(target=lambda: outcome.update(run_sweep(spec, out, scheduler=scheduler, progress=False)),
+                             daemon=True)
+    sweep.start()
+    deadline = time.monotonic() + 60
+    while not ((folder / "metrics.jsonl").is_file() and len(_rows(folder)) >= 2 and (folder / LOCK_FILE).read_text()):
+        assert time.monotonic() < deadline and sweep.is_alive(), "the run never got going"
+        time.sleep(0.01)
+    worker = int((folder / LOCK_FILE).read_text())  # the writer holding the folder: a worker process
+    with distributed.Client(scheduler) as client:
+        assert worker in client.run(os.getpid).values()
+    killed_at = len(_rows(folder)) * 50
+    os.kill(worker, signal.SIGKILL)
+    sweep.join(timeout=90)
+    assert not sweep.is_alive() and outcome["done"] == [str(folder)] and not outcome["failed"]
+    assert killed_at < 800
+    _assert_equal_to_runs_one_by_one(spec, out, tmp_path)
+
+
+def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_changed(scheduler, tmp_path):
+    first = load_spec(_spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=20))
+    out = tmp_path / "sweep"
+    run_sweep(first, out, scheduler=scheduler, progress=False)
+    more_seeds = load_spec(_spec(tmp_path, 'seeds = [0, 1]\n[grid]\ncell = ["gru", "lstm"]\n', steps=20, name="b.toml"))
+    with pytest.raises(SweepSpecError, match=r"holds a sweep of another spec \(differing: seeds\)"):
+        run_sweep(more_seeds, out, scheduler=scheduler, progress=False)
+    result = run_sweep(more_seeds, out, scheduler=scheduler, force=True, progress=False)
+    assert not result["redone"] and len(result["skipped"]) == 2 and len(result["done"]) == 2
+    longer = load_spec(_spec(tmp_path, 'seeds = [0, 1]\n[grid]\ncell = ["gru", "rnn"]\n', steps=30, name="c.toml"))
+    with pytest.raises(SweepSpecError, match=r"differing: grid\.cell, base\.steps\)"):
+        run_sweep(longer, out, scheduler=scheduler, progress=False)
+    result = run_sweep(longer, out, scheduler=scheduler, force=True, progress=False)
+    assert sorted(result["redone"]) == [str(out / "cell=gru" / f"seed{k}") for k in (0, 1)]
+    assert sorted(result["done"]) == [str(out / name / f"seed{k}") for name in ("cell=gru", "cell=rnn") for k in (0, 1)]
+    assert json.loads((out / "cell=gru" / "seed1" / "summary.json").read_text())["steps"] == 30
+    assert json.loads((out / "cell=lstm" / "seed1" / "summary.json").read_text())["steps"] == 20  # dropped: left alone
+
+
+def test_a_failed_run_is_reported_with_its_error_in_its_folder(scheduler, tmp_path):
+    spec = load_spec(_spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n'))
+    out = tmp_path / "sweep"
+    result = run_sweep(spec, out, scheduler=scheduler, progress=False)
+    failed = out / "cell=lstm,lr=1e+308" / "seed0"  # diverges at step 2
+    assert result["done"] == [str(out / "cell=gru,lr=0.001" / "seed0")]
+    assert list(result["failed"]) == [str(failed)] and result["failed"][str(failed)].startswith("NonFiniteError: ")
+    error = (failed / "error.txt").read_text()
+    assert error.startswith(result["failed"][str(failed)] + "\n\nTraceback") and not (failed / "summary.json").exists()
+
+
+# ----------------------------------------------------------------------------- the command line
+def test_ctrl_c_mid_sweep_exits_130_and_the_rerun_completes_with_identical_results(tmp_path):
+    path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=400, eval_every=100)
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "numpy_rnn", "sweep", str(path), "--out", str(out), "--workers", "2", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any(_rows(p.parent) for p in out.glob("*/seed0/metrics.jsonl")):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted: the runs are stopped at their last checkpoint; rerun the same command" in stderr
+    assert not all((p / "summary.json").exists() for p in out.glob("*/seed0"))  # stopped mid-sweep
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"sweep {out}: " in rerun.stdout and "0 failed" in rerun.stdout
+    _assert_equal_to_runs_one_by_one(load_spec(path), out, tmp_path)
+
+
+BAD_SPECS = [
+    ("seeds = [0]\n[base]\ncolour = 1\n", r"\[base\] colour: TrainConfig: unknown field 'colour'; valid names: task, "),
+    ("seeds = [0]\n[grid]\nlr = []\n", r"\[grid\] lr: expected a non-empty list of values, got \[\]"),
+    ("seeds = [0]\n[grid]\nlr = 0.1\n", r"\[grid\] lr: expected a non-empty list of values, got 0.1"),
+    ("seeds = [0]\n[base]\nhidden_size = \"big\"\n", r"\[base\] hidden_size: .*expected hidden_size .*'big'"),
+    ('seeds = [0]\n[grid]\nlr = [0.1, "fast"]\n', r"\[grid\] lr\[1\]: .*expected lr to be a real number, got str 'fast'"),
+    ('seeds = [0]\n[[runs]]\ncell = "lstm"\nnonlinearity = "relu"\n',
+     r"configuration \{'cell': 'lstm', 'nonlinearity': 'relu'\}: TrainConfig: nonlinearity applies with cell rnn only"),
+    ("seeds = [0, 1.5]\n", r"seeds: expected integers >= 0, got 1.5 in \[0, 1.5\]"),
+    ("seeds = [0, 0]\n", r"seeds: expected each seed once, got \[0, 0\]"),
+    ("seeds = []\n", r"seeds: expected a non-empty list of integers >= 0, got \[\]"),
+    ("[base]\ntask = \"adding\"\n", r"seeds: expected a non-empty list of integers >= 0, got None"),
+    ("seeds = [0]\nseed = 1\n", r"seed: unknown key; expected seeds, target, base, grid, runs"),
+    ("seeds = [0]\n[base]\nout = \"x\"\n", r"\[base\] out: the sweep sets out and seed itself"),
+    ("seeds = [0]\ntarget = -1\n", r"target: expected a number > 0, got -1"),
+    ('seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "gru"\n',
+     r"configurations: expected different configurations, got number 1 and 2 the same"),
+    ("seeds = [0\n", r"not valid TOML"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_SPECS)
+def test_a_bad_spec_is_refused_before_anything_runs(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SweepSpecError, match=rf"^sweep spec '{path}': {message}"):
+        load_spec(path)
+
+
+def test_a_bad_spec_on_the_command_line_is_one_line_and_nothing_is_written(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text("seeds = [0]\n[grid]\nlr = []\n", encoding="utf-8")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err == (f"numpy-rnn sweep: error: sweep spec '{path}': [grid] lr: expected a non-empty "
+                                       f"list of values, got []\n")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["sweep", str(path)])
+    assert "expected SPEC.toml and --out DIR (or --report DIR)" in capsys.readouterr().err
+
+
+def test_names_are_the_fields_that_differ_and_safe_folder_names(tmp_path):
+    spec = load_spec(_spec(tmp_path, 'seeds = [0]\n[grid]\nlr = [0.001, 0.003]\n[[runs]]\ncell = "rnn"\n'
+                                     'nonlinearity = "relu"\ninit = {R = "identity", b = "zeros"}\n'))
+    assert [c.name for c in spec.configurations()] == [
+        "lr=0.001,cell=lstm,nonlinearity=tanh,init=default", "lr=0.003,cell=lstm,nonlinearity=tanh,init=default",
+        "lr=0.001,cell=rnn,nonlinearity=relu,init=R:identity;b:zeros"]
+    assert spec.configurations()[2].varied == {"lr": 0.001, "cell": "rnn", "nonlinearity": "relu",
+                                               "init": {"R": "identity", "b": "zeros"}}
+    assert [c.name for c in load_spec(_spec(tmp_path, "seeds = [0]\n")).configurations()] == ["base"]
+
+
+# ----------------------------------------------------------------------------- one run's task
+def test_a_task_waits_for_another_writer_then_skips_or_resumes(tmp_path):
+    config = load_spec(_spec(tmp_path, "seeds = [0]\n", steps=40)).runs(tmp_path / "sweep")[0]
+    folder = Path(config.out)
+    Trainer(config).run(until=20)  # an unfinished run: 20 of 40 steps
+    holder_done = threading.Event()
+
+    def hold():
+        with lock_run(folder):
+            time.sleep(1.5)
+        holder_done.set()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.1)
+    start = time.monotonic()
+    assert run_one(config.to_dict()) == {"status": "done", "error": None}  # waited, then resumed
+    assert holder_done.is_set() and time.monotonic() - start > 1.0
+    holder.join()
+    reference = TrainConfig.from_dict({**config.to_dict(), "out": str(tmp_path / "reference")})
+    train(reference)
+    _assert_same_run(folder, Path(reference.out))
+    assert run_one(config.to_dict()) == {"status": "skipped", "error": None}
+    assert run_one({**config.to_dict(), "out": str(tmp_path / "diverges"), "lr": 1e308}) == {
+        "status": "failed", "error": "NonFiniteError: non-finite loss or gradient at step 2: loss nan, first parameter "
+                                     "with a non-finite gradient: rnn.W; last good checkpoint: "
+                                     f"{tmp_path / 'diverges' / 'checkpoint.ckpt'} (step 0)"}
