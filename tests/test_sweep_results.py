@@ -305,3 +305,11 @@ def test_each_benchmark_spec_is_results_py_group(group):
 
     expected = sorted(key(results.EXPERIMENTS[name][2]) for name in results.GROUPS[group])
     assert sorted(key(c.config) for c in spec.configurations()) == expected
+
+
+def test_the_demo_spec_is_a_grid_over_the_cells():
+    from numpy_rnn.sweep import load_spec
+
+    spec = load_spec(ROOT / "benchmarks" / "sweeps" / "demo.toml")
+    assert [c.name for c in spec.configurations()] == ["cell=rnn", "cell=lstm", "cell=gru"]
+    assert {c.config["steps"] for c in spec.configurations()} == {600}  # seconds, not minutes
