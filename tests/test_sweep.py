@@ -142,15 +142,17 @@ def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_
     assert json.loads((out / "cell=lstm" / "seed1" / "summary.json").read_text())["steps"] == 20  # dropped: left alone
 
 
-def test_a_failed_run_is_reported_with_its_error_in_its_folder(scheduler, tmp_path):
-    spec = load_spec(_spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n'))
+def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler, tmp_path, capsys):
+    path = _spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n')
     out = tmp_path / "sweep"
-    result = run_sweep(spec, out, scheduler=scheduler, progress=False)
+    assert main(["sweep", str(path), "--out", str(out), "--scheduler", scheduler, "--no-progress"]) == 1
     failed = out / "cell=lstm,lr=1e+308" / "seed0"  # diverges at step 2
-    assert result["done"] == [str(out / "cell=gru,lr=0.001" / "seed0")]
-    assert list(result["failed"]) == [str(failed)] and result["failed"][str(failed)].startswith("NonFiniteError: ")
-    error = (failed / "error.txt").read_text()
-    assert error.startswith(result["failed"][str(failed)] + "\n\nTraceback") and not (failed / "summary.json").exists()
+    line = (failed / "error.txt").read_text().split("\n\nTraceback (most recent call last):\n")[0]
+    assert line.startswith("NonFiniteError: non-finite loss or gradient at step 2")
+    stdout, stderr = capsys.readouterr()
+    assert f"sweep {out}: 1 runs trained, 0 finished before, 1 failed" in stdout
+    assert stderr == f"numpy-rnn sweep: error: 1 run(s) failed (error.txt in each): {failed}: {line}\n"
+    assert (out / "cell=gru,lr=0.001" / "seed0" / "summary.json").is_file() and not (failed / "summary.json").exists()
 
 
 # ----------------------------------------------------------------------------- the command line
@@ -240,9 +242,8 @@ def test_a_task_waits_for_another_writer_then_skips_or_resumes(tmp_path):
     holder = threading.Thread(target=hold)
     holder.start()
     time.sleep(0.1)
-    start = time.monotonic()
     assert run_one(config.to_dict()) == {"status": "done", "error": None}  # waited, then resumed
-    assert holder_done.is_set() and time.monotonic() - start > 1.0
+    assert holder_done.is_set()
     holder.join()
     reference = TrainConfig.from_dict({**config.to_dict(), "out": str(tmp_path / "reference")})
     train(reference)
