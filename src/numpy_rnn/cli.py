@@ -367,6 +367,8 @@ def run_sweep_command(args) -> int:
         return 0
     if args.spec is None or args.out is None:
         args.parser.error("expected SPEC.toml and --out DIR (or --report DIR)")
+    if args.scheduler is not None and args.workers is not None:
+        args.parser.error("--workers sizes the embedded cluster; with --scheduler the cluster's own workers run the sweep")
     from .sweep import load_spec, run_sweep
     spec = load_spec(args.spec)
     progress = not args.no_progress and importlib.util.find_spec("tqdm") is not None
@@ -471,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                        help="an existing Dask scheduler (its workers must see DIR at the same path); "
                             "default: an embedded cluster on this machine")
-    sweep.add_argument("--workers", type=_positive_int,
+    sweep.add_argument("--workers", type=_positive_int, metavar="N",
                        help="worker processes of the embedded cluster (default: one per core)")
     sweep.add_argument("--force", action="store_true",
                        help="run a changed spec into DIR: redo the runs whose configuration changed, keep the others")
