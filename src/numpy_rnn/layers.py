@@ -20,11 +20,12 @@ Every layer here is a :class:`~numpy_rnn.module.Module` (``params``, ``grads``, 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _checks
+from . import _checks, parallel
 from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCaches, bptt_steps, written_with
 from .init import get_initializer
 from .module import Module
@@ -94,7 +95,7 @@ def _unroll(cell, p, xw, state0, step_mask):
     cache ``(hs, caches)`` with ``hs (T+1, *lead, B, H)`` every carried ``h``, ``hs[0] = h(0)``.
     """
     if step_mask is None and _fast_path_applies(cell, p, xw, state0):  # no lengths: the cell's fast path
-        fused = cell.forward_sequence(p, xw, state0)
+        fused = _forward_sequence(cell, p, xw, state0)
         if fused is not None:
             hs, state, caches = fused
             return hs[1:], state, (hs, caches)
@@ -119,10 +120,82 @@ def _unroll_backward(cell, p, g, d_out, d_state_n, run_cache, step_mask, tape=No
     gradient; adds the cell's parameter gradients into ``g``. A list ``tape`` of ``T`` slots
     receives ``d_here``, the total gradient reaching each step's new state (a tuple of parts)."""
     hs, caches = run_cache
-    if isinstance(caches, StepCaches) and written_with(cell, "backward_sequence", "forward_sequence", "step_backward",
-                                                       "recurrent_grads"):
-        return cell.backward_sequence(p, g, d_out, d_state_n, hs, caches, tape)
+    if isinstance(caches, PartCaches):
+        return _backward_sequence_in_parts(cell, p, g, d_out, d_state_n, caches, tape)
+    if isinstance(caches, StepCaches):
+        return _backward_sequence(cell, p, g, d_out, d_state_n, hs, caches, tape)
     return bptt_steps(cell, p, g, d_out, d_state_n, hs, caches, tape, step_mask)
+
+
+def _backward_sequence(cell, p, g, d_out, d_state_n, hs, caches, tape):
+    """BPTT through the cell's fast forward: its own ``backward_sequence`` where it was written
+    with its ``forward_sequence``, else the steps (:func:`bptt_steps`) over its caches."""
+    if written_with(cell, "backward_sequence", "forward_sequence", "step_backward", "recurrent_grads"):
+        return cell.backward_sequence(p, g, d_out, d_state_n, hs, caches, tape)
+    return bptt_steps(cell, p, g, d_out, d_state_n, hs, caches, tape)
+
+
+class PartCaches(Sequence):
+    """The caches of a forward pass run in batch parts (:mod:`numpy_rnn.parallel`): each part's
+    ``(rows, hs, caches)``. Item ``t`` joins the parts' step caches along the batch, so that
+    whoever reads the steps (diagnostics) sees one batch."""
+
+    def __init__(self, rows: list[slice], hs: list[np.ndarray], caches: list[StepCaches]):
+        self.rows, self.hs, self.parts = rows, hs, caches
+
+    def __len__(self) -> int:
+        return len(self.parts[0])
+
+    def __getitem__(self, t):
+        if isinstance(t, slice):
+            return [self[i] for i in range(*t.indices(len(self)))]
+        steps = [part[t] for part in self.parts]
+        return type(steps[0])(*(np.concatenate(fields, axis=-2) for fields in zip(*steps)))
+
+
+def _rows_of(state: tuple, rows: slice) -> tuple:
+    return tuple(part[rows] for part in state)
+
+
+def _joined(parts: list[tuple]) -> tuple:
+    """Tuples of ``(b_k, H)`` arrays, one tuple per batch part -> one tuple of ``(B, H)`` arrays."""
+    return tuple(np.concatenate(arrays, axis=0) for arrays in zip(*parts))
+
+
+def _forward_sequence(cell, p, xw, state0):
+    """``cell.forward_sequence``, on batch parts in threads when the batch is large enough
+    (:func:`numpy_rnn.parallel.part_rows`); ``hs`` and the final state joined."""
+    steps, batch, width = xw.shape
+    rows = parallel.part_rows(batch, batch * width)
+    if len(rows) == 1:
+        return cell.forward_sequence(p, xw, state0)
+    parts = parallel.map_parts(lambda r: cell.forward_sequence(p, xw[:, r], _rows_of(state0, r)), rows)
+    if parts[0] is None:
+        return None
+    hs = np.concatenate([part[0] for part in parts], axis=1)  # (T+1, B, H)
+    caches = PartCaches(rows, [part[0] for part in parts], [part[2] for part in parts])
+    return hs, _joined([part[1] for part in parts]), caches
+
+
+def _backward_sequence_in_parts(cell, p, g, d_out, d_state_n, caches: PartCaches, tape):
+    """:func:`_backward_sequence` on each batch part of the forward pass, in threads; each part
+    adds its parameter gradients into its own zeros, summed into ``g`` in part order."""
+    own = tuple(cell.param_shapes())
+
+    def backward(k):
+        r, part_tape = caches.rows[k], None if tape is None else [None] * len(tape)
+        part_g = {name: np.zeros_like(g[name]) for name in own}
+        d_xw, d_state0 = _backward_sequence(cell, p, part_g, d_out[:, r], _rows_of(d_state_n, r), caches.hs[k],
+                                            caches.parts[k], part_tape)
+        return d_xw, d_state0, part_g, part_tape
+
+    parts = parallel.map_parts(backward, range(len(caches.rows)))
+    for _, _, part_g, _ in parts:
+        for name in own:
+            g[name] += part_g[name]
+    if tape is not None:
+        tape[:] = [_joined(steps) for steps in zip(*(part[3] for part in parts))]
+    return np.concatenate([part[0] for part in parts], axis=1), _joined([part[1] for part in parts])
 
 
 class RunTrace(NamedTuple):
