@@ -47,6 +47,7 @@ from pathlib import Path
 
 from . import _checks
 from .config import TrainConfig
+from .plot import plot_history
 from .sweep_results import ERROR_FILE, FORMAT, SWEEP_FILE, run_folder
 from .train import (
     CHECKPOINT_FILE,
@@ -274,7 +275,7 @@ def _train_to_the_end(config: TrainConfig, stop_file: Path | None) -> str:
             with lock_run(folder):
                 remove_run(folder)
         trainer = Trainer(config)
-    every = config.checkpoint_every or config.steps
+    every = trainer.config.checkpoint_every or trainer.config.steps
     summary = None
     while summary is None:
         if stop_file is not None and stop_file.exists():
@@ -295,14 +296,11 @@ def _write_error(folder: Path, exc: BaseException) -> str:
 
 def _plot_losses(trainer: Trainer, summary: dict) -> None:
     """The run folder's loss.png, as ``numpy-rnn train`` draws it (where matplotlib is installed)."""
-    try:
-        from .plot import plot_history
-    except ImportError:
-        return
     c = trainer.config
-    plot_history(trainer.history, summary["baseline_loss"], trainer.out / PLOT_FILE,
-                 ylabel={"mse": "MSE", "cross_entropy": "cross-entropy"}[summary["loss"]],
-                 title=f"{c.task} task, {c.model} model ({c.cell_used})")
+    with contextlib.suppress(ImportError):  # matplotlib is imported when drawing
+        plot_history(trainer.history, summary["baseline_loss"], trainer.out / PLOT_FILE,
+                     ylabel={"mse": "MSE", "cross_entropy": "cross-entropy"}[summary["loss"]],
+                     title=f"{c.task} task, {c.model} model ({c.cell_used})")
 
 
 def _blas_threads():
