@@ -430,8 +430,8 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
         while pending:
             finished = {future for future in pending if future.done()}
             for future in finished:
-                result = _result(future)
                 folder = futures[future]
+                result = _result(future, Path(folder))
                 if result["status"] == "failed":
                     outcome["failed"][folder] = result["error"]
                 else:
@@ -443,7 +443,8 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
                 time.sleep(POLL_SECONDS)
     except BaseException:
         stop_file.touch()
-        client.cancel(list(pending), force=True)  # a running task goes on to its next checkpoint
+        with contextlib.suppress(Exception):  # the scheduler may be the one that failed
+            client.cancel(list(pending), force=True)  # a running task goes on to its next checkpoint
         raise
     finally:
         if bar is not None:
@@ -451,12 +452,12 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
     return outcome
 
 
-def _result(future) -> dict:
-    """A finished task's result; a task Dask gave up on (its workers kept dying) is a failure."""
+def _result(future, folder: Path) -> dict:
+    """A finished task's result; a task Dask gave up on (its workers kept dying, or the worker
+    could not run it) is a failure, written to the run's error.txt here."""
     if future.status == "finished":
         return future.result()
-    error = future.exception()
-    return {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    return {"status": "failed", "error": _write_error(folder, future.exception())}
 
 
 def _progress_bar(total: int):
