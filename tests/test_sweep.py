@@ -170,9 +170,10 @@ def test_ctrl_c_mid_sweep_exits_130_and_the_rerun_completes_with_identical_resul
     assert process.returncode == 130, stderr
     assert "interrupted: the runs are stopped at their last checkpoint; rerun the same command" in stderr
     assert not all((p / "summary.json").exists() for p in out.glob("*/seed0"))  # stopped mid-sweep
+    assert len(list(out.glob(".stop-*"))) == 1  # what told the runs to stop at their next checkpoint
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"sweep {out}: " in rerun.stdout and "0 failed" in rerun.stdout
+    assert f"sweep {out}: " in rerun.stdout and "0 failed" in rerun.stdout and not list(out.glob(".stop-*"))
     _assert_equal_to_runs_one_by_one(load_spec(path), out, tmp_path)
 
 

@@ -24,7 +24,7 @@ The contract, stated once:
 - **Nothing is lost**: a rerun skips finished runs and resumes the others bit-exact from their
   last checkpoint (every ``checkpoint_every`` steps); a worker that dies has its task
   rescheduled by Dask, which resumes it the same way; Ctrl-C cancels the runs not started and
-  stops the others at their next checkpoint (:data:`STOP_FILE`). A spec that changed since
+  stops the others at their next checkpoint (a stop file of that sweep's own in ``OUT``). A spec that changed since
   ``sweep.json`` was written is refused with the fields that differ, unless ``force``: then the
   runs whose configuration changed are deleted and redone, the others kept (folders of
   configurations the spec dropped are left alone).
@@ -61,7 +61,7 @@ from .train import (
     run_exists,
 )
 
-__all__ = ["BLAS_ENV", "STOP_FILE", "Configuration", "SweepSpec", "SweepSpecError", "load_spec", "run_one", "run_sweep"]
+__all__ = ["BLAS_ENV", "Configuration", "SweepSpec", "SweepSpecError", "load_spec", "run_one", "run_sweep"]
 
 #: the tables and keys a spec may have
 SPEC_KEYS = ("seeds", "target", "base", "grid", "runs")
@@ -69,8 +69,9 @@ SPEC_KEYS = ("seeds", "target", "base", "grid", "runs")
 SET_BY_SWEEP = ("out", "seed")
 #: the environment of an embedded cluster's workers: BLAS on one thread
 BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-#: in the sweep folder while Ctrl-C stops the sweep: each run stops at its next checkpoint
-STOP_FILE = ".stop"
+#: the stop files in a sweep folder (``.stop-<pid>-<ns>``, one per sweep: Ctrl-C in one sweep
+#: stops its own runs only); each run stops at its next checkpoint once its file exists
+_STOP_FILES = ".stop-*"
 #: seconds between two looks at a folder another writer holds, and between two progress updates
 WAIT_SECONDS, POLL_SECONDS = 1.0, 0.25
 _MAX_NAME_BYTES = 200  # a folder name stays well under the usual 255-byte limit
@@ -339,7 +340,7 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     redone = _prepare(spec, out, force)
     runs = spec.runs(out)
     with _client(scheduler, workers, len(runs)) as client:
-        outcome = _execute(client, runs, out / STOP_FILE, progress)
+        outcome = _execute(client, runs, out / f".stop-{os.getpid()}-{time.time_ns()}", progress)
     from .sweep_results import write_report
     return {**outcome, "redone": redone, "report": [str(path) for path in write_report(out)]}
 
@@ -420,7 +421,8 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
     """Submit one task per run and wait for them all (a progress bar over runs). On Ctrl-C (any
     exception) the runs are told to stop at their next checkpoint (``stop_file``), the tasks
     not started are cancelled, and the exception goes on."""
-    stop_file.unlink(missing_ok=True)
+    for stale in stop_file.parent.glob(_STOP_FILES):  # of earlier sweeps, stopped
+        stale.unlink(missing_ok=True)
     futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False,
                              key=f"run-{config.out}-{time.time_ns()}"): config.out for config in runs}
     outcome = {"done": [], "skipped": [], "stopped": [], "failed": {}}
