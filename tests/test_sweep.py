@@ -188,7 +188,7 @@ BAD_SPECS = [
     ("seeds = [0, 1.5]\n", r"seeds: expected integers >= 0, got 1.5 in \[0, 1.5\]"),
     ("seeds = [0, 0]\n", r"seeds: expected each seed once, got \[0, 0\]"),
     ("seeds = []\n", r"seeds: expected a non-empty list of integers >= 0, got \[\]"),
-    ("[base]\ntask = \"adding\"\n", r"seeds: expected a non-empty list of integers >= 0, got None"),
+    ("[base]\ntask = \"adding\"\n", r"seeds: expected a non-empty list of integers >= 0, got nothing"),
     ("seeds = [0]\nseed = 1\n", r"seed: unknown key; expected seeds, target, base, grid, runs"),
     ("seeds = [0]\n[base]\nout = \"x\"\n", r"\[base\] out: the sweep sets out and seed itself"),
     ("seeds = [0]\ntarget = -1\n", r"target: expected a number > 0, got -1"),

@@ -175,7 +175,7 @@ def _checked(fail, where: str, check):
 
 def _seeds(seeds, fail) -> list[int]:
     if not isinstance(seeds, list) or not seeds:
-        fail("seeds", f"expected a non-empty list of integers >= 0, got {seeds!r}")
+        fail("seeds", f"expected a non-empty list of integers >= 0, got {'nothing' if seeds is None else repr(seeds)}")
     for seed in seeds:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             fail("seeds", f"expected integers >= 0, got {seed!r} in {seeds!r}")
