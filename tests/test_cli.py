@@ -16,6 +16,7 @@ import pytest
 from numpy_rnn import RNN
 from numpy_rnn.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from numpy_rnn.cli import main
+from numpy_rnn.train import Trainer
 
 # an LSTM with dropout and a cosine schedule: every piece of state a resume must restore
 RUN = ["--task", "memory", "--cell", "lstm", "--num-layers", "2", "--dropout", "0.2", "--hidden-size", "8",
@@ -318,6 +319,7 @@ def test_help_shows_each_default_once_and_cleanly(capsys):
     for text in ("--hidden-size HIDDEN_SIZE hidden units H (default: 64; chars: 256)", "--task {", "(default: memory)",
                  "--out OUT run folder (default: runs/TASK)", "--bidirectional read the sequence in both directions --"):
         assert text in train
+    assert "--bias, --no-bias biases in the recurrent layers" in train
     demo = " ".join(run_cli(["demo", "--help"], capsys)[1].split())
     assert "H, hidden units of the checked and the trained RNN (default: 32)" in demo and "--input-size" not in demo
 
@@ -495,6 +497,17 @@ def test_train_applies_the_task_defaults_to_flags_not_given(tmp_path, capsys):
     assert code == 0 and (config["cell"], config["embedding_size"], config["dtype"]) == ("gru", 32, "float32")
     assert (config["hidden_size"], config["warmup"]) == (16, 0)  # given flags win; warm-up a tenth of 4 steps
     assert "(default: 64; chars: 256)" in " ".join(run_cli(["train", "--help"], capsys)[1].split())
+
+
+def test_no_bias_trains_a_layer_without_biases_and_resumes_it(tmp_path, capsys):
+    out = tmp_path / "no-bias"
+    code, _, _ = run_cli(["train", "--no-bias", "--steps", "4", "--eval-every", "2", "--hidden-size", "6",
+                          "--no-progress", "--out", str(out)], capsys)
+    assert code == 0 and json.loads((out / "config.json").read_text())["bias"] is False
+    trainer = Trainer.resume(out)
+    assert "rnn.b" not in trainer.model.params and "rnn.W" in trainer.model.params
+    code, _, err = run_cli(["train", "--model", "notebook", "--no-bias", "--out", str(tmp_path / "nb")], capsys)
+    assert code == 2 and "--bias applies with model sequence only, got --model 'notebook'" in err
 
 
 def test_eval_of_a_file_says_it_is_a_file(tmp_path, capsys):

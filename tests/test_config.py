@@ -54,6 +54,7 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
     ({"seq_len": 10**7, "eval_size": 1}, ValueError, "a batch (batch_size=16) would hold 160000000 values"),
     ({"out": 5}, TypeError, "expected out to be a path (str or os.PathLike), got int 5"),
     ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
+    ({"model": "notebook", "bias": False}, ValueError, "bias applies with model sequence only, got model 'notebook'"),
 ])
 def test_bad_config_is_refused_with_a_message(options, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -28,12 +28,13 @@ def make_layer(kind, num_layers=1, bidirectional=False, seed=0, **options):
     return cls(D, H, num_layers, bidirectional=bidirectional, rng=seed, **kind_options, **options)
 
 
-def torch_module(torch, kind, num_layers, bidirectional, seed=0):
+def torch_module(torch, kind, num_layers, bidirectional, seed=0, bias=True):
     """A torch module with torch's own random init (biases nonzero in every block)."""
     torch.manual_seed(seed)
     cls = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
     options = {"nonlinearity": kind[4:]} if kind.startswith("rnn") else {}
-    return cls(D, H, num_layers, batch_first=True, bidirectional=bidirectional, dtype=torch.float64, **options)
+    return cls(D, H, num_layers, bias=bias, batch_first=True, bidirectional=bidirectional, dtype=torch.float64,
+               **options)
 
 
 def as_tuple(state):
@@ -54,9 +55,10 @@ def assert_params_equal(layer, expected):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_round_trip_restores_every_parameter(kind, num_layers, bidirectional):
-    source = make_layer(kind, num_layers, bidirectional, seed=1)
-    target = make_layer(kind, num_layers, bidirectional, seed=2)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_round_trip_restores_every_parameter(kind, num_layers, bidirectional, bias):
+    source = make_layer(kind, num_layers, bidirectional, seed=1, bias=bias)
+    target = make_layer(kind, num_layers, bidirectional, seed=2, bias=bias)
     load_torch_state_dict(target, to_torch_state_dict(source))
     assert_params_equal(target, source.params)
 
@@ -161,9 +163,10 @@ def assert_parity(torch, module, layer, x, state0, lengths, rng):
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("lengths", [None, MIXED_LENGTHS], ids=["equal", "mixed"])
 @pytest.mark.parametrize("random_state", [False, True], ids=["zero_state", "random_state"])
-def test_parity_with_torch(torch, rng, kind, num_layers, bidirectional, lengths, random_state):
-    module = torch_module(torch, kind, num_layers, bidirectional)
-    layer = make_layer(kind, num_layers, bidirectional, seed=3)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_parity_with_torch(torch, rng, kind, num_layers, bidirectional, lengths, random_state, bias):
+    module = torch_module(torch, kind, num_layers, bidirectional, bias=bias)
+    layer = make_layer(kind, num_layers, bidirectional, seed=3, bias=bias)
     load_torch_state_dict(layer, module.state_dict())
     x = rng.standard_normal((B, T, D))
     state_shape = (num_layers * layer.num_directions, B, H)
@@ -175,9 +178,11 @@ def test_parity_with_torch(torch, rng, kind, num_layers, bidirectional, lengths,
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_to_torch_module_matches_the_layer(torch, rng, kind):
-    layer = make_layer(kind, 2, True, seed=4)
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
+def test_to_torch_module_matches_the_layer(torch, rng, kind, bias):
+    layer = make_layer(kind, 2, True, seed=4, bias=bias)
     module = to_torch_module(layer)
+    assert module.bias is bias and len(list(module.parameters())) == (8 if bias else 4) * 2
     assert isinstance(module, {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN,
                                "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind])
     assert module.batch_first and module.bidirectional and module.num_layers == 2

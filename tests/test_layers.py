@@ -45,6 +45,20 @@ def test_gradients_match_central_differences(kind, num_layers, bidirectional, le
 
 
 @pytest.mark.parametrize("kind", LAYERS)
+def test_layers_without_biases_have_exact_gradients(kind, rng):
+    layer = make(kind, 2, True, bias=False)
+    assert not any(name.endswith(("b", "b_hn")) for name in layer.params)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), random_state(layer, rng), MIXED)
+    assert report.passed, str(report)
+
+
+def test_without_biases_a_zero_input_from_a_zero_state_stays_zero(rng):
+    for kind in LAYERS:
+        out, _ = make(kind, bias=False).forward(np.zeros((B, T, D)))
+        np.testing.assert_array_equal(out, 0.0)  # no bias to move it (every cell maps 0 to 0)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
 def test_dropout_gradients_exact_for_the_drawn_mask(kind, rng):
     layer = make(kind, 2, True, dropout=0.4)
     report = check_layer(layer, rng.standard_normal((B, T, D)), None, MIXED)
@@ -296,6 +310,13 @@ def test_bad_options():
         LSTM(D, H, dtype=np.int64)
     with pytest.raises(TypeError, match=r"expected bidirectional to be a bool"):
         LSTM(D, H, bidirectional=1)
+    with pytest.raises(TypeError, match=r"GRU: expected bias to be a bool, got 0"):
+        GRU(D, H, bias=0)
+    with pytest.raises(ValueError, match=r"LSTM: forget_bias=1.0 sets a block of b, and bias=False leaves the layer "
+                                         r"without b"):
+        LSTM(D, H, forget_bias=1.0, bias=False)
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) in init \['b'\]; valid names: R, W$"):
+        SimpleRNN(D, H, bias=False, init={"b": "zeros"})
 
 
 def test_nan_input_propagates_unless_checked():

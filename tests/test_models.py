@@ -226,9 +226,12 @@ def model_gradient_report(model, x, lengths, rng):
     ModelConfig(D, 2, cell="gru", hidden_size=H, num_layers=2, bidirectional=True),
     ModelConfig(D, 1, cell="rnn", hidden_size=H, nonlinearity="relu", init={"R": "identity"}),
     ModelConfig(D, 3, cell="lstm", hidden_size=H, sequence_output=True),
-], ids=["gru-seq2one-deep-bidir", "irnn-seq2one", "lstm-seq2seq"])
+    ModelConfig(D, 2, cell="gru", hidden_size=H, bias=False),
+], ids=["gru-seq2one-deep-bidir", "irnn-seq2one", "lstm-seq2seq", "gru-no-bias"])
 def test_sequence_model_gradients_float_inputs(config, rng):
     model = SequenceModel(config, rng=1)
+    layer_biases = [name for name in model.params if name.startswith("rnn.") and name.endswith(".b")]
+    assert bool(layer_biases) is config.bias and "head.b" in model.params
     report = model_gradient_report(model, rng.standard_normal((2, T, D)), np.array([T, 3]), rng)
     assert report.passed, str(report)
 

@@ -100,6 +100,8 @@ LAYERS = {
     "lstm-peepholes": lambda dtype=np.float64: LSTM(D, H, peepholes=True, rng=1, dtype=dtype),
     "gru": lambda dtype=np.float64: GRU(D, H, rng=1, dtype=dtype),
     "gru-reset-before": lambda dtype=np.float64: GRU(D, H, reset_after=False, rng=1, dtype=dtype),
+    "lstm-no-bias": lambda dtype=np.float64: LSTM(D, H, bias=False, rng=1, dtype=dtype),
+    "gru-no-bias": lambda dtype=np.float64: GRU(D, H, bias=False, rng=1, dtype=dtype),
     "custom-indrnn": lambda dtype=np.float64: Recurrent(D, H, cell=IndRNNCell, rng=1, dtype=dtype),
     "custom-indrnn-rows": lambda dtype=np.float64: Recurrent(D, H, cell=IndRNNRowsCell, rng=1, dtype=dtype),
     "custom-cifg": lambda dtype=np.float64: Recurrent(D, H, cell=CIFGCell, rng=1, dtype=dtype),

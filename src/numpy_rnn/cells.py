@@ -588,6 +588,7 @@ class GRUCell(Cell):
     ``h(t) = (1 - z) * n + z * h(t-1)``; ``b_hn (H,)`` is torch's ``bias_hh`` n block.
 
     ``reset_after=False`` (Cho et al. 2014): ``n = tanh(xw_n + (r * h(t-1)) R_n)``; no ``b_hn``.
+    ``bias=False`` (a layer without biases): no ``b_hn`` either, ``u_n`` alone inside the reset.
 
     Backward: ``dn_pre = dh (1-z)(1-n**2)``, ``dz_pre = dh (h(t-1) - n) z(1-z)``,
     ``dr_pre = dn_pre (u_n + b_hn) r(1-r)`` (reset after) or
@@ -599,16 +600,20 @@ class GRUCell(Cell):
     num_gates = 3
     gate_names = ("r", "z", "n")
 
-    def __init__(self, hidden_size: int, reset_after: bool = True):
+    def __init__(self, hidden_size: int, reset_after: bool = True, bias: bool = True):
         super().__init__(hidden_size)
-        self.reset_after = reset_after
+        self.reset_after, self.bias = reset_after, bias
         self.torch_equivalent = "GRU" if reset_after else None
 
     def param_shapes(self):
         shapes = super().param_shapes()
-        if self.reset_after:
+        if self._has_b_hn:
             shapes["b_hn"] = (self.hidden_size,)
         return shapes
+
+    @property
+    def _has_b_hn(self) -> bool:
+        return self.reset_after and self.bias
 
     def step(self, p, xw, state):
         (h_prev,) = state
@@ -617,7 +622,7 @@ class GRUCell(Cell):
             u = h_prev @ R  # (B, 3H)
             rz = sigmoid(xw[..., :2 * H] + u[..., :2 * H])
             r = rz[..., :H]
-            rec_n = u[..., 2 * H:] + p["b_hn"][..., None, :]  # u_n + b_hn
+            rec_n = u[..., 2 * H:] + p["b_hn"][..., None, :] if self._has_b_hn else u[..., 2 * H:]  # u_n + b_hn
             n = np.tanh(xw[..., 2 * H:] + r * rec_n)
         else:
             rz = sigmoid(xw[..., :2 * H] + h_prev @ R[..., :, :2 * H])
@@ -672,7 +677,7 @@ class GRUCell(Cell):
             rz *= 0.5
             rz += 0.5
             if self.reset_after:  # n = tanh(xw_n + r (u_n + b_hn))
-                np.add(n, p["b_hn"], out=rec_n[t])
+                np.add(n, p["b_hn"], out=rec_n[t]) if self._has_b_hn else np.copyto(rec_n[t], n)
                 np.multiply(r, rec_n[t], out=n)
             else:  # n = tanh(xw_n + (r h(t-1)) R_n)
                 np.multiply(r, h_prev, out=rec_n[t])
@@ -744,7 +749,8 @@ class GRUCell(Cell):
         H = self.hidden_size
         if self.reset_after:
             super().recurrent_grads(p, g, h_prev, d_rec, caches)
-            g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
+            if self._has_b_hn:
+                g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
             return
         if isinstance(caches, StepCaches):  # the fast path's stacked cache
             rh = caches.stacked.rec_n.reshape(-1, H)  # (T*B, H) every r * h(t-1)
@@ -759,6 +765,7 @@ class GRUCell(Cell):
         ``dR_rz = h(t-1)^T d_rz``, ``dR_n = (r h(t-1))^T dn_pre``."""
         H = self.hidden_size
         if self.reset_after:
-            return {"R": _outer_rows(h_prev, d_rec), "b_hn": d_rec[:, 2 * H:]}
+            rows = {"R": _outer_rows(h_prev, d_rec)}
+            return {**rows, "b_hn": d_rec[:, 2 * H:]} if self._has_b_hn else rows
         return {"R": np.concatenate([_outer_rows(h_prev, d_rec[:, :2 * H]),
                                      _outer_rows(cache.rec_n, d_rec[:, 2 * H:])], axis=-1)}

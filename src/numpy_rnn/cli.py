@@ -175,8 +175,9 @@ def _add_config_options(parser: argparse.ArgumentParser, out_help: str = "run fo
         notes = "; ".join(_default_notes(default) + _task_default_notes(f.name))
         options = {"default": argparse.SUPPRESS,
                    "help": out_help if f.name == "out" else meta["help"] + (f" ({notes})" if notes else "")}
-        if meta["kind"] == "bool":
-            group.add_argument(flag, action="store_true", **options)
+        if meta["kind"] == "bool":  # a field on by default is switched off by --no-NAME
+            group.add_argument(flag, action=argparse.BooleanOptionalAction if default is True else "store_true",
+                               **options)
         elif meta["kind"] == "init":
             group.add_argument(flag, type=_init_pair, action="append", metavar="NAME=INIT", **options)
         elif meta["kind"] == "choice":

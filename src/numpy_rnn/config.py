@@ -85,6 +85,7 @@ APPLIES = {
     "n_symbols": ("task", lambda v: v["task"], lambda task: task == "copy", "task copy"),
     "horizon": ("task", lambda v: v["task"], lambda task: task == "sine", "task sine"),
     "nonlinearity": ("cell", _cell_used, lambda cell: cell == "rnn", "cell rnn"),
+    "bias": ("model", lambda v: v["model"], lambda model: model == "sequence", "model sequence"),
     "momentum": ("optimizer", lambda v: v["optimizer"], lambda name: name in ("sgd", "rmsprop"),
                  "optimizer sgd or rmsprop"),
     "max_skips": ("nonfinite", lambda v: v["nonfinite"], lambda policy: policy == "skip", "nonfinite skip"),
@@ -132,6 +133,7 @@ class TrainConfig(_checks.PlainConfig):
     num_layers: int = _option("int", 1, "stacked recurrent layers", min=1)
     bidirectional: bool = _option("bool", False, "read the sequence in both directions")
     dropout: float = _option("float", 0.0, "dropout between stacked layers", low=0.0, high=1.0)
+    bias: bool = _option("bool", True, "biases in the recurrent layers (--no-bias: none, as torch's bias=False)")
     nonlinearity: str = _option("choice", "tanh", "rnn cell activation", choices=tuple(NONLINEARITIES))
     init: dict = _option("init", None, "initialiser per parameter, e.g. R=identity")
     embedding_size: int = _option("int", 0, "chars: embedding width (0: one-hot input)", min=0)
@@ -262,7 +264,7 @@ class TrainConfig(_checks.PlainConfig):
         return ModelConfig(
             input_size=input_size, output_size=output_size, cell=self.cell_used,
             hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
-            dropout=self.dropout, nonlinearity=self.nonlinearity, init=dict(self.init),
+            dropout=self.dropout, bias=self.bias, nonlinearity=self.nonlinearity, init=dict(self.init),
             sequence_output=self.sequence_output, tokens=self.task == "chars",
             embedding_size=self.embedding_size, dtype=self.dtype)
 

@@ -12,6 +12,8 @@ backward direction of a bidirectional layer)::
 torch adds two biases where one suffices, except in the GRU's ``n`` block (the last ``H``
 entries), where ``bias_hh`` sits inside the reset gate: ``n = tanh(x W_n + b_n + r * (h R_n
 + b_hn))``. There ``bias_hh``'s ``n`` block is our ``b_hn`` and is never summed into ``b``.
+A layer built with ``bias=False`` has neither ``b`` nor ``b_hn``, as torch's ``bias=False``
+has neither ``bias_ih`` nor ``bias_hh``.
 
 Gradients: ``to_torch_state_dict(layer, layer.grads)`` converts gradients with the same
 rule. torch's ``bias_ih`` and ``bias_hh`` gradients are equal wherever both biases enter the
@@ -91,13 +93,14 @@ def to_torch_state_dict(layer, arrays=None) -> dict[str, np.ndarray]:
     H, state_dict = layer.hidden_size, {}
     for _, k, direction, prefix in layer.runs():
         p, sfx = layer.view(arrays, prefix), _suffix(k, direction)
-        bias_hh = np.zeros_like(p["b"])
-        if "b_hn" in p:
-            bias_hh[2 * H:] = p["b_hn"]
         state_dict[f"weight_ih{sfx}"] = np.array(p["W"].T, order="C")
         state_dict[f"weight_hh{sfx}"] = np.array(p["R"].T, order="C")
-        state_dict[f"bias_ih{sfx}"] = np.array(p["b"], order="C")
-        state_dict[f"bias_hh{sfx}"] = bias_hh
+        if layer.bias:
+            bias_hh = np.zeros_like(p["b"])
+            if "b_hn" in p:
+                bias_hh[2 * H:] = p["b_hn"]
+            state_dict[f"bias_ih{sfx}"] = np.array(p["b"], order="C")
+            state_dict[f"bias_hh{sfx}"] = bias_hh
     return state_dict
 
 
@@ -139,9 +142,11 @@ def load_torch_state_dict(layer, state_dict) -> None:
     H, new = layer.hidden_size, {}
     for _, k, direction, prefix in layer.runs():
         sfx = _suffix(k, direction)
-        bias_ih, bias_hh = arrays[f"bias_ih{sfx}"], arrays[f"bias_hh{sfx}"]
         new[prefix + "W"] = arrays[f"weight_ih{sfx}"].T
         new[prefix + "R"] = arrays[f"weight_hh{sfx}"].T
+        if not layer.bias:
+            continue
+        bias_ih, bias_hh = arrays[f"bias_ih{sfx}"], arrays[f"bias_hh{sfx}"]
         if prefix + "b_hn" in layer.params:  # GRU: bias_hh's n block stays inside the reset gate
             new[prefix + "b"] = np.concatenate([bias_ih[:2 * H] + bias_hh[:2 * H], bias_ih[2 * H:]])
             new[prefix + "b_hn"] = bias_hh[2 * H:]
@@ -154,7 +159,7 @@ def load_torch_state_dict(layer, state_dict) -> None:
 def to_torch_module(layer: Recurrent) -> torch.nn.Module:
     """A ``torch.nn.RNN``/``LSTM``/``GRU`` computing the same function as ``layer``.
 
-    Same sizes, ``num_layers``, ``bidirectional``, ``nonlinearity``, ``dropout``, dtype and
+    Same sizes, ``num_layers``, ``bidirectional``, ``bias``, ``nonlinearity``, ``dropout``, dtype and
     training mode, ``batch_first=True``, loaded with the layer's weights. Imports torch.
     """
     _check_convertible("to_torch_module", layer)
@@ -163,8 +168,8 @@ def to_torch_module(layer: Recurrent) -> torch.nn.Module:
     kind = layer.cell.torch_equivalent
     options = {"nonlinearity": layer.cell.nonlinearity} if kind == "RNN" else {}
     module = getattr(torch.nn, kind)(
-        layer.input_size, layer.hidden_size, layer.num_layers, batch_first=True, dropout=layer.dropout,
-        bidirectional=layer.bidirectional, dtype=getattr(torch, layer.dtype.name), **options,
+        layer.input_size, layer.hidden_size, layer.num_layers, bias=layer.bias, batch_first=True,
+        dropout=layer.dropout, bidirectional=layer.bidirectional, dtype=getattr(torch, layer.dtype.name), **options,
     )
     module.load_state_dict({key: torch.from_numpy(value) for key, value in to_torch_state_dict(layer).items()})
     return module.train(layer.training)

@@ -12,8 +12,9 @@ between layers. For one direction of one layer, with ``h(0)`` the initial state:
 and the backward pass runs the steps in reverse, then forms ``dW = x^T dxw``,
 ``db = sum dxw``, ``dx = dxw W^T`` and the cell's ``dR`` with one matmul or sum each.
 
-Parameters of a one-layer, one-direction layer are named ``W, R, b`` (plus the cell's own);
-otherwise ``l{k}.W`` and ``l{k}_reverse.W`` for layer ``k`` and its reverse direction.
+Parameters of a one-layer, one-direction layer are named ``W, R, b`` (plus the cell's own;
+``bias=False``: no ``b``, and no GRU ``b_hn``); otherwise ``l{k}.W`` and ``l{k}_reverse.W``
+for layer ``k`` and its reverse direction.
 Every layer here is a :class:`~numpy_rnn.module.Module` (``params``, ``grads``, ``zero_grad``,
 ``train``/``eval``, ``state_dict``/``load_state_dict``).
 """
@@ -35,18 +36,22 @@ State = np.ndarray | tuple[np.ndarray, ...]
 
 
 def _project(seq, W, b):
-    """``seq W + b`` over all steps: one GEMM when the weights carry no leading axes."""
-    if W.ndim == 2 and b.ndim == 1:
+    """``seq W + b`` over all steps (``b`` None: a layer without biases): one GEMM when the
+    weights carry no leading axes."""
+    b_lead = 0 if b is None else b.ndim - 1
+    if W.ndim == 2 and b_lead == 0:
         out = seq.reshape(-1, seq.shape[-1]) @ W  # (T*B, G*H)
-        out += b
+        if b is not None:
+            out += b
         return out.reshape(seq.shape[:-1] + (W.shape[-1],))
     if seq.ndim == 3 and W.ndim > 2:  # one GEMM (T*B, D) @ (D, G*H) per leading index of W
         steps, batch, _ = seq.shape
         out = (seq.reshape(steps * batch, -1) @ W).reshape(W.shape[:-2] + (steps, batch, W.shape[-1]))
-        return np.moveaxis(out, -3, 0) + b[..., None, :]  # (T, *lead, B, G*H)
-    lead = max(W.ndim - 2, b.ndim - 1, seq.ndim - 3)
-    seq = _expand(seq, lead + 3)  # (T, *lead, B, D) against W (*lead, D, G*H)
-    return seq @ W + b[..., None, :]
+        out = np.moveaxis(out, -3, 0)  # (T, *lead, B, G*H)
+    else:
+        lead = max(W.ndim - 2, b_lead, seq.ndim - 3)
+        out = _expand(seq, lead + 3) @ W  # (T, *lead, B, D) against W (*lead, D, G*H)
+    return out if b is None else out + b[..., None, :]
 
 
 def _expand(a, ndim):
@@ -232,6 +237,9 @@ class Recurrent(Module):
     ``dropout`` applies inverted dropout to the outputs of every layer but the last while
     ``training`` (masks drawn from ``rng``); ``eval()`` switches it off.
 
+    ``bias=False`` (torch's and Keras' option) builds every layer without biases: ``xw = x W``,
+    no ``b`` and no GRU ``b_hn``.
+
     With ``record_state_grads = True``, ``backward`` also keeps in :attr:`state_grads` the total
     gradient that reached every step's state during BPTT (what gradient-flow diagnostics plot).
     """
@@ -241,14 +249,16 @@ class Recurrent(Module):
     #: ``{run name: one (B, T, H) array per state part}``, input time order; set by a recording ``backward``
     state_grads: dict | None = None
 
-    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, dropout=0.0,
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, dropout=0.0, bias=True,
                  init=None, rng=None, dtype=np.float64, cell=None):
         name = type(self).__name__
         self.input_size = _checks.check_size(name, "input_size", input_size)
         self.hidden_size = _checks.check_size(name, "hidden_size", hidden_size)
         self.num_layers = _checks.check_size(name, "num_layers", num_layers)
-        if not isinstance(bidirectional, bool):
-            raise TypeError(f"{name}: expected bidirectional to be a bool, got {bidirectional!r}")
+        for flag, value in (("bidirectional", bidirectional), ("bias", bias)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name}: expected {flag} to be a bool, got {value!r}")
+        self.bias = bias
         self.dropout = _checks.check_real(name, "dropout", dropout, low=0.0, high=1.0, high_open=True)
         if self.dropout and self.num_layers == 1:
             warnings.warn(f"{name}: dropout={self.dropout} acts between stacked layers only and does nothing "
@@ -290,7 +300,7 @@ class Recurrent(Module):
         clash = [key for key in cell_shapes if key in ("W", "b") or "." in key]
         if clash:
             raise ValueError(f"{type(self).__name__}: cell parameter names {clash} clash with the layer's W, b or contain '.'")
-        return {"W": (D, GH), **cell_shapes, "b": (GH,)}
+        return {"W": (D, GH), **cell_shapes, **({"b": (GH,)} if self.bias else {})}
 
     def _init_params(self, init: dict) -> None:
         names = set(self._shapes(0))
@@ -371,7 +381,7 @@ class Recurrent(Module):
             for k, _, direction, prefix in self._runs_of(layer):
                 seq = inp if direction == 0 else _reverse(inp, reverse_index)
                 p = self.view(params, prefix)
-                out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p["b"]), state0[k], step_mask)
+                out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p.get("b")), state0[k], step_mask)
                 runs.append((seq, run_cache, state0[k]))
                 outs.append(out if direction == 0 else _reverse(out, reverse_index))
             inputs_of_next = outs[0] if len(outs) == 1 else _concat_features(outs)
@@ -438,7 +448,7 @@ class Recurrent(Module):
         traces = []
         for (_, _, direction, prefix), (seq, (_, caches), state0) in zip(self._run_table, runs):
             p = self.view(self.params, prefix)
-            traces.append(RunTrace(self.run_name(prefix), direction, p, _project(seq, p["W"], p["b"]), state0,
+            traces.append(RunTrace(self.run_name(prefix), direction, p, _project(seq, p["W"], p.get("b")), state0,
                                    caches, step_mask, reverse_index))
         return traces
 
@@ -447,7 +457,8 @@ class Recurrent(Module):
         """``dW += seq^T d_xw``, ``db += sum d_xw``; returns ``d_seq = d_xw W^T`` (one GEMM each)."""
         seq2, d2 = seq.reshape(-1, seq.shape[-1]), d_xw.reshape(-1, d_xw.shape[-1])
         g["W"] += seq2.T @ d2
-        g["b"] += d2.sum(axis=0)
+        if "b" in g:
+            g["b"] += d2.sum(axis=0)
         return (d2 @ p["W"].T).reshape(seq.shape)
 
     # ---------------------------------------------------------------- shapes and checks
@@ -569,6 +580,9 @@ class LSTM(Recurrent):
         super().__init__(input_size, hidden_size, num_layers, **options)
         if forget_bias is not None:
             value = _checks.check_real("LSTM", "forget_bias", forget_bias)
+            if not self.bias:
+                raise ValueError(f"LSTM: forget_bias={value} sets a block of b, and bias=False leaves the layer "
+                                 f"without b: drop forget_bias or use bias=True")
             H = self.hidden_size
             for *_, prefix in self.runs():
                 self.params[prefix + "b"][H:2 * H] = value
@@ -592,7 +606,7 @@ class GRU(Recurrent):
         super().__init__(input_size, hidden_size, num_layers, **options)
 
     def _make_cell(self):
-        return GRUCell(self.hidden_size, self.reset_after)
+        return GRUCell(self.hidden_size, self.reset_after, self.bias)
 
 
 class Linear(Module):

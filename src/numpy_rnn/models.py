@@ -181,6 +181,7 @@ class ModelConfig(_checks.PlainConfig):
     ``input_size`` is the number of features, or the vocabulary size when ``tokens``;
     ``embedding_size`` 0 feeds tokens one-hot, > 0 through a learned embedding. ``init`` maps
     parameter names of the layer (``W``, ``R``, ``b``, ...) to initialiser names.
+    ``bias`` False builds the recurrent layer without biases (the head keeps its own).
     ``sequence_output`` False reads out the last layer's final state (both directions'
     states concatenated when bidirectional): one output per sequence; True reads out every step.
     """
@@ -192,6 +193,7 @@ class ModelConfig(_checks.PlainConfig):
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0
+    bias: bool = True
     nonlinearity: str = "tanh"
     init: dict = field(default_factory=dict)
     sequence_output: bool = False
@@ -204,7 +206,7 @@ class ModelConfig(_checks.PlainConfig):
         if self.nonlinearity != "tanh" and self.cell != "rnn":
             raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, "
                              f"got {self.nonlinearity!r} with {self.cell!r}")
-        for name in ("bidirectional", "sequence_output", "tokens"):
+        for name in ("bidirectional", "bias", "sequence_output", "tokens"):
             _checks.check_bool("ModelConfig", name, getattr(self, name))
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
         if self.embedding_size and not self.tokens:
@@ -233,7 +235,7 @@ class SequenceModel(Module):
         features = c.embedding_size or c.input_size
         options = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
         self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
-                                 dropout=c.dropout, init=dict(c.init), rng=rng, dtype=dtype, **options)
+                                 dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype, **options)
         self.head = Linear(self.rnn.num_directions * c.hidden_size, c.output_size, rng=rng, dtype=dtype)
         self.dtype = dtype
         self.params, self.grads = {}, {}

@@ -106,7 +106,7 @@ class RTRL:
         self._require_reset("step")
         x = self._checked(x_t, "x_t", (self.batch_size, self.layer.input_size))
         p = self.layer.params
-        xw = x @ p["W"] + p["b"]  # (B, G*H)
+        xw = x @ p["W"] + p["b"] if "b" in p else x @ p["W"]  # (B, G*H)
         vjp = step_vjps(self.cell, p, xw, self._state, self._eye)  # Jacobians of the step, K = S*H rows each
         M_prev, M = self._buffers
         np.matmul(vjp.d_state.transpose(1, 0, 2), M_prev, out=M)  # J_s(t) M(t-1): (B, K, K) @ (B, K, P)
@@ -157,7 +157,8 @@ class RTRL:
         cell's parameter terms, for every state component ``k`` (``views``: ``(B, K, *shape)``)."""
         d_xw = vjp.d_xw.transpose(1, 0, 2)  # (B, K, G*H)
         views["W"] += x[:, None, :, None] * d_xw[:, :, None, :]
-        views["b"] += d_xw
+        if "b" in views:
+            views["b"] += d_xw
         for name, rows in self._cell_row_grads(xw, vjp).items():
             views[name] += rows.swapaxes(0, 1)
 
