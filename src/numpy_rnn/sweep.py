@@ -48,7 +48,7 @@ from pathlib import Path
 from . import _checks
 from .config import TrainConfig
 from .plot import plot_history
-from .sweep_results import ERROR_FILE, FORMAT, SWEEP_FILE, run_folder
+from .sweep_results import ERROR_FILE, FORMAT, SWEEP_FILE, run_folder, write_report
 from .train import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
@@ -341,7 +341,6 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     runs = spec.runs(out)
     with _client(scheduler, workers, len(runs)) as client:
         outcome = _execute(client, runs, out / f".stop-{os.getpid()}-{time.time_ns()}", progress)
-    from .sweep_results import write_report
     return {**outcome, "redone": redone, "report": [str(path) for path in write_report(out)]}
 
 
