@@ -48,11 +48,15 @@ class Cell(ABC):
       computed for all steps in one matmul before the time loop, and turns ``d_xw`` into
       ``dW``, ``db`` and ``dx``. The cell owns every other parameter.
     * ``param_shapes() -> {short name: shape}``: the cell's own parameters (default
-      ``{"R": (H, G*H)}``). Names must not be ``W`` or ``b`` (the layer's) nor contain a dot.
+      ``{"R": (H_h, G*H)}``, ``H_h`` the width of ``h``). Names must not be ``W`` or ``b`` (the
+      layer's) nor contain a dot.
       ``p`` and ``g`` below are dicts of one run's parameters and gradients under these names.
-    * ``state_names``: the names of the state's parts, a tuple of ``(B, H)`` arrays whose first
-      is the output ``h`` (default ``("h",)``; LSTM ``("h", "c")``). ``state_size`` is derived
-      from it and is not set by subclasses.
+    * ``state_names``: the names of the state's parts, a tuple of ``(B, width)`` arrays whose
+      first is the output ``h`` (default ``("h",)``; LSTM ``("h", "c")``). ``state_size`` is
+      derived from it and is not set by subclasses. ``state_widths``: each part's width
+      (default ``H`` for every part; an LSTM with projections ``(P, H)``); the layer's output
+      and the input of its next layer have the width of ``h``. Below, ``(B, H)`` for a state
+      part means ``(B, its width)``.
     * ``step(p, xw, state) -> (new_state, cache)``: ``xw (B, G*H)``; ``state`` and
       ``new_state`` are tuples ordered as ``state_names``; ``cache`` is whatever the backward
       step needs.
@@ -109,13 +113,18 @@ class Cell(ABC):
 
     @property
     def state_size(self) -> int:
-        """Number of ``(B, H)`` arrays in the state: ``len(state_names)``."""
+        """Number of arrays in the state: ``len(state_names)``."""
         return len(self.state_names)
 
+    @property
+    def state_widths(self) -> tuple[int, ...]:
+        """The width of each state part, in ``state_names`` order: ``H`` each by default."""
+        return (self.hidden_size,) * self.state_size
+
     def param_shapes(self) -> dict[str, tuple]:
-        """Shapes of the cell's own parameters by short name: ``{"R": (H, G*H)}``."""
-        H = self.hidden_size
-        return {"R": (H, self.num_gates * H)}
+        """Shapes of the cell's own parameters by short name: ``{"R": (H_h, G*H)}``, ``H_h``
+        the width of ``h``."""
+        return {"R": (self.state_widths[0], self.num_gates * self.hidden_size)}
 
     @abstractmethod
     def step(self, p, xw, state):
@@ -216,26 +225,26 @@ def written_with(cell: Cell, optional: str, *basis: str) -> bool:
 class StepVJP(NamedTuple):
     """What :func:`step_vjps` returns for ``K`` cotangents on ``B`` sequences (rows ordered ``k * B + b``)."""
 
-    d_state: np.ndarray     # (K, B, S*H) gradient w.r.t. the previous state, its parts concatenated
+    d_state: np.ndarray     # (K, B, sum of state_widths) gradient w.r.t. the previous state, its parts concatenated
     d_xw: np.ndarray        # (K, B, G*H) gradient w.r.t. xw
     d_rec: Any              # (K*B, .) the cell's d_rec rows, or None (see Cell.step_backward)
     cache: Any              # the cache of the step evaluated on the K*B rows
-    state: tuple            # the previous state repeated to K*B rows: S arrays (K*B, H)
+    state: tuple            # the previous state repeated to K*B rows: S arrays (K*B, width)
 
 
 def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.ndarray) -> StepVJP:
     """Vector-Jacobian products of one step, ``u -> u d state(t) / d (state(t-1), xw(t))``, for
     ``K`` cotangents per sequence at once, from the cell's own ``step`` and ``step_backward``.
 
-    ``xw (B, G*H)``, ``state`` a tuple of ``S`` arrays ``(B, H)`` (``S = cell.state_size``),
-    ``cotangents (K, B, S*H)``: cotangent ``k`` of sequence ``b`` on the new state, its parts
-    concatenated in ``state_names`` order. The step is evaluated on ``K*B`` rows (sequence ``b``
+    ``xw (B, G*H)``, ``state`` a tuple of ``S`` arrays ``(B, width)`` (``S = cell.state_size``,
+    widths ``cell.state_widths``), ``cotangents (K, B, S*H)`` (``S*H`` the sum of the widths):
+    cotangent ``k`` of sequence ``b`` on the new state, its parts concatenated in
+    ``state_names`` order. The step is evaluated on ``K*B`` rows (sequence ``b``
     repeated ``K`` times), so any cell that meets the :class:`Cell` contract works; with
     ``cotangents`` the identity per sequence, ``d_state[:, b]`` is the step's state Jacobian
     ``J[i, j] = d state_i(t) / d state_j(t-1)`` of sequence ``b``.
     """
     K, B, SH = cotangents.shape
-    H = cell.hidden_size
 
     def repeat(a):  # (B, F) -> (K*B, F), row k*B + b = a[b]
         return np.broadcast_to(a, (K,) + a.shape).reshape(K * B, a.shape[-1])
@@ -243,7 +252,7 @@ def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.
     rows = tuple(repeat(s) for s in state)
     _, cache = cell.step(p, repeat(xw), rows)
     flat = cotangents.reshape(K * B, SH)
-    d_new = tuple(flat[:, k * H:(k + 1) * H] for k in range(cell.state_size))
+    d_new = tuple(np.split(flat, np.cumsum(cell.state_widths)[:-1], axis=-1))
     scratch = {name: np.zeros_like(value) for name, value in p.items()}  # cells that add grads step by step
     d_xw, d_rec, d_prev = cell.step_backward(p, scratch, d_new, cache)
     d_state = np.concatenate(d_prev, axis=-1).reshape(K, B, SH)

@@ -227,7 +227,8 @@ class Recurrent(Module):
     ``forward(x, state=None, lengths=None) -> (out, state_n)``:
     ``x`` is ``(B, T, D)`` or an unbatched ``(T, D)``; ``out`` is ``(B, T, directions*H)``,
     the last layer's outputs; the state is ``(num_layers*directions, B, H)`` as in torch (a
-    pair ``(h, c)`` for LSTM); ``lengths (B,)`` in any order makes outputs past a length zero
+    pair ``(h, c)`` for LSTM; an LSTM with projections has ``h`` and ``out`` of width
+    ``proj_size``, see :attr:`h_size`); ``lengths (B,)`` in any order makes outputs past a length zero
     and the final state that of each sequence's last valid step; the input past a length is
     never read (NaN there changes nothing, and ``dx`` is zero there).
 
@@ -294,7 +295,7 @@ class Recurrent(Module):
                      for layer in range(self.num_layers) for direction in range(self.num_directions))
 
     def _shapes(self, layer: int) -> dict[str, tuple]:
-        D = self.input_size if layer == 0 else self.num_directions * self.hidden_size
+        D = self.input_size if layer == 0 else self.num_directions * self.h_size
         GH = self.cell.num_gates * self.hidden_size
         cell_shapes = self.cell.param_shapes()
         clash = [key for key in cell_shapes if key in ("W", "b") or "." in key]
@@ -319,6 +320,12 @@ class Recurrent(Module):
         """The entries of ``arrays`` (``params`` or ``grads``) of the run with ``prefix`` under
         their short names (``W``, ``R``, ...): the same array objects, not copies."""
         return {short: arrays[prefix + short] for short in self._short_names}
+
+    @property
+    def h_size(self) -> int:
+        """The width of ``h``, each direction's output: ``hidden_size``, or ``proj_size`` for an
+        LSTM with projections (the cell's ``state_widths[0]``)."""
+        return self.cell.state_widths[0]
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -362,7 +369,7 @@ class Recurrent(Module):
     def _draw_dropout_masks(self, steps, batch):
         if not (self.training and self.dropout > 0 and self.num_layers > 1):
             return None
-        F, keep = self.num_directions * self.hidden_size, 1.0 - self.dropout
+        F, keep = self.num_directions * self.h_size, 1.0 - self.dropout
         return [((self.rng.random((steps, batch, F)) < keep) / keep).astype(self.dtype)
                 for _ in range(self.num_layers - 1)]
 
@@ -402,7 +409,7 @@ class Recurrent(Module):
             raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
         runs, masks, step_mask, reverse_index, batch, unbatched = self._cache
         d_out_tm, d_state_n = self._check_upstream(d_out, d_state, runs[0][0].shape[0], batch, unbatched)
-        H, d_state0 = self.hidden_size, [None] * len(runs)
+        H, d_state0 = self.h_size, [None] * len(runs)
         tapes = [[None] * d_out_tm.shape[0] if self.record_state_grads else None for _ in runs]
         d_inp = d_out_tm
         for layer in reversed(range(self.num_layers)):
@@ -462,15 +469,16 @@ class Recurrent(Module):
         return (d2 @ p["W"].T).reshape(seq.shape)
 
     # ---------------------------------------------------------------- shapes and checks
-    def _state_shape(self, batch, unbatched):
+    def _state_shape(self, batch, unbatched, width):
+        """The shape of one state part of width ``width`` (``cell.state_widths``)."""
         L = self.num_layers * self.num_directions
-        return (L, self.hidden_size) if unbatched else (L, batch, self.hidden_size)
+        return (L, width) if unbatched else (L, batch, width)
 
     def _split_state(self, state, batch):
-        """Public state (arrays (..., L*dirs, B, H)) -> per-run tuples of (..., B, H) arrays."""
+        """Public state (arrays (..., L*dirs, B, width)) -> per-run tuples of (..., B, width) arrays."""
         if state is None:
-            zero = np.zeros((batch, self.hidden_size), dtype=self.dtype)
-            return [(zero,) * self.cell.state_size for _ in self._run_table]
+            zeros = tuple(np.zeros((batch, width), dtype=self.dtype) for width in self.cell.state_widths)
+            return [zeros for _ in self._run_table]
         parts = state if self.cell.state_size > 1 else (state,)
         return [tuple(part[..., k, :, :] for part in parts) for k, *_ in self._run_table]
 
@@ -512,32 +520,34 @@ class Recurrent(Module):
         """A state of exactly the expected shape (never broadcast); returned batched."""
         if state is None:
             return None
-        name, shape = type(self).__name__, self._state_shape(batch, unbatched)
+        name = type(self).__name__
+        shapes = [self._state_shape(batch, unbatched, width) for width in self.cell.state_widths]
         if self.cell.state_size > 1:
             names = self.cell.state_names
             if not isinstance(state, (tuple, list)) or len(state) != len(names):
-                raise TypeError(f"{name}: expected {arg} to be a tuple ({', '.join(names)}) of arrays of shape "
-                                f"{_checks.shape_str(shape)}, got {type(state).__name__}")
+                raise TypeError(f"{name}: expected {arg} to be a tuple ({', '.join(names)}) of arrays of shapes "
+                                f"{', '.join(map(_checks.shape_str, shapes))}, got {type(state).__name__}")
             parts = [_checks.check_array(name, f"{arg}[{i}]", s, self.dtype, check_finite=check_finite)
                      for i, s in enumerate(state)]
             for i, part in enumerate(parts):
-                _checks.check_shape(name, f"{arg}[{i}] ({names[i]})", part, shape)
+                _checks.check_shape(name, f"{arg}[{i}] ({names[i]})", part, shapes[i])
         else:
             parts = [_checks.check_array(name, arg, state, self.dtype, check_finite=check_finite)]
-            _checks.check_shape(name, arg, parts[0], shape)
+            _checks.check_shape(name, arg, parts[0], shapes[0])
         parts = [p[:, None] if unbatched else p for p in parts]
         return tuple(parts) if self.cell.state_size > 1 else parts[0]
 
     def _check_upstream(self, d_out, d_state, steps, batch, unbatched):
         name = type(self).__name__
         d_out = _checks.check_array(name, "d_out", d_out, self.dtype)
-        F = self.num_directions * self.hidden_size
+        F = self.num_directions * self.h_size
         expected = (steps, F) if unbatched else (batch, steps, F)
         _checks.check_shape(name, "d_out", d_out, expected)
         d_out = d_out[None] if unbatched else d_out
-        if self.cell.state_size > 1 and isinstance(d_state, (tuple, list)):  # None means zero
-            zero = np.zeros(self._state_shape(batch, unbatched), dtype=self.dtype)
-            d_state = tuple(zero if d is None else d for d in d_state)
+        widths = self.cell.state_widths
+        if self.cell.state_size > 1 and isinstance(d_state, (tuple, list)) and len(d_state) == len(widths):
+            d_state = tuple(np.zeros(self._state_shape(batch, unbatched, width), dtype=self.dtype) if d is None else d
+                            for d, width in zip(d_state, widths))  # None means zero
         d_state = self._check_state(d_state, batch, unbatched, False, arg="d_state")
         return _time_major(d_out), self._split_state(d_state, batch)
 
