@@ -178,6 +178,14 @@ def _outer_rows(a, b):
     return a[:, :, None] * b[:, None, :]
 
 
+def _stacked(caches, field: str) -> np.ndarray:
+    """One field of every step's cache, ``(T, B, .)``: the fast path's stacked array as it is,
+    else the steps' arrays stacked."""
+    if isinstance(caches, StepCaches):
+        return getattr(caches.stacked, field)
+    return np.stack([getattr(cache, field) for cache in caches])
+
+
 def bptt_steps(cell: Cell, p, g, d_out, d_state_n, hs, caches, tape=None, step_mask=None):
     """BPTT one step at a time through ``cell.step_backward``: returns ``d_xw (T, B, G*H)`` and
     the initial state's gradient; adds the cell's parameter gradients into ``g``.
@@ -292,6 +300,7 @@ class LSTMCache(NamedTuple):
     c_prev: np.ndarray  # c(t-1)
     c: np.ndarray       # c(t)
     tanh_c: np.ndarray  # tanh(c(t))
+    m: np.ndarray       # o * tanh(c(t)): h(t) itself, or what W_hr projects (proj_size > 0)
 
 
 class GRUCache(NamedTuple):
@@ -408,25 +417,39 @@ class LSTMCell(Cell):
     The peephole vectors ``p_i, p_f, p_o (H,)`` (Gers & Schmidhuber 2000, in the notation of
     Greff et al. 2017) exist only with ``peepholes=True``; without them this is torch.nn.LSTM.
 
-    Backward, with ``dc`` the total gradient reaching ``c(t)``:
-    ``dz_o = dh * tanh(c) * o(1-o)``, ``dc = dc(t) + dh * o * (1 - tanh(c)**2) + dz_o * p_o``,
+    ``proj_size = P`` (``0 < P < H``; Sak et al. 2014, torch's ``proj_size``): ``m = o * tanh(c(t))``
+    and ``h(t) = m W_hr`` with ``W_hr (H, P)``, so ``h (B, P)``, ``c (B, H)`` and ``R (P, 4H)``
+    (``state_widths = (P, H)``). Without projections ``h(t) = m``.
+
+    Backward, with ``dc`` the total gradient reaching ``c(t)`` and ``dm = dh W_hr^T`` (``dh``
+    without projections): ``dz_o = dm * tanh(c) * o(1-o)``,
+    ``dc = dc(t) + dm * o * (1 - tanh(c)**2) + dz_o * p_o``,
     ``dz_i = dc * g * i(1-i)``, ``dz_f = dc * c(t-1) * f(1-f)``, ``dz_g = dc * i * (1-g**2)``,
-    ``dc(t-1) = dc * f + dz_i * p_i + dz_f * p_f``, ``dh(t-1) = dz R^T``.
+    ``dc(t-1) = dc * f + dz_i * p_i + dz_f * p_f``, ``dh(t-1) = dz R^T``; ``dW_hr = sum m^T dh``.
+    With projections ``d_rec`` is ``[dz, dh]`` ``(B, 4H + P)``, from which
+    :meth:`recurrent_grads` forms ``dR`` and ``dW_hr``.
     """
 
     num_gates = 4
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
 
-    def __init__(self, hidden_size: int, peepholes: bool = False):
+    def __init__(self, hidden_size: int, peepholes: bool = False, proj_size: int = 0):
         super().__init__(hidden_size)
-        self.peepholes = peepholes
+        self.peepholes, self.proj_size = peepholes, proj_size
         self.torch_equivalent = None if peepholes else "LSTM"
+
+    @property
+    def state_widths(self):
+        """``(P, H)`` with projections, else ``(H, H)``."""
+        return (self.proj_size or self.hidden_size, self.hidden_size)
 
     def param_shapes(self):
         shapes = super().param_shapes()
         if self.peepholes:
             shapes.update({name: (self.hidden_size,) for name in ("p_i", "p_f", "p_o")})
+        if self.proj_size:
+            shapes["W_hr"] = (self.hidden_size, self.proj_size)
         return shapes
 
     def step(self, p, xw, state):
@@ -443,13 +466,16 @@ class LSTMCell(Cell):
             z_o = z_o + p["p_o"][..., None, :] * c
         o = sigmoid(z_o)
         tanh_c = np.tanh(c)
-        return (o * tanh_c, c), LSTMCache(i, f, g, o, c_prev, c, tanh_c)
+        m = o * tanh_c
+        h = m @ p["W_hr"] if self.proj_size else m  # (B, P) or (B, H)
+        return (h, c), LSTMCache(i, f, g, o, c_prev, c, tanh_c, m)
 
     def step_backward(self, p, grads, d_state, cache):
         dh, dc = d_state
         i, f, g, o, c_prev, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.c_prev, cache.tanh_c
-        dz_o = dh * tanh_c * o * (1.0 - o)
-        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+        dm = dh @ p["W_hr"].T if self.proj_size else dh  # (B, H)
+        dz_o = dm * tanh_c * o * (1.0 - o)
+        dc = dc + dm * o * (1.0 - tanh_c * tanh_c)
         if self.peepholes:
             dc += dz_o * p["p_o"]
         dz_i = dc * g * i * (1.0 - i)
@@ -459,7 +485,8 @@ class LSTMCell(Cell):
         if self.peepholes:
             dc_prev += dz_i * p["p_i"] + dz_f * p["p_f"]
         dz = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)  # (B, 4H)
-        return dz, dz, (dz @ p["R"].T, dc_prev)
+        d_rec = np.concatenate([dz, dh], axis=-1) if self.proj_size else dz  # (B, 4H + P) or dz itself
+        return dz, d_rec, (dz @ p["R"].T, dc_prev)
 
     def forward_sequence(self, p, xw, state0):
         """The steps above in one loop that allocates nothing, the gates stored gate-major:
@@ -469,13 +496,15 @@ class LSTMCell(Cell):
         gate-major (the one strided pass), the sigmoid blocks halved, one tanh, then
         ``(1 + tanh)/2`` on them (:func:`sigmoid`, to the bit); ``c(t)``, ``tanh(c(t))`` and
         ``h(t)`` straight into their stacked arrays. With peepholes ``o`` is squashed after
-        ``c(t)``, which it looks at."""
+        ``c(t)``, which it looks at. With projections ``m(t)`` goes into its own stacked array
+        and one more GEMM writes ``h(t) = m(t) W_hr``."""
         steps, batch, width = xw.shape
         H, R, dtype = self.hidden_size, p["R"], xw.dtype
         gates = np.empty((steps, 4, batch, H), dtype)  # i, f, g, o of every step
-        hs = np.empty((steps + 1, batch, H), dtype)    # hs[0] = h(0)
+        hs = np.empty((steps + 1, batch, self.state_widths[0]), dtype)  # hs[0] = h(0); (B, P) each with projections
         cs = np.empty((steps + 1, batch, H), dtype)    # cs[0] = c(0)
         tanh_cs = np.empty((steps, batch, H), dtype)
+        ms = np.empty((steps, batch, H), dtype) if self.proj_size else hs[1:]  # o tanh(c) of every step
         hs[0], cs[0] = state0
         u = np.empty((batch, width), dtype)
         u_by_gate, xw_by_gate = _by_gate(u), _by_gate(xw)  # (4, B, H), (T, 4, B, H) views
@@ -506,23 +535,31 @@ class LSTMCell(Cell):
                 np.tanh(o, out=o)
             _tanh_to_sigmoid(o)
             np.tanh(c, out=tanh_cs[t])
-            np.multiply(o, tanh_cs[t], out=hs[t + 1])
-        stacked = LSTMCache(*gates.transpose(1, 0, 2, 3), cs[:-1], cs[1:], tanh_cs)
+            np.multiply(o, tanh_cs[t], out=ms[t])
+            if self.proj_size:
+                np.matmul(ms[t], p["W_hr"], out=hs[t + 1])
+        stacked = LSTMCache(*gates.transpose(1, 0, 2, 3), cs[:-1], cs[1:], tanh_cs, ms)
         return hs, (hs[steps], cs[steps]), _LSTMSteps(stacked, gates)
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
         """The backward step above over all steps on the gate-major blocks: the slopes
         ``i(1-i), f(1-f), 1-g**2, o(1-o)`` in one ``(4, B, H)`` scratch;
-        ``dc += dh (o - h tanh(c))`` (``= dh o (1 - tanh(c)**2)``); ``dz (4, B, H)`` copied
-        once into ``d_xw[t] (B, 4H)``; ``dh(t-1) = dz R^T`` with ``out=``. Then
+        ``dc += dm (o - m tanh(c))`` (``= dm o (1 - tanh(c)**2)``, ``dm = dh`` without projections); ``dz (4, B, H)`` copied
+        once into ``d_xw[t] (B, 4H)``; ``dh(t-1) = dz R^T`` with ``out=``. With projections
+        ``dm = dh W_hr^T`` first (one more GEMM), ``dh`` kept in ``d_rec[t] = [dz, dh]``. Then
         :meth:`recurrent_grads` once."""
         gates, cache = caches.gates, caches.stacked
         steps, _, batch, H = gates.shape
+        P = self.proj_size
         RT = np.ascontiguousarray(p["R"].T)  # a GEMM on a transposed view is slower
-        d_xw = np.empty((steps, batch, 4 * H), gates.dtype)  # dz of every step
-        d_xw_by_gate = _by_gate(d_xw)                         # (T, 4, B, H) view
-        dh_next, dc = d_state_n[0].copy(), d_state_n[1].copy()  # (B, H) each
-        dh, scratch = np.empty_like(dh_next), np.empty_like(dh_next)
+        d_rec = np.empty((steps, batch, 4 * H + P), gates.dtype)  # dz of every step [, dh]
+        d_xw = d_rec[..., :4 * H]                                 # (T, B, 4H) view: dz
+        d_xw_by_gate = _by_gate(d_xw)                             # (T, 4, B, H) view
+        dh_next, dc = d_state_n[0].copy(), d_state_n[1].copy()  # (B, P or H), (B, H)
+        dh, scratch = np.empty_like(dh_next), np.empty_like(dc)
+        dm = np.empty_like(dc) if P else dh  # the gradient reaching m = o tanh(c)
+        if P:
+            W_hrT = np.ascontiguousarray(p["W_hr"].T)  # (P, H)
         slopes, dz = np.empty_like(gates[0]), np.empty_like(gates[0])  # (4, B, H) each
         if self.peepholes:
             peep_i, peep_f, peep_o = (np.full((batch, H), p[name], gates.dtype)
@@ -533,15 +570,18 @@ class LSTMCell(Cell):
             np.add(dh_next, d_out[t], out=dh)  # the total gradient reaching h(t)
             if tape is not None:
                 tape[t] = (dh.copy(), dc.copy())
+            if P:
+                np.matmul(dh, W_hrT, out=dm)
+                np.copyto(d_rec[t, :, 4 * H:], dh)
             np.subtract(1.0, z, out=slopes)  # s(1-s) of the sigmoids; the g block is redone
             slopes *= z
             np.multiply(g_t, g_t, out=slopes[2])
             np.subtract(1.0, slopes[2], out=slopes[2])
-            np.multiply(slopes[3], tanh_c, out=dz[3])  # dz_o = dh tanh(c) o(1-o)
-            dz[3] *= dh
-            np.multiply(hs[t + 1], tanh_c, out=scratch)  # dc += dh o (1 - tanh(c)**2)
+            np.multiply(slopes[3], tanh_c, out=dz[3])  # dz_o = dm tanh(c) o(1-o)
+            dz[3] *= dm
+            np.multiply(cache.m[t], tanh_c, out=scratch)  # dc += dm o (1 - tanh(c)**2)
             np.subtract(o, scratch, out=scratch)
-            scratch *= dh
+            scratch *= dm
             dc += scratch
             if self.peepholes:
                 np.multiply(dz[3], peep_o, out=scratch)
@@ -557,7 +597,7 @@ class LSTMCell(Cell):
                     dc += scratch
             np.copyto(d_xw_by_gate[t], dz)
             np.matmul(d_xw[t], RT, out=dh_next)
-        self.recurrent_grads(p, g, hs[:-1], d_xw, caches)
+        self.recurrent_grads(p, g, hs[:-1], d_rec, caches)
         return d_xw, (dh_next, dc)
 
     def activations(self, cache):
@@ -565,28 +605,33 @@ class LSTMCell(Cell):
                 "o": ("sigmoid", cache.o), "tanh_c": ("tanh", cache.tanh_c)}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
-        """``dR`` as in :class:`Cell`; peepholes ``dp_i = sum dz_i * c(t-1)`` and so on."""
-        super().recurrent_grads(p, g, h_prev, d_rec, caches)
+        """``dR`` as in :class:`Cell` from ``dz = d_rec[..., :4H]``; peepholes
+        ``dp_i = sum dz_i * c(t-1)`` and so on; projections ``dW_hr = sum m^T dh`` with
+        ``dh = d_rec[..., 4H:]``."""
+        H = self.hidden_size
+        dz = d_rec[..., :4 * H]  # (T, B, 4H), a view
+        super().recurrent_grads(p, g, h_prev, dz, caches)
         if self.peepholes:
-            H = self.hidden_size
-            if isinstance(caches, StepCaches):  # the fast path's stacked cache
-                c_prev, c = caches.stacked.c_prev, caches.stacked.c  # (T, B, H)
-            else:
-                c_prev = np.stack([cache.c_prev for cache in caches])  # (T, B, H)
-                c = np.stack([cache.c for cache in caches])
-            g["p_i"] += np.einsum("tbh,tbh->h", d_rec[..., :H], c_prev)
-            g["p_f"] += np.einsum("tbh,tbh->h", d_rec[..., H:2 * H], c_prev)
-            g["p_o"] += np.einsum("tbh,tbh->h", d_rec[..., 3 * H:], c)
+            c_prev, c = _stacked(caches, "c_prev"), _stacked(caches, "c")  # (T, B, H)
+            g["p_i"] += np.einsum("tbh,tbh->h", dz[..., :H], c_prev)
+            g["p_f"] += np.einsum("tbh,tbh->h", dz[..., H:2 * H], c_prev)
+            g["p_o"] += np.einsum("tbh,tbh->h", dz[..., 3 * H:], c)
+        if self.proj_size:
+            m, dh = _stacked(caches, "m"), d_rec[..., 4 * H:]  # (T, B, H), (T, B, P)
+            g["W_hr"] += m.reshape(-1, H).T @ dh.reshape(-1, self.proj_size)
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache):
         """Per row: ``dR = h(t-1)^T dz``; peepholes ``dp_i = dz_i * c(t-1)``, ``dp_f = dz_f * c(t-1)``,
-        ``dp_o = dz_o * c(t)``."""
-        rows = super().recurrent_row_grads(p, h_prev, d_rec, cache)
+        ``dp_o = dz_o * c(t)``; projections ``dW_hr = m^T dh``."""
+        H = self.hidden_size
+        rows = super().recurrent_row_grads(p, h_prev, d_rec[:, :4 * H], cache)
         if self.peepholes:
-            H = self.hidden_size
             rows.update(p_i=d_rec[:, :H] * cache.c_prev, p_f=d_rec[:, H:2 * H] * cache.c_prev,
-                        p_o=d_rec[:, 3 * H:] * cache.c)
+                        p_o=d_rec[:, 3 * H:4 * H] * cache.c)
+        if self.proj_size:
+            rows["W_hr"] = _outer_rows(cache.m, d_rec[:, 4 * H:])
         return rows
+
 
 
 class GRUCell(Cell):
