@@ -46,11 +46,15 @@ class Cell(ABC):
       cell as ``cell(hidden_size)`` (the class, or any callable returning a cell).
     * The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
       computed for all steps in one matmul before the time loop, and turns ``d_xw`` into
-      ``dW``, ``db`` and ``dx``. The cell owns every other parameter.
+      ``dW``, ``db`` and ``dx``. The cell owns every other parameter. A cell that places its
+      own shifts (layer normalisation, :mod:`numpy_rnn.layer_norm`) sets ``input_bias = False``:
+      the layer then has no ``b`` and ``xw = x W``.
     * ``param_shapes() -> {short name: shape}``: the cell's own parameters (default
       ``{"R": (H_h, G*H)}``, ``H_h`` the width of ``h``). Names must not be ``W`` or ``b`` (the
       layer's) nor contain a dot.
       ``p`` and ``g`` below are dicts of one run's parameters and gradients under these names.
+      ``param_inits() -> {short name: initialiser name}``: how the layer initialises the cell's
+      parameters that its ``init`` does not name (default ``{}``: torch's uniform for all).
     * ``state_names``: the names of the state's parts, a tuple of ``(B, width)`` arrays whose
       first is the output ``h`` (default ``("h",)``; LSTM ``("h", "c")``). ``state_size`` is
       derived from it and is not set by subclasses. ``state_widths``: each part's width
@@ -96,6 +100,7 @@ class Cell(ABC):
     state_names: tuple[str, ...] = ("h",)
     smooth = True
     torch_equivalent: str | None = None
+    input_bias = True  # False: the cell places its own shifts and the layer has no b
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -125,6 +130,11 @@ class Cell(ABC):
         """Shapes of the cell's own parameters by short name: ``{"R": (H_h, G*H)}``, ``H_h``
         the width of ``h``."""
         return {"R": (self.state_widths[0], self.num_gates * self.hidden_size)}
+
+    def param_inits(self) -> dict[str, str]:
+        """Initialiser names of the cell's parameters that a layer's ``init`` does not name;
+        the others get torch's uniform. Default: none."""
+        return {}
 
     @abstractmethod
     def step(self, p, xw, state):

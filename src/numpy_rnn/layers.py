@@ -29,6 +29,7 @@ import numpy as np
 from . import _checks, parallel
 from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCaches, bptt_steps, written_with
 from .init import get_initializer
+from .layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from .module import Module
 
 #: a recurrent state: one array (num_layers * directions, B, H), or a tuple of them (LSTM: h, c)
@@ -301,7 +302,7 @@ class Recurrent(Module):
         clash = [key for key in cell_shapes if key in ("W", "b") or "." in key]
         if clash:
             raise ValueError(f"{type(self).__name__}: cell parameter names {clash} clash with the layer's W, b or contain '.'")
-        return {"W": (D, GH), **cell_shapes, **({"b": (GH,)} if self.bias else {})}
+        return {"W": (D, GH), **cell_shapes, **({"b": (GH,)} if self.bias and self.cell.input_bias else {})}
 
     def _init_params(self, init: dict) -> None:
         names = set(self._shapes(0))
@@ -309,7 +310,8 @@ class Recurrent(Module):
             raise TypeError(f"{type(self).__name__}: expected init to be a dict of parameter name -> initialiser, "
                             f"got {type(init).__name__}")
         _checks.check_names(type(self).__name__, "parameter(s) in init", init, sorted(names))
-        makers = {key: get_initializer(init.get(key, "torch"), self.hidden_size) for key in names}
+        defaults = self.cell.param_inits()
+        makers = {key: get_initializer(init.get(key, defaults.get(key, "torch")), self.hidden_size) for key in names}
         for _, layer, _, prefix in self.runs():
             for key, shape in self._shapes(layer).items():
                 value = np.asarray(makers[key](shape, self.rng, self.dtype), dtype=self.dtype)
@@ -581,23 +583,35 @@ class LSTM(Recurrent):
     ``p_i, p_f, p_o (H,)``; the state is the pair ``(h, c)``. ``forget_bias`` sets the forget
     gate's block of ``b`` after initialisation (Jozefowicz et al. 2015 recommend 1).
     See :class:`~numpy_rnn.cells.LSTMCell` for the equations.
+
+    ``layer_norm=True``: the layer-normalised LSTM of Ba, Kiros & Hinton 2016
+    (:class:`~numpy_rnn.layer_norm.LayerNormLSTMCell`): no ``b``, its place taken by the shift
+    ``beta (4H,)`` (which ``forget_bias`` then sets), gains ``g_x, g_h (4H,)``, ``g_c (H,)`` and
+    the shift ``beta_c (H,)``; not with peepholes.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, *, peepholes=False, forget_bias=None, **options):
-        if not isinstance(peepholes, bool):
-            raise TypeError(f"LSTM: expected peepholes to be a bool, got {peepholes!r}")
-        self.peepholes = peepholes
+    def __init__(self, input_size, hidden_size, num_layers=1, *, peepholes=False, forget_bias=None,
+                 layer_norm=False, **options):
+        for flag, value in (("peepholes", peepholes), ("layer_norm", layer_norm)):
+            if not isinstance(value, bool):
+                raise TypeError(f"LSTM: expected {flag} to be a bool, got {value!r}")
+        if peepholes and layer_norm:
+            raise ValueError("LSTM: expected peepholes=False with layer_norm=True (the layer-normalised LSTM has no "
+                             "peephole connections), got peepholes=True")
+        self.peepholes, self.layer_norm = peepholes, layer_norm
         super().__init__(input_size, hidden_size, num_layers, **options)
         if forget_bias is not None:
             value = _checks.check_real("LSTM", "forget_bias", forget_bias)
             if not self.bias:
                 raise ValueError(f"LSTM: forget_bias={value} sets a block of b, and bias=False leaves the layer "
                                  f"without b: drop forget_bias or use bias=True")
-            H = self.hidden_size
+            H, name = self.hidden_size, "beta" if layer_norm else "b"
             for *_, prefix in self.runs():
-                self.params[prefix + "b"][H:2 * H] = value
+                self.params[prefix + name][H:2 * H] = value
 
     def _make_cell(self):
+        if self.layer_norm:
+            return LayerNormLSTMCell(self.hidden_size, self.bias)
         return LSTMCell(self.hidden_size, self.peepholes)
 
 
@@ -607,15 +621,25 @@ class GRU(Recurrent):
 
     Parameters ``W (D, 3H)``, ``R (H, 3H)``, ``b (3H,)`` and, resetting after, ``b_hn (H,)``.
     See :class:`~numpy_rnn.cells.GRUCell` for the equations.
+
+    ``layer_norm=True``: the layer-normalised GRU (:class:`~numpy_rnn.layer_norm.LayerNormGRUCell`,
+    reset after only): no ``b``, shifts ``beta (3H,)`` and ``beta_hn (H,)`` in place of ``b`` and
+    ``b_hn``, gains ``g_x, g_h (3H,)``.
     """
 
-    def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, **options):
-        if not isinstance(reset_after, bool):
-            raise TypeError(f"GRU: expected reset_after to be a bool, got {reset_after!r}")
-        self.reset_after = reset_after
+    def __init__(self, input_size, hidden_size, num_layers=1, *, reset_after=True, layer_norm=False, **options):
+        for flag, value in (("reset_after", reset_after), ("layer_norm", layer_norm)):
+            if not isinstance(value, bool):
+                raise TypeError(f"GRU: expected {flag} to be a bool, got {value!r}")
+        if layer_norm and not reset_after:
+            raise ValueError("GRU: expected reset_after=True with layer_norm=True (the layer-normalised GRU applies the "
+                             "reset gate to the normalised h(t-1) R), got reset_after=False")
+        self.reset_after, self.layer_norm = reset_after, layer_norm
         super().__init__(input_size, hidden_size, num_layers, **options)
 
     def _make_cell(self):
+        if self.layer_norm:
+            return LayerNormGRUCell(self.hidden_size, self.bias)
         return GRUCell(self.hidden_size, self.reset_after, self.bias)
 
 
