@@ -8,12 +8,15 @@ backward direction of a bidirectional layer)::
     weight_hh_l{k}  (G*H, H)    R.T       R (H, G*H)
     bias_ih_l{k}    (G*H,)      b         b (G*H,)
     bias_hh_l{k}    (G*H,)      0         (summed into b on loading)
+    weight_hr_l{k}  (P, H)      W_hr.T    W_hr (H, P), LSTM with proj_size = P only
 
 torch adds two biases where one suffices, except in the GRU's ``n`` block (the last ``H``
 entries), where ``bias_hh`` sits inside the reset gate: ``n = tanh(x W_n + b_n + r * (h R_n
 + b_hn))``. There ``bias_hh``'s ``n`` block is our ``b_hn`` and is never summed into ``b``.
 A layer built with ``bias=False`` has neither ``b`` nor ``b_hn``, as torch's ``bias=False``
-has neither ``bias_ih`` nor ``bias_hh``.
+has neither ``bias_ih`` nor ``bias_hh``. An LSTM with projections (``proj_size = P``) reads
+``h`` of width ``P``: there ``weight_hh`` is ``(4H, P)`` and a higher layer's ``weight_ih``
+``(4H, directions*P)``.
 
 Gradients: ``to_torch_state_dict(layer, layer.grads)`` converts gradients with the same
 rule. torch's ``bias_ih`` and ``bias_hh`` gradients are equal wherever both biases enter the
@@ -101,6 +104,8 @@ def to_torch_state_dict(layer, arrays=None) -> dict[str, np.ndarray]:
                 bias_hh[2 * H:] = p["b_hn"]
             state_dict[f"bias_ih{sfx}"] = np.array(p["b"], order="C")
             state_dict[f"bias_hh{sfx}"] = bias_hh
+        if "W_hr" in p:  # LSTM with projections
+            state_dict[f"weight_hr{sfx}"] = np.array(p["W_hr"].T, order="C")
     return state_dict
 
 
@@ -132,7 +137,8 @@ def _checked_arrays(owner: str, layer, state_dict) -> dict[str, np.ndarray]:
 def load_torch_state_dict(layer, state_dict) -> None:
     """Copy a torch RNN/LSTM/GRU state dict (tensors or arrays) into ``layer.params`` in place.
 
-    ``W = weight_ih.T``, ``R = weight_hh.T`` and ``b = bias_ih + bias_hh``; for GRU the
+    ``W = weight_ih.T``, ``R = weight_hh.T``, ``W_hr = weight_hr.T`` (projections) and
+    ``b = bias_ih + bias_hh``; for GRU the
     ``n`` block of ``b`` is ``bias_ih``'s alone and ``b_hn`` is ``bias_hh``'s ``n`` block.
     Names, shapes and dtypes (which must be the layer's: nothing is cast) are all checked
     before anything is written, so on an error the layer is unchanged. The layer never
@@ -144,6 +150,8 @@ def load_torch_state_dict(layer, state_dict) -> None:
         sfx = _suffix(k, direction)
         new[prefix + "W"] = arrays[f"weight_ih{sfx}"].T
         new[prefix + "R"] = arrays[f"weight_hh{sfx}"].T
+        if prefix + "W_hr" in layer.params:  # LSTM with projections
+            new[prefix + "W_hr"] = arrays[f"weight_hr{sfx}"].T
         if not layer.bias:
             continue
         bias_ih, bias_hh = arrays[f"bias_ih{sfx}"], arrays[f"bias_hh{sfx}"]
@@ -159,14 +167,16 @@ def load_torch_state_dict(layer, state_dict) -> None:
 def to_torch_module(layer: Recurrent) -> torch.nn.Module:
     """A ``torch.nn.RNN``/``LSTM``/``GRU`` computing the same function as ``layer``.
 
-    Same sizes, ``num_layers``, ``bidirectional``, ``bias``, ``nonlinearity``, ``dropout``, dtype and
-    training mode, ``batch_first=True``, loaded with the layer's weights. Imports torch.
+    Same sizes, ``num_layers``, ``bidirectional``, ``bias``, ``nonlinearity``, ``proj_size``, ``dropout``,
+    dtype and training mode, ``batch_first=True``, loaded with the layer's weights. Imports torch.
     """
     _check_convertible("to_torch_module", layer)
     import torch
 
     kind = layer.cell.torch_equivalent
     options = {"nonlinearity": layer.cell.nonlinearity} if kind == "RNN" else {}
+    if getattr(layer.cell, "proj_size", 0):
+        options["proj_size"] = layer.cell.proj_size
     module = getattr(torch.nn, kind)(
         layer.input_size, layer.hidden_size, layer.num_layers, bias=layer.bias, batch_first=True,
         dropout=layer.dropout, bidirectional=layer.bidirectional, dtype=getattr(torch, layer.dtype.name), **options,
