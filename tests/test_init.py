@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from numpy_rnn import GRU, SimpleRNN
+from numpy_rnn import GRU, LSTM, SimpleRNN
 from numpy_rnn.init import INITIALIZERS, get_initializer, scaled_identity
 
 
@@ -65,3 +65,49 @@ def test_parametric_names(rng):
         get_initializer("normal:x", 3)
     with pytest.raises(ValueError, match=r"valid names: .*normal:<number>"):
         get_initializer("gaussian:1", 3)
+
+
+def test_chrono_lstm_biases_spread_the_forget_time_constants(rng):
+    H, T_max = 4000, 100
+    b = get_initializer("chrono:100", H)((4 * H,), rng, np.float64)
+    b_i, b_f, b_g, b_o = np.split(b, 4)
+    np.testing.assert_array_equal(b_i, -b_f)
+    assert not b_g.any() and not b_o.any()
+    tau_minus_1 = np.exp(b_f)  # sig(b_f) = 1 - 1/tau: tau - 1 = exp(b_f) ~ U[1, T_max - 1]
+    assert tau_minus_1.min() >= 1.0 and tau_minus_1.max() <= T_max - 1
+    deciles = np.quantile(tau_minus_1, np.linspace(0.1, 0.9, 9))
+    # a decile of n uniform draws over a range of 98 has a standard deviation under 98 * sqrt(0.25 / n) = 0.8
+    np.testing.assert_allclose(deciles, 1 + (T_max - 2) * np.linspace(0.1, 0.9, 9), atol=4.0)
+
+
+def test_chrono_gru_sets_the_update_gate_only(rng):
+    H = 50
+    b_r, b_z, b_n = np.split(get_initializer("chrono:20", H)((3 * H,), rng, np.float64), 3)
+    assert not b_r.any() and not b_n.any()
+    assert np.all((b_z >= 0) & (b_z <= np.log(19))) and b_z.std() > 0
+
+
+def test_chrono_in_layers_is_reproducible_and_drawn_per_run():
+    def biases(**options):
+        return LSTM(3, 6, bidirectional=True, rng=5, **options).params
+
+    first, again = biases(init={"b": "chrono:30"}), biases(init={"b": "chrono:30"})
+    np.testing.assert_array_equal(first["l0.b"], again["l0.b"])
+    assert not np.array_equal(first["l0.b"], first["l0_reverse.b"])
+    normalised = biases(init={"beta": "chrono:30"}, layer_norm=True)["l0.beta"]
+    np.testing.assert_array_equal(normalised[:6], -normalised[6:12])
+    gru = GRU(3, 6, init={"b": "chrono:30"}, rng=0).params["b"]
+    assert gru[6:12].any() and not gru[:6].any() and not gru[12:].any()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: get_initializer("chrono:1.5", 4), r"expected chrono:T with T >= 2 .*got chrono:1.5"),
+    (lambda: get_initializer("chrono:x", 4), r"expected chrono:<number>, got 'chrono:x'"),
+    (lambda: LSTM(3, 4, init={"W": "chrono:10"}), r"chrono:10 sets the gate biases of an LSTM \(16,\) or a GRU \(12,\) "
+                                                  r"of hidden size 4 .*got shape \(3, 16\)"),
+    (lambda: SimpleRNN(3, 4, init={"b": "chrono:10"}), r"got shape \(4,\)"),
+    (lambda: GRU(3, 4, init={"b_hn": "chrono:10"}), r"got shape \(4,\)"),
+])
+def test_chrono_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

@@ -18,6 +18,15 @@ stack G gate blocks side by side, ``R`` of shape ``(H, G*H)``: the square initia
 Names with a parameter, written ``"name:value"`` (so a command line can give them too):
 ``normal:s`` N(0, s**2) (Le et al.'s IRNN draws W from N(0, 0.001**2)), ``uniform:a`` U(-a, a),
 ``constant:c``, ``scaled_identity:s``.
+
+``chrono:T`` (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?") sets the gate
+biases of a layer of hidden size ``H`` for time dependencies of up to ``T`` steps (``T >= 2``):
+on an LSTM bias ``(4H,)`` (gates ``i, f, g, o``) ``b_f ~ log(U[1, T - 1])``, ``b_i = -b_f``,
+``b_g = b_o = 0``; on a GRU bias ``(3H,)`` (gates ``r, z, n``; ``h(t) = (1 - z) n + z h(t-1)``,
+so ``z`` is the gate that keeps) ``b_z ~ log(U[1, T - 1])``, ``b_r = b_n = 0``. A unit whose keep
+gate starts at ``sig(b) = 1 - 1/tau`` forgets with a time constant ``tau``: these draws spread
+``tau`` uniformly over ``[2, T]``. It applies to ``b`` (``beta`` in a layer-normalised layer),
+nothing else.
 """
 from __future__ import annotations
 
@@ -123,6 +132,27 @@ def constant(value: float) -> Initializer:
     return init
 
 
+def chrono(max_steps: float, hidden_size: int) -> Initializer:
+    """An initialiser giving the chrono gate biases (see the module docstring) for time
+    dependencies of up to ``max_steps`` steps in a layer of hidden size ``hidden_size``."""
+    if max_steps < 2:
+        raise ValueError(f"init: expected chrono:T with T >= 2 (the biases are log U[1, T - 1]), got chrono:{max_steps:g}")
+    H = hidden_size
+
+    def init(shape, rng, dtype):
+        if shape not in ((4 * H,), (3 * H,)):
+            raise ValueError(f"init: chrono:{max_steps:g} sets the gate biases of an LSTM ({4 * H},) or a GRU "
+                             f"({3 * H},) of hidden size {H} (b, or beta with layer_norm), got shape {shape}")
+        bias = np.zeros(shape)
+        keep = np.log(rng.uniform(1.0, max_steps - 1.0, size=H))
+        bias[H:2 * H] = keep  # the keep gate's block: LSTM f (i f g o), GRU z (r z n)
+        if shape == (4 * H,):
+            bias[:H] = -keep  # b_i = -b_f
+        return bias.astype(dtype)
+    init.__name__ = f"chrono({max_steps:g})"
+    return init
+
+
 PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
     "normal": normal, "uniform": uniform, "constant": constant, "scaled_identity": scaled_identity,
 }
@@ -130,14 +160,14 @@ PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
 
 def get_initializer(spec, hidden_size: int) -> Initializer:
     """A registered name (``"torch"`` needs the layer's ``hidden_size``), a ``"name:value"``
-    of :data:`PARAMETRIC`, or a callable ``init(shape, rng, dtype)``."""
+    of :data:`PARAMETRIC` or ``"chrono:T"`` (which needs it too), or a callable ``init(shape, rng, dtype)``."""
     if callable(spec):
         return spec
     if spec == "torch":
         return torch_default(hidden_size)
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
-    if isinstance(spec, str) and spec.partition(":")[0] in PARAMETRIC:
+    if isinstance(spec, str) and spec.partition(":")[0] in (*PARAMETRIC, "chrono"):
         name, _, value = spec.partition(":")
         try:
             number = float(value)
@@ -145,6 +175,6 @@ def get_initializer(spec, hidden_size: int) -> Initializer:
             raise ValueError(f"init: expected {name}:<number>, got {spec!r}") from None
         if not np.isfinite(number):
             raise ValueError(f"init: expected a finite number in {spec!r}")
-        return PARAMETRIC[name](number)
-    valid = ", ".join(sorted([*INITIALIZERS, "torch"]) + [f"{name}:<number>" for name in PARAMETRIC])
+        return chrono(number, hidden_size) if name == "chrono" else PARAMETRIC[name](number)
+    valid = ", ".join(sorted([*INITIALIZERS, "torch"]) + [f"{name}:<number>" for name in PARAMETRIC] + ["chrono:<T>"])
     raise ValueError(f"init: unknown initialiser {spec!r}; valid names: {valid}")

@@ -27,7 +27,7 @@ elsewhere. Compare ours ``bias_ih`` with torch's ``bias_ih.grad`` everywhere, an
 ``bias_hh.grad`` where they coincide.
 
 Layers whose cell has ``torch_equivalent = None`` (LSTM peepholes, GRU with
-``reset_after=False``, custom cells) have no torch counterpart and raise ``ValueError``.
+``reset_after=False``, layer normalisation, custom cells) have no torch counterpart and raise ``ValueError``.
 This module needs torch only for :func:`to_torch_module`; tensors are accepted anywhere by
 duck typing (``.detach().cpu().numpy()``).
 """
@@ -40,6 +40,7 @@ import numpy as np
 
 from . import _checks
 from .cells import GRUCell, LSTMCell
+from .layer_norm import _LayerNormCell
 from .layers import Recurrent
 
 if TYPE_CHECKING:  # torch is optional: imported where a conversion needs it
@@ -50,6 +51,9 @@ __all__ = ["load_torch_state_dict", "to_torch_module", "to_torch_state_dict"]
 
 def _why_no_torch(cell) -> str:
     """Why torch has no layer computing this cell's maths."""
+    if isinstance(cell, _LayerNormCell):
+        return ("torch.nn.LSTM and torch.nn.GRU have no layer normalisation (g_x, g_h, beta); "
+                "build the layer with layer_norm=False")
     if isinstance(cell, LSTMCell) and cell.peepholes:
         return "torch.nn.LSTM has no peephole connections (p_i, p_f, p_o); build LSTM(peepholes=False)"
     if isinstance(cell, GRUCell) and not cell.reset_after:
