@@ -13,8 +13,9 @@ forgets, and how saturated the units are, for one model on one batch.
   SVD (exact); above, by power iteration on ``P^T P`` at a log-spaced set of lags, with ``P v``
   from central differences of the step (relative error about 1e-8) and ``P^T u`` exact. For a
   state of several parts (LSTM ``h, c``) the ``h`` block is ``jacobian_norm`` and the whole
-  state's product ``state_jacobian_norm``; and the singular values and spectral radius of every
-  ``(H, H)`` gate block of ``R``;
+  state's product ``state_jacobian_norm`` (``S*H`` the sum of the parts' widths,
+  ``cell.state_widths``); and the singular values and spectral radius of every ``(H, H)`` gate
+  block of ``R`` (none for an LSTM with projections, whose ``R (P, 4H)`` has no square blocks);
 * **saturation**: per step, the fraction of units at the flat ends of their squashing function
   (``|tanh| > 0.99``, ``sigmoid`` outside ``[0.01, 0.99]``: derivative below 2% of its peak;
   relu exactly 0) and each activation's mean (is the forget gate open?), from the cell's
@@ -173,7 +174,7 @@ def _batch_mean(per_sequence: np.ndarray) -> np.ndarray:
 
 
 def _replayed_states(cell, trace: RunTrace, batch: int) -> list[tuple]:
-    """``state(t-1)`` for every step of the first ``batch`` sequences (parts (batch, H))."""
+    """``state(t-1)`` for every step of the first ``batch`` sequences (parts (batch, width))."""
     state, states = tuple(s[:batch] for s in trace.state0), []
     for t in range(trace.xw.shape[0]):
         states.append(state)
@@ -187,8 +188,8 @@ def _replayed_states(cell, trace: RunTrace, batch: int) -> list[tuple]:
 def _jacobian_norms(cell, trace: RunTrace, batch: int, exact_max: int):
     """``(||dh(end)/dh(t)||, ||ds(end)/ds(t)|| or None, method)``, each (batch, T) in input order."""
     states = _replayed_states(cell, trace, batch)
-    S, H = cell.state_size, cell.hidden_size
-    if S * H <= exact_max:
+    S = cell.state_size
+    if sum(cell.state_widths) <= exact_max:
         h_norm, s_norm = _exact_norms(cell, trace, states, batch)
         method = "exact"
     else:
@@ -217,8 +218,8 @@ def _vjp(cell, trace, states, t, cotangents, batch):
 def _exact_norms(cell, trace, states, batch):
     """Carry ``M = ds(end)/ds(t)`` (S*H rows per sequence) back through every step: the end is
     each sequence's last valid step, where M = I (past it the state is only held)."""
-    S, H, steps = cell.state_size, cell.hidden_size, trace.xw.shape[0]
-    M = np.broadcast_to(np.eye(S * H, dtype=trace.xw.dtype)[:, None, :], (S * H, batch, S * H)).copy()
+    SH, H, steps = sum(cell.state_widths), cell.state_widths[0], trace.xw.shape[0]  # H: the width of h
+    M = np.broadcast_to(np.eye(SH, dtype=trace.xw.dtype)[:, None, :], (SH, batch, SH)).copy()
     h_norm, s_norm = np.empty((steps, batch)), np.empty((steps, batch))
     for t in reversed(range(steps)):
         rows = M.transpose(1, 0, 2)  # (batch, S*H out, S*H in)
@@ -231,7 +232,7 @@ def _exact_norms(cell, trace, states, batch):
 
 def _power_norms(cell, trace, states, batch):
     """Power iteration on ``P^T P`` at log-spaced lags per sequence; NaN at the other steps."""
-    S, H, steps = cell.state_size, cell.hidden_size, trace.xw.shape[0]
+    SH, H, steps = sum(cell.state_widths), cell.state_widths[0], trace.xw.shape[0]  # H: the width of h
     h_norm, s_norm = np.full((steps, batch), np.nan), np.full((steps, batch), np.nan)
     rng = np.random.default_rng(0)
     for b in range(batch):
@@ -241,14 +242,13 @@ def _power_norms(cell, trace, states, batch):
         for lag in lags[lags <= end]:
             start = end - lag
             h_norm[start, b] = _power_norm(cell, trace, states, b, start, end, H, rng)
-            s_norm[start, b] = _power_norm(cell, trace, states, b, start, end, S * H, rng)
+            s_norm[start, b] = _power_norm(cell, trace, states, b, start, end, SH, rng)
     return h_norm, s_norm
 
 
 def _power_norm(cell, trace, states, b, start, end, size, rng) -> float:
     """Largest singular value of the leading (size, size) block of ``ds(end)/ds(start)``."""
-    SH = cell.state_size * cell.hidden_size
-    v = rng.standard_normal(SH)
+    v = rng.standard_normal(sum(cell.state_widths))
     v[size:] = 0.0
     sigma = 0.0
     for _ in range(POWER_ITERATIONS):
@@ -275,14 +275,14 @@ def _vjp_one(cell, trace, states, b, t, u):
 
 def _forward_product(cell, trace, states, b, start, end, v):
     """``ds(end)/ds(start) v`` by central differences of each step along the trajectory."""
-    S = cell.state_size
+    splits = np.cumsum(cell.state_widths)[:-1]  # where each state part starts
     for t in range(start + 1, end + 1):
         if trace.step_mask is not None and not trace.step_mask[t, b, 0]:
             continue
         s = np.concatenate([part[b] for part in states[t]])
         eps = 1e-6 * max(1.0, float(np.linalg.norm(s))) / max(float(np.linalg.norm(v)), 1e-300)
         pair = np.stack([s + eps * v, s - eps * v])  # (2, S*H): two sequences through one step
-        new, _ = cell.step(trace.params, np.repeat(trace.xw[t, b:b + 1], 2, axis=0), tuple(np.split(pair, S, axis=-1)))
+        new, _ = cell.step(trace.params, np.repeat(trace.xw[t, b:b + 1], 2, axis=0), tuple(np.split(pair, splits, axis=-1)))
         new = np.concatenate(new, axis=-1)
         v = (new[0] - new[1]) / (2 * eps)
     return v

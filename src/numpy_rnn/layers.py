@@ -588,10 +588,14 @@ class LSTM(Recurrent):
     (:class:`~numpy_rnn.layer_norm.LayerNormLSTMCell`): no ``b``, its place taken by the shift
     ``beta (4H,)`` (which ``forget_bias`` then sets), gains ``g_x, g_h (4H,)``, ``g_c (H,)`` and
     the shift ``beta_c (H,)``; not with peepholes.
+
+    ``proj_size=P`` (``0 < P < H``, torch's option; Sak et al. 2014): ``h(t) = (o * tanh(c(t))) W_hr``
+    with ``W_hr (H, P)``; ``h``, the output and ``R (P, 4H)`` have width ``P``, ``c`` keeps ``H``,
+    and a higher layer reads ``directions*P`` features. Not with ``layer_norm``.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, peepholes=False, forget_bias=None,
-                 layer_norm=False, **options):
+                 layer_norm=False, proj_size=0, **options):
         for flag, value in (("peepholes", peepholes), ("layer_norm", layer_norm)):
             if not isinstance(value, bool):
                 raise TypeError(f"LSTM: expected {flag} to be a bool, got {value!r}")
@@ -599,6 +603,13 @@ class LSTM(Recurrent):
             raise ValueError("LSTM: expected peepholes=False with layer_norm=True (the layer-normalised LSTM has no "
                              "peephole connections), got peepholes=True")
         self.peepholes, self.layer_norm = peepholes, layer_norm
+        self.proj_size = _checks.check_size("LSTM", "proj_size", proj_size, minimum=0)
+        if self.proj_size and self.proj_size >= _checks.check_size("LSTM", "hidden_size", hidden_size):
+            raise ValueError(f"LSTM: expected proj_size < hidden_size={hidden_size} (the projection narrows h), "
+                             f"got proj_size={proj_size}")
+        if self.proj_size and layer_norm:
+            raise ValueError(f"LSTM: expected proj_size=0 with layer_norm=True (the layer-normalised LSTM has no "
+                             f"projection), got proj_size={proj_size}")
         super().__init__(input_size, hidden_size, num_layers, **options)
         if forget_bias is not None:
             value = _checks.check_real("LSTM", "forget_bias", forget_bias)
@@ -612,7 +623,7 @@ class LSTM(Recurrent):
     def _make_cell(self):
         if self.layer_norm:
             return LayerNormLSTMCell(self.hidden_size, self.bias)
-        return LSTMCell(self.hidden_size, self.peepholes)
+        return LSTMCell(self.hidden_size, self.peepholes, self.proj_size)
 
 
 class GRU(Recurrent):

@@ -9,9 +9,10 @@ parameter, ``M(t) = d s(t) / d theta`` of shape ``(S*H, P)``, and updates it at 
     I(t)   = d s(t) / d theta           (S*H, P) with s(t-1) held fixed
 
 where ``s = concat(state parts)`` (``h``; LSTM ``h`` and ``c``: the sensitivity of ``c`` is
-needed to carry that of ``h``). Through ``xw = x W + b``, ``I_W[:, d, j] = x_d dS/dxw_j`` and
-``I_b = dS/dxw``; the cell's own parameters (``R``, peepholes, ``b_hn``, ...) enter through
-``d_rec`` and the cell's ``recurrent_grads``. A loss ``L_t`` on ``h(t)`` then gives its
+needed to carry that of ``h``), ``S*H`` standing for the sum of the parts' widths
+(``cell.state_widths``; an LSTM with projections ``P + H``). Through ``xw = x W + b``,
+``I_W[:, d, j] = x_d dS/dxw_j`` and ``I_b = dS/dxw``; the cell's own parameters (``R``,
+peepholes, ``b_hn``, ``W_hr``, ...) enter through ``d_rec`` and the cell's ``recurrent_grads``. A loss ``L_t`` on ``h(t)`` then gives its
 parameter gradient at once: ``dL_t/dtheta = sum_b dL_t/dh(t)[b] M_h(t)[b]`` (the ``h`` rows of
 ``M``). Summed over ``t`` this is exactly BPTT's gradient; memory is ``O(B S H P)`` whatever the
 length, time ``O(B (S H)^2 P)`` per step against BPTT's ``O(B P)``.
@@ -43,15 +44,15 @@ def _row_grads_one_by_one(cell: Cell, p: dict, xw: np.ndarray, state: tuple, eye
     ``{name: (K, B, *shape)}``, from ``step_backward`` and ``recurrent_grads`` on one row at a
     time: the generic path for any cell (``K*B`` backward calls)."""
     K, (B, _) = eye.shape[0], xw.shape
-    H, S = cell.hidden_size, cell.state_size
+    splits = np.cumsum(cell.state_widths)[:-1]  # where each state part starts in a cotangent
     names = tuple(cell.param_shapes())
     rows = {name: np.zeros((K, B) + p[name].shape, dtype=xw.dtype) for name in names}
     for b in range(B):
-        state_b = tuple(part[b:b + 1] for part in state)  # (1, H) each
+        state_b = tuple(part[b:b + 1] for part in state)  # (1, width) each
         _, cache = cell.step(p, xw[b:b + 1], state_b)
         for k in range(K):
             g = {name: np.zeros_like(value) for name, value in p.items()}
-            d_new = tuple(eye[k:k + 1, i * H:(i + 1) * H].copy() for i in range(S))
+            d_new = tuple(part.copy() for part in np.split(eye[k:k + 1], splits, axis=-1))
             _, d_rec, _ = cell.step_backward(p, g, d_new, cache)
             cell.recurrent_grads(p, g, state_b[0][None], None if d_rec is None else d_rec[None], [cache])
             for name in names:
@@ -63,8 +64,8 @@ class RTRL:
     """Real-time recurrent learning for a one-layer, one-direction :class:`~numpy_rnn.layers.Recurrent`.
 
     ``RTRL(layer)``, then per stream ``reset(batch_size, state=None)`` and per step
-    ``h = step(x_t)`` (``x_t (B, D) -> h_t (B, H)``) and ``accumulate(d_h_t)``
-    (``d_h_t (B, H)``, the loss gradient w.r.t. ``h_t``; adds ``d_h_t . dh_t/dtheta`` into
+    ``h = step(x_t)`` (``x_t (B, D) -> h_t (B, H)``, ``H`` the width of ``h``: ``layer.h_size``)
+    and ``accumulate(d_h_t)`` (``d_h_t (B, H)``, the loss gradient w.r.t. ``h_t``; adds ``d_h_t . dh_t/dtheta`` into
     ``layer.grads``). After ``T`` steps with ``accumulate(d_out[:, t])`` at each, ``layer.grads``
     holds what ``layer.forward(x, state)`` then ``layer.backward(d_out)`` gives.
 
@@ -92,12 +93,12 @@ class RTRL:
         """Start ``batch_size`` streams: sensitivities zero, state ``state`` (shaped as
         ``layer.forward`` takes it: ``(1, B, H)``, LSTM a pair; copied) or zeros."""
         B = _checks.check_size(OWNER, "batch_size", batch_size)
-        H, S, dtype = self.layer.hidden_size, self.cell.state_size, self.layer.dtype
+        SH, dtype = sum(self.cell.state_widths), self.layer.dtype
         self._state = self._checked_state(state, B)
         P = sum(int(np.prod(shape)) for shape in self._shapes.values())
-        self._buffers = [np.zeros((B, S * H, P), dtype=dtype) for _ in range(2)]  # M(t-1), M(t)
+        self._buffers = [np.zeros((B, SH, P), dtype=dtype) for _ in range(2)]  # M(t-1), M(t)
         self._views = [self._named_views(buffer) for buffer in self._buffers]
-        self._eye = np.broadcast_to(np.eye(S * H, dtype=dtype)[:, None, :], (S * H, B, S * H))
+        self._eye = np.broadcast_to(np.eye(SH, dtype=dtype)[:, None, :], (SH, B, SH))
         self.batch_size, self.steps = B, 0
 
     def step(self, x_t: np.ndarray) -> np.ndarray:
@@ -121,7 +122,7 @@ class RTRL:
         """``layer.grads += sum_b d_h_t[b] . dh_t[b]/dtheta`` for ``d_h_t (B, H)``, the loss
         gradient w.r.t. the ``h`` of the last step (the initial state's, before any step)."""
         self._require_reset("accumulate")
-        H = self.layer.hidden_size
+        H = self.layer.h_size
         d_h = self._checked(d_h_t, "d_h_t", (self.batch_size, H))
         grad = np.tensordot(d_h, self._buffers[0][:, :H], axes=([0, 1], [0, 1]))  # (P,)
         offset = 0
@@ -191,15 +192,14 @@ class RTRL:
         return array
 
     def _checked_state(self, state, batch: int) -> tuple:
-        """The state as a tuple of ``S`` fresh ``(B, H)`` arrays (zeros for ``None``)."""
-        H, names = self.layer.hidden_size, self.cell.state_names
+        """The state as a tuple of ``S`` fresh ``(B, width)`` arrays (zeros for ``None``)."""
+        names, shapes = self.cell.state_names, [(1, batch, width) for width in self.cell.state_widths]
         if state is None:
-            return tuple(np.zeros((batch, H), dtype=self.layer.dtype) for _ in names)
-        shape = (1, batch, H)
+            return tuple(np.zeros(shape[1:], dtype=self.layer.dtype) for shape in shapes)
         if len(names) == 1:
-            return (self._checked(state, "state", shape)[0].copy(),)
+            return (self._checked(state, "state", shapes[0])[0].copy(),)
         if not isinstance(state, (tuple, list)) or len(state) != len(names):
-            raise TypeError(f"{OWNER}: expected state to be a tuple ({', '.join(names)}) of arrays of shape "
-                            f"{_checks.shape_str(shape)}, got {type(state).__name__}")
-        return tuple(self._checked(part, f"state[{i}] ({names[i]})", shape)[0].copy()
+            raise TypeError(f"{OWNER}: expected state to be a tuple ({', '.join(names)}) of arrays of shapes "
+                            f"{', '.join(map(_checks.shape_str, shapes))}, got {type(state).__name__}")
+        return tuple(self._checked(part, f"state[{i}] ({names[i]})", shapes[i])[0].copy()
                      for i, part in enumerate(state))
