@@ -503,7 +503,8 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None,
     """Gradient check of a recurrent layer: every parameter, the input ``x`` and the initial
     state, for the loss ``sum(out * G) + sum(state_n * S)`` with fixed random ``G``, ``S``.
 
-    Dropout masks drawn by the analytic forward are reused, so the check is exact for them.
+    The masks drawn by the analytic forward (dropout, zoneout: ``layer.masks``) are reused,
+    so the check is exact for them.
     ``mode="full"`` checks every element (:func:`estimate_gradients`; ``sample=N`` checks N
     elements of each larger array, drawn at random, for large layers), ``"directional"`` a few
     random directions (:func:`directional_check`). ``options`` go to the chosen function (e.g.
@@ -520,7 +521,7 @@ def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None,
     g_state = tuple(rng.standard_normal(s.shape) for s in _as_tuple(state_n))
     layer.zero_grad()
     dx, d_state0 = layer.backward(g_out, g_state if isinstance(state_n, tuple) else g_state[0])
-    masks = layer.dropout_masks
+    masks = layer.masks
     state_names = [f"state[{i}]" for i in range(len(g_state))]
     analytic = {**{k: v.copy() for k, v in layer.grads.items()}, "x": dx}
     arrays = {**layer.params, "x": batched_x}

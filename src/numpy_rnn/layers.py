@@ -31,6 +31,7 @@ from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCache
 from .init import get_initializer
 from .layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from .module import Module
+from .regularizers import Masks, RecurrentDropoutCell, ZoneoutCell, cell_caches, dropout_mask, zoneout_masks
 
 #: a recurrent state: one array (num_layers * directions, B, H), or a tuple of them (LSTM: h, c)
 State = np.ndarray | tuple[np.ndarray, ...]
@@ -222,6 +223,52 @@ class RunTrace(NamedTuple):
         return values if self.direction == 0 else _reverse(values, self.reverse_index)
 
 
+#: Keras' ways of merging the two directions' outputs ``a`` (forward) and ``b`` (reverse)
+MERGE_MODES = {"concat": "[a, b] along features", "sum": "a + b", "mul": "a * b", "ave": "(a + b) / 2"}
+
+
+def _checked_merge_mode(owner: str, merge_mode, bidirectional: bool) -> str:
+    _checks.lookup(owner, "merge_mode", merge_mode, MERGE_MODES)
+    if merge_mode != "concat" and not bidirectional:
+        raise ValueError(f"{owner}: merge_mode={merge_mode!r} merges the two directions of a bidirectional layer, "
+                         f"got bidirectional=False; build with bidirectional=True or leave merge_mode='concat'")
+    return merge_mode
+
+
+def _checked_zoneout(owner: str, zoneout, state_names: tuple) -> tuple:
+    """Zoneout rates, one per state part: a rate for every part, or a tuple of one per part."""
+    rates = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else (zoneout,) * len(state_names)
+    if len(rates) != len(state_names):
+        raise ValueError(f"{owner}: expected zoneout to be a rate or a tuple of {len(state_names)} rates, one per "
+                         f"state part ({', '.join(state_names)}), got {zoneout!r}")
+    return tuple(_checks.check_real(owner, f"zoneout ({part})", rate, low=0.0, high=1.0, high_open=True)
+                 for part, rate in zip(state_names, rates))
+
+
+def _merge(outs: list, mode: str):
+    """The two directions' time-major outputs merged by ``mode`` (one direction: its output)."""
+    if len(outs) == 1:
+        return outs[0]
+    if mode == "concat":
+        return _concat_features(outs)
+    ndim = max(out.ndim for out in outs)
+    forward, reverse = (_expand(out, ndim) for out in outs)  # leading axes aligned
+    if mode == "mul":
+        return forward * reverse
+    return forward + reverse if mode == "sum" else 0.5 * (forward + reverse)
+
+
+def _merge_backward(d_merged, outs: list, mode: str, direction: int):
+    """The gradient reaching one direction's output (of two) from ``d_merged``, the merged
+    output's; ``outs`` the two outputs (needed by ``mul`` alone)."""
+    if mode == "concat":
+        width = d_merged.shape[-1] // 2
+        return d_merged[..., direction * width:(direction + 1) * width]
+    if mode == "mul":
+        return d_merged * outs[1 - direction]
+    return d_merged if mode == "sum" else 0.5 * d_merged
+
+
 class Recurrent(Module):
     """A stack of ``num_layers`` recurrent layers of one cell type, uni- or bidirectional.
 
@@ -252,12 +299,13 @@ class Recurrent(Module):
     state_grads: dict | None = None
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, dropout=0.0, bias=True,
+                 merge_mode="concat", go_backwards=False, input_dropout=0.0, recurrent_dropout=0.0, zoneout=0.0,
                  init=None, rng=None, dtype=np.float64, cell=None):
         name = type(self).__name__
         self.input_size = _checks.check_size(name, "input_size", input_size)
         self.hidden_size = _checks.check_size(name, "hidden_size", hidden_size)
         self.num_layers = _checks.check_size(name, "num_layers", num_layers)
-        for flag, value in (("bidirectional", bidirectional), ("bias", bias)):
+        for flag, value in (("bidirectional", bidirectional), ("bias", bias), ("go_backwards", go_backwards)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name}: expected {flag} to be a bool, got {value!r}")
         self.bias = bias
@@ -272,6 +320,12 @@ class Recurrent(Module):
             raise TypeError(f"{name}: expected cell to make a numpy_rnn.cells.Cell, got {type(self.cell).__name__}")
         self.num_directions = 2 if bidirectional else 1
         self.bidirectional = bidirectional
+        self.merge_mode = _checked_merge_mode(name, merge_mode, bidirectional)
+        self.go_backwards = go_backwards
+        self.input_dropout = _checks.check_real(name, "input_dropout", input_dropout, low=0.0, high=1.0, high_open=True)
+        self.recurrent_dropout = _checks.check_real(name, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
+                                                    high_open=True)
+        self.zoneout = _checked_zoneout(name, zoneout, self.cell.state_names)
         self.training = True
         self._run_table = self.runs()
         self._short_names = tuple(self._shapes(0))
@@ -296,7 +350,7 @@ class Recurrent(Module):
                      for layer in range(self.num_layers) for direction in range(self.num_directions))
 
     def _shapes(self, layer: int) -> dict[str, tuple]:
-        D = self.input_size if layer == 0 else self.num_directions * self.h_size
+        D = self.input_size if layer == 0 else self.output_size
         GH = self.cell.num_gates * self.hidden_size
         cell_shapes = self.cell.param_shapes()
         clash = [key for key in cell_shapes if key in ("W", "b") or "." in key]
@@ -330,6 +384,12 @@ class Recurrent(Module):
         return self.cell.state_widths[0]
 
     @property
+    def output_size(self) -> int:
+        """The width of ``out`` (and of the next stacked layer's input): ``directions * h_size``
+        with ``merge_mode="concat"``, else ``h_size``."""
+        return self.num_directions * self.h_size if self.merge_mode == "concat" else self.h_size
+
+    @property
     def state_names(self) -> tuple[str, ...]:
         """Names of the state's parts, from the cell: ``("h",)``, LSTM ``("h", "c")``. A state of
         one part is an array, of several a tuple in this order, ``h`` first."""
@@ -337,7 +397,16 @@ class Recurrent(Module):
 
     @property
     def dropout_masks(self) -> list | None:
-        """The dropout masks the last ``forward`` drew (a list of (T, B, F) arrays), or None."""
+        """The dropout masks between stacked layers that the last ``forward`` drew (a list of
+        (T, B, F) arrays), or None."""
+        masks = self.masks
+        return None if masks is None else masks.between
+
+    @property
+    def masks(self) -> Masks | None:
+        """Every mask the last ``forward`` drew (:class:`~numpy_rnn.regularizers.Masks`: dropout
+        between layers, input and recurrent dropout, zoneout), or None (evaluation, or none
+        needed); ``apply(..., masks)`` reuses them."""
         return None if self._cache is None else self._cache[1]
 
     # ---------------------------------------------------------------- forward
@@ -349,29 +418,56 @@ class Recurrent(Module):
         (``dx`` is exactly zero there)."""
         x_tm, state0, lengths, unbatched = self._check_input(x, state, lengths, check_finite)
         self._cache = None  # free the last pass's arrays before allocating this one's
-        masks = self._draw_dropout_masks(x_tm.shape[0], x_tm.shape[1])
+        masks = self._draw_masks(x_tm.shape[0], x_tm.shape[1])
         out, state_n, cache = self._run(self.params, x_tm, state0, lengths, masks)
         self._cache = cache + (unbatched,)
         return self._format_output(np.ascontiguousarray(_batch_first(out)), state_n, unbatched)
 
     def apply(self, params: dict[str, np.ndarray], x: np.ndarray, state: State | None = None,
-              lengths: np.ndarray | None = None, dropout_masks: list | None = None) -> tuple[np.ndarray, State]:
+              lengths: np.ndarray | None = None, masks: Masks | None = None) -> tuple[np.ndarray, State]:
         """Functional forward without validation or caching, used by gradient checks.
 
         ``x (..., B, T, D)``, ``state (..., L*dirs, B, H)`` and every parameter may carry extra
         leading axes that broadcast: a whole batch of perturbed copies is evaluated at once.
-        ``dropout_masks`` is the list that a training forward drew (``None``: no dropout).
+        ``masks`` are those a training forward drew (:attr:`masks`; ``None``: evaluation).
         """
         x_tm = _time_major(x)
         state0 = self._split_state(state, x_tm.shape[-2])
         lengths = None if lengths is None else np.asarray(lengths)
-        out, state_n, _ = self._run(params, x_tm, state0, lengths, dropout_masks)
+        out, state_n, _ = self._run(params, x_tm, state0, lengths, masks)
         return _batch_first(out), self._join_state(state_n)
+
+    def _draw_masks(self, steps, batch) -> Masks | None:
+        """Every mask a training forward needs (see :mod:`numpy_rnn.regularizers`), or None."""
+        if not self.training:
+            return None
+        rng, dtype = self.rng, self.dtype
+        masks = Masks(self._draw_dropout_masks(steps, batch), None, None, None)
+        if self.input_dropout:
+            masks = masks._replace(inputs=[dropout_mask(rng, (batch, self._shapes(layer)["W"][0]), self.input_dropout,
+                                                        dtype) for _, layer, _, _ in self._run_table])
+        if self.recurrent_dropout:
+            masks = masks._replace(recurrent=[dropout_mask(rng, (batch, self.h_size), self.recurrent_dropout, dtype)
+                                              for _ in self._run_table])
+        if any(self.zoneout):
+            masks = masks._replace(zoneout=[zoneout_masks(rng, steps, self.cell.state_widths, batch, self.zoneout,
+                                                          dtype) for _ in self._run_table])
+        return None if all(mask is None for mask in masks) else masks
+
+    def _run_cell(self, masks: Masks | None, k: int) -> Cell:
+        """The layer's cell for run ``k``, wrapped for recurrent dropout and zoneout."""
+        cell = self.cell
+        if masks is not None and masks.recurrent is not None:
+            cell = RecurrentDropoutCell(cell, masks.recurrent[k])
+        if any(self.zoneout):  # training: the drawn masks; evaluation: the expectation
+            zone = None if masks is None or masks.zoneout is None else masks.zoneout[k]
+            cell = ZoneoutCell(cell, masks=zone, rates=self.zoneout)
+        return cell
 
     def _draw_dropout_masks(self, steps, batch):
         if not (self.training and self.dropout > 0 and self.num_layers > 1):
             return None
-        F, keep = self.num_directions * self.h_size, 1.0 - self.dropout
+        F, keep = self.output_size, 1.0 - self.dropout
         return [((self.rng.random((steps, batch, F)) < keep) / keep).astype(self.dtype)
                 for _ in range(self.num_layers - 1)]
 
@@ -384,20 +480,25 @@ class Recurrent(Module):
             step_mask = (t < lengths)[:, :, None]  # (T, B, 1)
             reverse_index = np.where(t < lengths, lengths - 1 - t, t)  # (T, B)
             x_tm = np.where(_expand(step_mask, x_tm.ndim), x_tm, 0.0)  # padding is never read, whatever it holds
-        inp, finals, runs = x_tm, [None] * len(state0), []
+        if self.go_backwards:  # read from the last (valid) step; outputs stay in reading order
+            x_tm = _reverse(x_tm, reverse_index)
+        inp, finals, runs, layer_outs = x_tm, [None] * len(state0), [], []
         for layer in range(self.num_layers):
             outs = []
             for k, _, direction, prefix in self._runs_of(layer):
                 seq = inp if direction == 0 else _reverse(inp, reverse_index)
-                p = self.view(params, prefix)
-                out, finals[k], run_cache = _unroll(self.cell, p, _project(seq, p["W"], p.get("b")), state0[k], step_mask)
-                runs.append((seq, run_cache, state0[k]))
+                if masks is not None and masks.inputs is not None:
+                    seq = seq * masks.inputs[k]  # (B, D) shared over time
+                p, cell = self.view(params, prefix), self._run_cell(masks, k)
+                out, finals[k], run_cache = _unroll(cell, p, _project(seq, p["W"], p.get("b")), state0[k], step_mask)
+                runs.append((seq, run_cache, state0[k], cell))
                 outs.append(out if direction == 0 else _reverse(out, reverse_index))
-            inputs_of_next = outs[0] if len(outs) == 1 else _concat_features(outs)
-            if masks is not None and layer < self.num_layers - 1:
-                inputs_of_next = inputs_of_next * _expand(masks[layer], inputs_of_next.ndim)
+            layer_outs.append(outs if self.merge_mode == "mul" else None)  # the product rule needs them
+            inputs_of_next = _merge(outs, self.merge_mode)
+            if masks is not None and masks.between is not None and layer < self.num_layers - 1:
+                inputs_of_next = inputs_of_next * _expand(masks.between[layer], inputs_of_next.ndim)
             inp = inputs_of_next
-        return inp, finals, (runs, masks, step_mask, reverse_index, batch)
+        return inp, finals, (runs, masks, step_mask, reverse_index, batch, layer_outs)
 
     def _runs_of(self, layer):
         return self._run_table[layer * self.num_directions:(layer + 1) * self.num_directions]
@@ -409,27 +510,31 @@ class Recurrent(Module):
         state (``None``, or for LSTM ``None`` in either place, means zero)."""
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
-        runs, masks, step_mask, reverse_index, batch, unbatched = self._cache
+        runs, masks, step_mask, reverse_index, batch, layer_outs, unbatched = self._cache
         d_out_tm, d_state_n = self._check_upstream(d_out, d_state, runs[0][0].shape[0], batch, unbatched)
-        H, d_state0 = self.h_size, [None] * len(runs)
+        d_state0 = [None] * len(runs)
         tapes = [[None] * d_out_tm.shape[0] if self.record_state_grads else None for _ in runs]
         d_inp = d_out_tm
         for layer in reversed(range(self.num_layers)):
-            if masks is not None and layer < self.num_layers - 1:
-                d_inp = d_inp * masks[layer]
+            if masks is not None and masks.between is not None and layer < self.num_layers - 1:
+                d_inp = d_inp * masks.between[layer]
             d_below = None
             for k, _, direction, prefix in self._runs_of(layer):
-                seq, run_cache, _ = runs[k]
-                d_part = d_inp[..., direction * H:(direction + 1) * H]
+                seq, run_cache, _, cell = runs[k]
+                d_part = d_inp if self.num_directions == 1 else _merge_backward(d_inp, layer_outs[layer],
+                                                                                self.merge_mode, direction)
                 if direction:
                     d_part = _reverse(d_part, reverse_index)
                 p, g = self.view(self.params, prefix), self.view(self.grads, prefix)
-                d_xw, d_state0[k] = _unroll_backward(self.cell, p, g, d_part, d_state_n[k], run_cache, step_mask,
-                                                     tapes[k])
+                d_xw, d_state0[k] = _unroll_backward(cell, p, g, d_part, d_state_n[k], run_cache, step_mask, tapes[k])
                 d_seq = self._input_grads(p, g, seq, d_xw)
+                if masks is not None and masks.inputs is not None:
+                    d_seq = d_seq * masks.inputs[k]
                 d_seq = d_seq if direction == 0 else _reverse(d_seq, reverse_index)
                 d_below = d_seq if d_below is None else d_below + d_seq
             d_inp = d_below
+        if self.go_backwards:
+            d_inp = _reverse(d_inp, reverse_index)
         if self.record_state_grads:
             self.state_grads = self._taped_state_grads(tapes, reverse_index)
         return self._format_output(np.ascontiguousarray(_batch_first(d_inp)), d_state0, unbatched)
@@ -455,8 +560,8 @@ class Recurrent(Module):
             raise RuntimeError(f"{type(self).__name__}: traces() called before forward()")
         runs, _, step_mask, reverse_index, *_ = self._cache
         traces = []
-        for (_, _, direction, prefix), (seq, (_, caches), state0) in zip(self._run_table, runs):
-            p = self.view(self.params, prefix)
+        for (_, _, direction, prefix), (seq, (_, caches), state0, cell) in zip(self._run_table, runs):
+            p, caches = self.view(self.params, prefix), cell_caches(cell, caches)
             traces.append(RunTrace(self.run_name(prefix), direction, p, _project(seq, p["W"], p.get("b")), state0,
                                    caches, step_mask, reverse_index))
         return traces
@@ -542,7 +647,7 @@ class Recurrent(Module):
     def _check_upstream(self, d_out, d_state, steps, batch, unbatched):
         name = type(self).__name__
         d_out = _checks.check_array(name, "d_out", d_out, self.dtype)
-        F = self.num_directions * self.h_size
+        F = self.output_size
         expected = (steps, F) if unbatched else (batch, steps, F)
         _checks.check_shape(name, "d_out", d_out, expected)
         d_out = d_out[None] if unbatched else d_out
@@ -557,6 +662,11 @@ class Recurrent(Module):
         opts = f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
         opts += ", bidirectional=True" if self.bidirectional else ""
         opts += f", dropout={self.dropout}" if self.dropout else ""
+        opts += f", merge_mode={self.merge_mode!r}" if self.merge_mode != "concat" else ""
+        opts += ", go_backwards=True" if self.go_backwards else ""
+        opts += f", input_dropout={self.input_dropout}" if self.input_dropout else ""
+        opts += f", recurrent_dropout={self.recurrent_dropout}" if self.recurrent_dropout else ""
+        opts += f", zoneout={self.zoneout}" if any(self.zoneout) else ""
         return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{opts}, dtype={self.dtype})"
 
 
