@@ -24,16 +24,23 @@ from numpy_rnn.cells import (
 )
 from numpy_rnn.gradcheck import compare, estimate_gradients
 
-B, H = 3, 4
+B, H, P = 3, 4, 2  # P: the width of h of an LSTM with projections
 
 CELLS = {
     "elman-tanh": lambda: ElmanCell(H, "tanh"),
     "elman-relu": lambda: ElmanCell(H, "relu"),
     "lstm": lambda: LSTMCell(H),
     "lstm-peepholes": lambda: LSTMCell(H, peepholes=True),
+    "lstm-proj": lambda: LSTMCell(H, proj_size=P),
+    "lstm-proj-peepholes": lambda: LSTMCell(H, peepholes=True, proj_size=P),
     "gru": lambda: GRUCell(H),
     "gru-reset-before": lambda: GRUCell(H, reset_after=False),
 }
+
+
+def random_state(cell, rng):
+    """One ``(B, width)`` array per state part."""
+    return tuple(rng.standard_normal((B, width)) for width in cell.state_widths)
 
 
 @pytest.mark.parametrize("kind", CELLS)
@@ -41,8 +48,7 @@ def test_one_step_backward_matches_central_differences(kind, rng):
     cell = CELLS[kind]()
     params = {name: 0.5 * rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
     xw = rng.standard_normal((B, cell.num_gates * H))
-    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
-    weights = [rng.standard_normal((B, H)) for _ in cell.state_names]
+    state, weights = random_state(cell, rng), random_state(cell, rng)
 
     grads = {name: np.zeros_like(value) for name, value in params.items()}
     _, cache = cell.step(params, xw, state)
@@ -95,6 +101,10 @@ def test_state_names_and_parameter_shapes():
     assert GRUCell(H).param_shapes() == {"R": (H, 3 * H), "b_hn": (H,)}
     assert GRUCell(H, reset_after=False).param_shapes() == {"R": (H, 3 * H)}
     assert not ElmanCell(H, "relu").smooth and ElmanCell(H).smooth
+    assert LSTMCell(H).state_widths == (H, H) and GRUCell(H).state_widths == (H,)
+    projected = LSTMCell(H, peepholes=True, proj_size=P)
+    assert projected.state_widths == (P, H)
+    assert projected.param_shapes() == {"R": (P, 4 * H), "p_i": (H,), "p_f": (H,), "p_o": (H,), "W_hr": (H, P)}
 
 
 def test_caches_are_named_per_step_records(rng):
@@ -103,6 +113,12 @@ def test_caches_are_named_per_step_records(rng):
     (h, c), cache = lstm.step({"R": rng.standard_normal((H, 4 * H))}, rng.standard_normal((B, 4 * H)), (h_prev, c_prev))
     assert isinstance(cache, LSTMCache) and cache.c_prev is c_prev and cache.c is c
     np.testing.assert_array_equal(h, cache.o * cache.tanh_c)
+    assert cache.m is h  # without projections m = o tanh(c) is h itself
+    W_hr = rng.standard_normal((H, P))
+    (h, c), cache = LSTMCell(H, proj_size=P).step({"R": rng.standard_normal((P, 4 * H)), "W_hr": W_hr},
+                                                  rng.standard_normal((B, 4 * H)), (h_prev[:, :P], c_prev))
+    assert h.shape == (B, P) and c.shape == (B, H)
+    np.testing.assert_array_equal(h, (cache.o * cache.tanh_c) @ W_hr)  # h = m W_hr
     gru = GRUCell(H, reset_after=False)
     _, cache = gru.step({"R": rng.standard_normal((H, 3 * H))}, rng.standard_normal((B, 3 * H)), (h_prev,))
     assert isinstance(cache, GRUCache) and cache.h_prev is h_prev
@@ -137,20 +153,20 @@ def test_state_names_must_be_a_tuple_of_distinct_strings(names):
 def test_step_vjps_with_identity_cotangents_is_the_state_jacobian(kind, rng):
     """Row i of d state(t) / d state(t-1), from the cell's backward, against central differences."""
     cell = CELLS[kind]()
-    S = cell.state_size
+    SH, splits = sum(cell.state_widths), np.cumsum(cell.state_widths)[:-1]  # the parts concatenated
     params = {name: 0.5 * rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
     xw = rng.standard_normal((B, cell.num_gates * H))
-    state = tuple(rng.standard_normal((B, H)) for _ in range(S))
-    eye = np.broadcast_to(np.eye(S * H)[:, None, :], (S * H, B, S * H))
+    state = random_state(cell, rng)
+    eye = np.broadcast_to(np.eye(SH)[:, None, :], (SH, B, SH))
     vjp = step_vjps(cell, params, xw, state, eye)
-    assert vjp.d_state.shape == (S * H, B, S * H) and vjp.d_xw.shape == (S * H, B, cell.num_gates * H)
+    assert vjp.d_state.shape == (SH, B, SH) and vjp.d_xw.shape == (SH, B, cell.num_gates * H)
 
     def new_state(flat):
-        return np.concatenate(cell.step(params, xw, tuple(np.split(flat, S, axis=-1)))[0], axis=-1)
+        return np.concatenate(cell.step(params, xw, tuple(np.split(flat, splits, axis=-1)))[0], axis=-1)
 
     flat, eps = np.concatenate(state, axis=-1), 1e-6
     numeric = np.stack([(new_state(flat + eps * e) - new_state(flat - eps * e)) / (2 * eps)
-                        for e in np.eye(S * H)], axis=-1)  # (B, S*H out, S*H in)
+                        for e in np.eye(SH)], axis=-1)  # (B, S*H out, S*H in)
     np.testing.assert_allclose(vjp.d_state.transpose(1, 0, 2), numeric, atol=1e-8)
 
 
@@ -158,8 +174,7 @@ def test_step_vjps_with_identity_cotangents_is_the_state_jacobian(kind, rng):
 def test_activations_name_the_squashed_values_of_a_step(kind, rng):
     cell = CELLS[kind]()
     params = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
-    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
-    _, cache = cell.step(params, rng.standard_normal((B, cell.num_gates * H)), state)
+    _, cache = cell.step(params, rng.standard_normal((B, cell.num_gates * H)), random_state(cell, rng))
     found = cell.activations(cache)
     assert found
     for kind_name, values in found.values():
@@ -202,7 +217,7 @@ def test_fast_path_caches_are_the_step_caches(kind, rng):
     cell, T = CELLS[kind](), 5
     p = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
     xw = rng.standard_normal((T, B, cell.num_gates * H))
-    state = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
+    state = random_state(cell, rng)
     hs, state_n, caches = cell.forward_sequence(p, xw, state)
     assert len(caches) == T
     for t in range(T):
@@ -215,8 +230,8 @@ def test_fast_path_caches_are_the_step_caches(kind, rng):
         np.testing.assert_allclose(hs[t + 1], state[0], rtol=1e-13, atol=1e-15)
     for got, want in zip(state_n, state):
         np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
-    d_out = rng.standard_normal((T, B, H))
-    d_state_n = tuple(rng.standard_normal((B, H)) for _ in cell.state_names)
+    d_out = rng.standard_normal((T, B, cell.state_widths[0]))
+    d_state_n = random_state(cell, rng)
     inputs = (d_out, *d_state_n, hs, *caches.stacked)
     before = [a.copy() for a in inputs]
     cell.backward_sequence(p, {name: np.zeros_like(v) for name, v in p.items()}, d_out, d_state_n, hs, caches, None)
