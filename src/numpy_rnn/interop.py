@@ -62,12 +62,30 @@ def _why_no_torch(cell) -> str:
     return f"its cell {type(cell).__name__} declares no torch_equivalent"
 
 
-def _check_convertible(owner: str, layer) -> None:
-    """A recurrent layer whose cell torch can compute, else TypeError / ValueError."""
+def _options_torch_lacks(layer, module: bool) -> list[str]:
+    """The layer options torch's layers cannot compute: merge modes other than concat,
+    go_backwards and zoneout change the function itself; input and recurrent dropout only its
+    training mode, so their weights convert and only a torch module (``module``) is refused."""
+    lacks = [f"merge_mode={layer.merge_mode!r} (torch concatenates the directions: merge_mode='concat')"
+             ] if layer.merge_mode != "concat" else []
+    lacks += ["go_backwards=True (torch reads forward; reverse the input yourself)"] if layer.go_backwards else []
+    lacks += [f"zoneout={layer.zoneout} (torch has no zoneout)"] if any(layer.zoneout) else []
+    if module:
+        lacks += [f"{name}={getattr(layer, name)} (torch's layers have dropout between layers only)"
+                  for name in ("input_dropout", "recurrent_dropout") if getattr(layer, name)]
+    return lacks
+
+
+def _check_convertible(owner: str, layer, module: bool = False) -> None:
+    """A recurrent layer whose cell and options torch can compute, else TypeError / ValueError
+    (``module``: a torch module is to compute it, training included)."""
     if not isinstance(layer, Recurrent):
         raise TypeError(f"{owner}: expected a recurrent layer (SimpleRNN, LSTM, GRU), got {type(layer).__name__}")
     if layer.cell.torch_equivalent is None:
         raise ValueError(f"{owner}: torch has no layer equivalent to {layer!r}: {_why_no_torch(layer.cell)}")
+    lacks = _options_torch_lacks(layer, module)
+    if lacks:
+        raise ValueError(f"{owner}: torch has no layer equivalent to {layer!r}: it has no {'; no '.join(lacks)}")
 
 
 def _check_names(owner: str, what: str, expected, got) -> None:
@@ -174,7 +192,7 @@ def to_torch_module(layer: Recurrent) -> torch.nn.Module:
     Same sizes, ``num_layers``, ``bidirectional``, ``bias``, ``nonlinearity``, ``proj_size``, ``dropout``,
     dtype and training mode, ``batch_first=True``, loaded with the layer's weights. Imports torch.
     """
-    _check_convertible("to_torch_module", layer)
+    _check_convertible("to_torch_module", layer, module=True)
     import torch
 
     kind = layer.cell.torch_equivalent
