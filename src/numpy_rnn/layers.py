@@ -31,7 +31,15 @@ from .cells import NONLINEARITIES, Cell, ElmanCell, GRUCell, LSTMCell, StepCache
 from .init import get_initializer
 from .layer_norm import LayerNormGRUCell, LayerNormLSTMCell
 from .module import Module
-from .regularizers import Masks, RecurrentDropoutCell, ZoneoutCell, cell_caches, dropout_mask, zoneout_masks
+from .regularizers import (
+    Masks,
+    RecurrentDropoutCell,
+    ZoneoutCell,
+    cell_caches,
+    check_recurrent_dropout,
+    dropout_mask,
+    zoneout_masks,
+)
 
 #: a recurrent state: one array (num_layers * directions, B, H), or a tuple of them (LSTM: h, c)
 State = np.ndarray | tuple[np.ndarray, ...]
@@ -325,6 +333,8 @@ class Recurrent(Module):
         self.input_dropout = _checks.check_real(name, "input_dropout", input_dropout, low=0.0, high=1.0, high_open=True)
         self.recurrent_dropout = _checks.check_real(name, "recurrent_dropout", recurrent_dropout, low=0.0, high=1.0,
                                                     high_open=True)
+        if self.recurrent_dropout:
+            check_recurrent_dropout(name, self.cell)
         self.zoneout = _checked_zoneout(name, zoneout, self.cell.state_names)
         self.training = True
         self._run_table = self.runs()

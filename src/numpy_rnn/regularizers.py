@@ -53,6 +53,15 @@ def zoneout_masks(rng: np.random.Generator, steps: int, widths: tuple, batch: in
                  for width, rate in zip(widths, rates))
 
 
+def check_recurrent_dropout(owner: str, cell: Cell) -> None:
+    """Refuse recurrent dropout on a GRU-like cell (gates ``r, z, n``) other than
+    :class:`~numpy_rnn.cells.GRUCell`: its carry ``z * h(t-1)`` would be dropped too, and the
+    kept units, scaled by ``1/keep``, would grow without bound."""
+    if cell.gate_names == ("r", "z", "n") and not isinstance(cell, GRUCell):
+        raise ValueError(f"{owner}: recurrent_dropout on {type(cell).__name__} is not supported (its carry "
+                         f"z * h(t-1) would be dropped with the recurrent input); use recurrent_dropout=0 or zoneout")
+
+
 class _Wrapper(Cell):
     """A cell around another: same state, gates and parameters; the layer never sees it."""
 
