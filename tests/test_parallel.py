@@ -15,6 +15,7 @@ LAYERS = {
     "rnn-relu": (SimpleRNN, {"nonlinearity": "relu"}),
     "lstm": (LSTM, {}),
     "lstm-peepholes": (LSTM, {"peepholes": True}),
+    "lstm-proj": (LSTM, {"proj_size": 4}),  # h of width 4, c of width H
     "gru": (GRU, {}),
     "gru-reset-before": (GRU, {"reset_after": False}),
 }
@@ -41,12 +42,11 @@ def _parts(state):
 
 
 def upstream(layer, rng, batch=B):
-    out_width = layer.num_directions * H
-    shape = (layer.num_layers * layer.num_directions, batch, H)
-    state = rng.standard_normal(shape)
-    d_state = rng.standard_normal(shape)
-    if isinstance(layer, LSTM):
-        state, d_state = (state, rng.standard_normal(shape)), (d_state, rng.standard_normal(shape))
+    out_width = layer.num_directions * layer.h_size
+    shapes = [(layer.num_layers * layer.num_directions, batch, width) for width in layer.cell.state_widths]
+    state, d_state = (tuple(rng.standard_normal(shape) for shape in shapes) for _ in range(2))
+    if len(shapes) == 1:
+        state, d_state = state[0], d_state[0]
     return rng.standard_normal((batch, T, D)), state, rng.standard_normal((batch, T, out_width)), d_state
 
 
