@@ -96,7 +96,9 @@ def test_same_seed_same_run_other_seed_other_run():
     dict(task="copy", seq_len=3, copy_len=2, cell="gru", dtype="float32"),
     dict(task="recall", delay=3, bptt=2, seq_len=12, cell="lstm", hidden_size=3, gradient="rtrl"),
     dict(model="notebook", cell=None, hidden_size=3, gradient="rtrl"),
-], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook", "copy-float32", "recall-rtrl", "notebook-rtrl"])
+    dict(cell="lstm", input_dropout=0.2, recurrent_dropout=0.3, zoneout=0.1, zoneout_c=0.4),
+], ids=["lstm-dropout-cosine", "chars-tbptt", "notebook", "copy-float32", "recall-rtrl", "notebook-rtrl",
+        "lstm-regularisers"])
 def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options, tiny_chars):
     config = TrainConfig(**{**(tiny_chars if options.get("task") == "chars" else TINY), **options,
                             "checkpoint_every": 10})

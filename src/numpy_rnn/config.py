@@ -86,6 +86,9 @@ APPLIES = {
     "horizon": ("task", lambda v: v["task"], lambda task: task == "sine", "task sine"),
     "nonlinearity": ("cell", _cell_used, lambda cell: cell == "rnn", "cell rnn"),
     "bias": ("model", lambda v: v["model"], lambda model: model == "sequence", "model sequence"),
+    **{name: ("model", lambda v: v["model"], lambda model: model == "sequence", "model sequence")
+       for name in ("input_dropout", "recurrent_dropout", "zoneout")},
+    "zoneout_c": ("cell", _cell_used, lambda cell: cell == "lstm", "cell lstm"),
     "momentum": ("optimizer", lambda v: v["optimizer"], lambda name: name in ("sgd", "rmsprop"),
                  "optimizer sgd or rmsprop"),
     "max_skips": ("nonfinite", lambda v: v["nonfinite"], lambda policy: policy == "skip", "nonfinite skip"),
@@ -137,6 +140,13 @@ class TrainConfig(_checks.PlainConfig):
     nonlinearity: str = _option("choice", "tanh", "rnn cell activation", choices=tuple(NONLINEARITIES))
     init: dict = _option("init", None, "initialiser per parameter, e.g. R=identity")
     embedding_size: int = _option("int", 0, "chars: embedding width (0: one-hot input)", min=0)
+    input_dropout: float = _option("float", 0.0, "dropout on each recurrent layer's input, one mask per sequence "
+                                                 "(Keras' dropout)", low=0.0, high=1.0)
+    recurrent_dropout: float = _option("float", 0.0, "variational dropout on h(t-1), one mask per sequence "
+                                                     "(Gal & Ghahramani 2016)", low=0.0, high=1.0)
+    zoneout: float = _option("float", 0.0, "zoneout rate of h (Krueger et al. 2017; the LSTM's c: --zoneout-c)",
+                             low=0.0, high=1.0)
+    zoneout_c: float = _option("float", 0.0, "lstm: zoneout rate of the cell state c", low=0.0, high=1.0)
     # optimisation
     gradient: str = _option("choice", "bptt", "how gradients are computed: bptt, or rtrl (forward in time, "
                                               "one layer, one direction, no embedding)", choices=GRADIENTS)
@@ -265,7 +275,8 @@ class TrainConfig(_checks.PlainConfig):
             input_size=input_size, output_size=output_size, cell=self.cell_used,
             hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,
             dropout=self.dropout, bias=self.bias, nonlinearity=self.nonlinearity, init=dict(self.init),
-            sequence_output=self.sequence_output, tokens=self.task == "chars",
+            input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+            zoneout_c=self.zoneout_c, sequence_output=self.sequence_output, tokens=self.task == "chars",
             embedding_size=self.embedding_size, dtype=self.dtype)
 
     @classmethod

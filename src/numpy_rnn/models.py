@@ -182,6 +182,8 @@ class ModelConfig(_checks.PlainConfig):
     ``embedding_size`` 0 feeds tokens one-hot, > 0 through a learned embedding. ``init`` maps
     parameter names of the layer (``W``, ``R``, ``b``, ...) to initialiser names.
     ``bias`` False builds the recurrent layer without biases (the head keeps its own).
+    ``input_dropout``, ``recurrent_dropout`` and ``zoneout`` (of ``h``; ``zoneout_c`` of the
+    LSTM's ``c``) are the layer's regularisers (:mod:`numpy_rnn.regularizers`).
     ``sequence_output`` False reads out the last layer's final state (both directions'
     states concatenated when bidirectional): one output per sequence; True reads out every step.
     """
@@ -196,6 +198,10 @@ class ModelConfig(_checks.PlainConfig):
     bias: bool = True
     nonlinearity: str = "tanh"
     init: dict = field(default_factory=dict)
+    input_dropout: float = 0.0
+    recurrent_dropout: float = 0.0
+    zoneout: float = 0.0
+    zoneout_c: float = 0.0
     sequence_output: bool = False
     tokens: bool = False
     embedding_size: int = 0
@@ -209,6 +215,9 @@ class ModelConfig(_checks.PlainConfig):
         for name in ("bidirectional", "bias", "sequence_output", "tokens"):
             _checks.check_bool("ModelConfig", name, getattr(self, name))
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
+        if self.zoneout_c and self.cell != "lstm":
+            raise ValueError(f"ModelConfig: zoneout_c (the cell state c) applies to cell 'lstm' only, "
+                             f"got zoneout_c={self.zoneout_c} with {self.cell!r}")
         if self.embedding_size and not self.tokens:
             raise ValueError("ModelConfig: embedding_size needs tokens=True (float inputs are projected by W directly)")
 
@@ -234,8 +243,11 @@ class SequenceModel(Module):
         self.embedding = Embedding(c.input_size, c.embedding_size, rng=rng, dtype=dtype) if c.embedding_size else None
         features = c.embedding_size or c.input_size
         options = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
+        zoneout = (c.zoneout, c.zoneout_c) if c.cell == "lstm" else c.zoneout
         self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
-                                 dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype, **options)
+                                 dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype,
+                                 input_dropout=c.input_dropout, recurrent_dropout=c.recurrent_dropout,
+                                 zoneout=zoneout, **options)
         self.head = Linear(self.rnn.num_directions * c.hidden_size, c.output_size, rng=rng, dtype=dtype)
         self.dtype = dtype
         self.params, self.grads = {}, {}
