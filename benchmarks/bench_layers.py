@@ -18,7 +18,7 @@ For each thread count (numpy's BLAS and torch alike, ``--threads``, default 2 th
 * a training row per hidden size x cell x dtype: one full training step (forward, MSE,
   backward, ``clip_grad_norm``, Adam) of ``SequenceModel`` against ``nn.RNN/LSTM/GRU`` + a
   ``Linear`` head on the last step + ``mse_loss`` + ``clip_grad_norm_`` + Adam, on one batch of
-  the adding problem (T = 150, B = 32; ``results.py``'s steppers); sequences per second.
+  the adding problem (T = 150, B = 32; ``throughput.py``'s steppers); sequences per second.
 
 All contenders of a row (the floor's six GEMMs, numpy-rnn, torch) are sampled in turn in the
 same rounds and report medians (:func:`_timing.interleaved_medians`: pauses where the library
@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from _timing import GEMM_N, PAUSE, HealthProbe, environment_header, interleaved_medians, matmul_gflops
-from results import numpy_stepper, torch_stepper
 from threadpoolctl import threadpool_limits
+from throughput import numpy_stepper, torch_stepper
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import numpy_rnn
@@ -70,7 +70,7 @@ REPEATS = {"notebook": 7, "small": 7, "large": 3, "long": 7, "train": 5}  # larg
 LOOP_REPEATS = {"notebook": 15, "small": 5, "large": 3, "long": 7}  # the notebook loop is slow
 QUICK_REPEATS = 3
 MIN_SAMPLE = 0.03  # seconds: one sample is as many calls as last this long
-# training rows: the adding problem of results.py's throughput group
+# training rows: the adding problem of throughput.py
 TRAIN_T, TRAIN_B, TRAIN_HIDDEN, TRAIN_LR, TRAIN_CLIP = 150, 32, (64, 128), 1e-3, 1.0
 # issue 9's goals: large efficiency, small/long time ratio, training speed-up over torch
 MIN_EFFICIENCY, MAX_RATIO, MIN_SPEEDUP = 0.85, {"small": 0.5, "long": 0.3}, 2.0

@@ -39,9 +39,12 @@ from numpy_rnn.plot import plot_gradient_flow, plot_saturation
 from numpy_rnn.train import TrainConfig, Trainer, remove_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import EXPERIMENTS  # noqa: E402  (the configurations of docs/RESULTS.md)
+from numpy_rnn.sweep import load_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the configurations of docs/RESULTS.md by name: the [[runs]] of its sweep specs
+EXPERIMENTS = {c.name: c.config for group in ("memory", "adding")
+               for c in load_spec(ROOT / "benchmarks" / "sweeps" / f"{group}.toml").configurations()}
 RUNS = ROOT / "runs" / "gradient_flow"
 DOCS = ROOT / "docs" / "gradient_flow"
 EARLY = (0, 50, 100, 250, 500, 750, 1000, 1500, 2000, 2500, 3000)  # IRNN: the violent first steps
@@ -52,7 +55,7 @@ def every(interval: int, *finer) -> tuple:
     return tuple(sorted(set(range(0, 20001, interval)).union(*(range(*span) for span in finer))))
 
 
-# run -> (label, experiment of results.py, changed fields, seed, steps to diagnose at; the last is where it stops)
+# run -> (label, experiment of RESULTS.md (EXPERIMENTS), changed fields, seed, steps to diagnose at; the last is where it stops)
 RUN_SPECS = {
     "adding-tanh": ("tanh RNN", "adding-tanh", {}, 1, (0, 1000, 2000, 3000)),
     "adding-irnn": ("IRNN", "adding-irnn", {}, 1, EARLY),
@@ -83,7 +86,7 @@ MEMORY_RUNS = ("memory-t20-seed1", "memory-t20-nowarmup-seed0", "memory-t20-nowa
 
 def run_config(name: str) -> TrainConfig:
     _, experiment, changes, seed, _ = RUN_SPECS[name]
-    fields = {**EXPERIMENTS[experiment][2], **changes, "seed": seed, "checkpoint_every": 500,
+    fields = {**EXPERIMENTS[experiment], **changes, "seed": seed, "checkpoint_every": 500,
               "out": str(RUNS / name)}
     return TrainConfig(**fields)
 
@@ -341,7 +344,7 @@ def bias_probe(seed: int = 1, steps: int = 10) -> None:
     of the units that died."""
     print(f"\nIRNN, seed {seed}, after {steps} steps:")
     for experiment in ("adding-irnn", "adding-irnn-paper-init"):
-        trainer = Trainer(TrainConfig(**{**EXPERIMENTS[experiment][2], "seed": seed}))
+        trainer = Trainer(TrainConfig(**{**EXPERIMENTS[experiment], "seed": seed}))
         x, _ = next(trainer.data.eval_batches("valid"))
         live_before = live_mask(trainer.model, x)
         trainer.run(until=steps)
@@ -392,7 +395,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.list:
         for name, (label, experiment, changes, seed, steps) in RUN_SPECS.items():
-            print(f"{name}: {label}: experiment {experiment} of benchmarks/results.py"
+            print(f"{name}: {label}: experiment {experiment} (benchmarks/sweeps/)"
                   f"{' with ' + str(changes) if changes else ''}, seed {seed}, diagnosed at steps {list(steps)}")
         return 0
     names = args.only or list(RUN_SPECS)

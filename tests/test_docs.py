@@ -207,12 +207,15 @@ def test_shell_block_runs(block, workdir):
 #: commands the suite cannot run: installing, the repository's own .venv, benchmarks
 CANNOT_RUN_HERE = re.compile(r"^(make |pip |python3 -m venv |\. \.venv/)|\.venv/bin/|(^|\s)benchmarks/\S+\.py")
 LONG_TRAINING = re.compile(r"^numpy-rnn train .*--steps (\d+)")
+BENCHMARK_SWEEP = re.compile(r"^numpy-rnn sweep benchmarks/sweeps/(?!demo\.toml)\S+\.toml")
 
 
 def why_it_cannot_run_here(command: str) -> str | None:
     """Why ``command`` may stand in a skipped block, or None where the suite could run it."""
     if CANNOT_RUN_HERE.search(command):
         return "installs, uses the repository's .venv or runs a benchmark"
+    if BENCHMARK_SWEEP.match(command):
+        return "runs a benchmark's sweep (minutes or hours)"
     steps = LONG_TRAINING.match(command)
     if steps and int(steps.group(1)) >= 1000:
         return f"trains {steps.group(1)} steps"
@@ -232,10 +235,12 @@ def test_no_python_block_is_skipped():
 def test_the_skip_rule_tells_runnable_commands_from_the_others():
     for command in ("make test", "pip install -e .", "python3 -m venv .venv && . .venv/bin/activate",
                     ".venv/bin/numpy-rnn --help", "env -u X .venv/bin/python benchmarks/bench_layers.py",
-                    "OPENBLAS_NUM_THREADS=1 python benchmarks/results.py --quick",
+                    "OPENBLAS_NUM_THREADS=1 python benchmarks/throughput.py --quick",
+                    "numpy-rnn sweep benchmarks/sweeps/adding.toml --out runs/results/adding",
                     "numpy-rnn train --task adding --steps 8000 --seed SEED"):
         assert why_it_cannot_run_here(command), command
-    for command in ("numpy-rnn --version", "numpy-rnn train --task adding --steps 400", "python -c 'print(1)'"):
+    for command in ("numpy-rnn --version", "numpy-rnn train --task adding --steps 400", "python -c 'print(1)'",
+                    "numpy-rnn sweep benchmarks/sweeps/demo.toml --out runs/sweeps/demo"):
         assert why_it_cannot_run_here(command) is None, command
 
 

@@ -195,6 +195,11 @@ BAD_SPECS = [
     ('seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "gru"\n',
      r"configurations: expected different configurations, got number 1 and 2 the same"),
     ("seeds = [0\n", r"not valid TOML"),
+    ('seeds = [0]\n[[runs]]\nname = "a/b"\n', r"\[\[runs\]\] entry 1 name: expected a folder name \(text without "
+                                              r"'/', not starting with '\.'\), got 'a/b'"),
+    ('seeds = [0]\n[[runs]]\nname = 3\n', r"\[\[runs\]\] entry 1 name: expected a folder name .*got 3"),
+    ('seeds = [0]\n[[runs]]\nname = "x"\ncell = "gru"\n[[runs]]\nname = "x"\ncell = "rnn"\n',
+     r"configurations: expected different configurations, got number 1 and 2 the same \(x\)"),
 ]
 
 
@@ -227,6 +232,9 @@ def test_names_are_the_fields_that_differ_and_safe_folder_names(tmp_path):
     assert spec.configurations()[2].varied == {"lr": 0.001, "cell": "rnn", "nonlinearity": "relu",
                                                "init": {"R": "identity", "b": "zeros"}}
     assert [c.name for c in load_spec(_spec(tmp_path, "seeds = [0]\n")).configurations()] == ["base"]
+    named = load_spec(_spec(tmp_path, 'seeds = [0]\n[[runs]]\nname = "irnn"\ncell = "rnn"\n[[runs]]\ncell = "gru"\n'))
+    assert [c.name for c in named.configurations()] == ["irnn", "cell=gru"]
+    assert named.configurations()[0].varied == {"cell": "rnn"}
 
 
 # ----------------------------------------------------------------------------- one run's task

@@ -6,13 +6,15 @@ The contract, stated once:
   results give each run's first evaluation with ``val_loss < target``), ``[base]`` (any
   :class:`~numpy_rnn.config.TrainConfig` field but ``out`` and ``seed``, which the sweep sets),
   ``[grid]`` (field = non-empty list; the configurations are the product) and ``[[runs]]``
-  (each entry is ``base`` plus its fields: one more configuration, not crossed with the grid).
+  (each entry is ``base`` plus its fields: one more configuration, not crossed with the grid;
+  an entry's optional ``name`` names its folder).
   Only ``[base]``: one configuration. Everything is checked before anything runs, by
   TrainConfig's own checks; a bad spec is a :class:`SweepSpecError` naming the file, the
   table and field, the expected and the actual value.
 - **Names**: a configuration is named by the fields whose values differ across the sweep's
   configurations (grid keys first, then runs keys), ``field=value`` joined by ``,``, e.g.
-  ``cell=lstm,lr=0.003``; a sweep of one configuration is ``base``.
+  ``cell=lstm,lr=0.003``; a sweep of one configuration is ``base``; a ``[[runs]]`` entry's
+  ``name`` replaces its generated name.
 - **Folders**: ``OUT/sweep.json`` (written before any run starts: the spec, the seeds, the
   target and every configuration; see :mod:`numpy_rnn.sweep_results`), and a normal run
   folder per configuration and seed, ``OUT/<name>/seed<k>/`` (``error.txt`` when it failed).
@@ -157,12 +159,24 @@ def _parse(data: dict, path: str) -> SweepSpec:
     runs = data.get("runs", [])
     if not isinstance(runs, list):
         fail("[[runs]]", f"expected an array of tables ([[runs]] entries), got {runs!r}")
-    runs = [_fields(entry, f"[[runs]] entry {i + 1}", fail) for i, entry in enumerate(runs)]
+    given_names = [_run_name(entry, f"[[runs]] entry {i + 1}", fail) for i, entry in enumerate(runs)]
+    runs = [_fields({k: v for k, v in entry.items() if k != "name"}, f"[[runs]] entry {i + 1}", fail)
+            for i, entry in enumerate(runs)]
     entries = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else []
+    given_names = [None] * len(entries) + given_names
     entries += runs
     configs = [_config({**base, **entry}, f"configuration {entry or 'base'}", fail) for entry in entries or [{}]]
     keys = list(dict.fromkeys([*grid, *(name for entry in runs for name in entry)]))
-    return SweepSpec(path, data, tuple(seeds), target, tuple(_named(configs, keys, fail)))
+    return SweepSpec(path, data, tuple(seeds), target, tuple(_named(configs, keys, fail, given_names)))
+
+
+def _run_name(entry, where: str, fail) -> str | None:
+    """A ``[[runs]]`` entry's own ``name`` (its folder's), or None."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if name is not None and not (isinstance(name, str) and name.strip() and not name.startswith(".")
+                                 and "/" not in name and os.sep not in name):
+        fail(f"{where} name", f"expected a folder name (text without '/', not starting with '.'), got {name!r}")
+    return name
 
 
 def _checked(fail, where: str, check):
@@ -212,15 +226,16 @@ def _config(values: dict, where: str, fail) -> dict:
     return {name: value for name, value in config.items() if name not in SET_BY_SWEEP}
 
 
-def _named(configs: list[dict], keys: list[str], fail) -> list[Configuration]:
-    """Each configuration named by the ``keys`` whose values differ across ``configs`` (the
-    cell as trained: no cell is the default's)."""
+def _named(configs: list[dict], keys: list[str], fail, given_names: list) -> list[Configuration]:
+    """Each configuration named by its ``[[runs]]`` entry's ``name``, else by the ``keys`` whose
+    values differ across ``configs`` (the cell as trained: no cell is the default's)."""
     shown = [{**config, "cell": TrainConfig.from_dict(config).cell_used} for config in configs]
     varied = [key for key in keys if len({json.dumps(c[key], sort_keys=True) for c in shown}) > 1]
     named, seen = [], {}
-    for i, (config, values) in enumerate(zip(configs, shown)):
+    for i, (config, values, given) in enumerate(zip(configs, shown, given_names or [None] * len(configs))):
         values = {key: values[key] for key in varied}
-        name = ",".join(f"{key}={_name_value(value)}" for key, value in values.items()) if len(configs) > 1 else "base"
+        name = given or (",".join(f"{key}={_name_value(value)}" for key, value in values.items())
+                         if len(configs) > 1 else "base")
         if name in seen:
             fail("configurations", f"expected different configurations, got number {seen[name] + 1} and {i + 1} "
                                    f"the same ({name or 'no field differs'})")
