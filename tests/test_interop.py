@@ -12,6 +12,7 @@ from numpy_rnn import GRU, LSTM, ElmanCell, Linear, Recurrent, SimpleRNN
 from numpy_rnn.interop import load_torch_state_dict, to_torch_module, to_torch_state_dict
 
 B, T, D, H = 3, 7, 4, 5
+P = 2  # proj_size of the LSTM with projections
 MIXED_LENGTHS = [7, 3, 5]  # unsorted on purpose
 ATOL = 1e-10
 
@@ -19,6 +20,7 @@ KINDS = {
     "rnn_tanh": (SimpleRNN, {"nonlinearity": "tanh"}),
     "rnn_relu": (SimpleRNN, {"nonlinearity": "relu"}),
     "lstm": (LSTM, {}),
+    "lstm_proj": (LSTM, {"proj_size": P}),
     "gru": (GRU, {}),
 }
 
@@ -28,11 +30,16 @@ def make_layer(kind, num_layers=1, bidirectional=False, seed=0, **options):
     return cls(D, H, num_layers, bidirectional=bidirectional, rng=seed, **kind_options, **options)
 
 
+def torch_class(torch, kind):
+    return getattr(torch.nn, {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[kind.split("_")[0]])
+
+
 def torch_module(torch, kind, num_layers, bidirectional, seed=0, bias=True):
     """A torch module with torch's own random init (biases nonzero in every block)."""
     torch.manual_seed(seed)
-    cls = {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+    cls = torch_class(torch, kind)
     options = {"nonlinearity": kind[4:]} if kind.startswith("rnn") else {}
+    options.update(KINDS[kind][1] if kind == "lstm_proj" else {})
     return cls(D, H, num_layers, bias=bias, batch_first=True, bidirectional=bidirectional, dtype=torch.float64,
                **options)
 
@@ -143,11 +150,15 @@ def assert_param_grads_match(module, layer):
             np.testing.assert_allclose(ours[name], grad, rtol=0, atol=ATOL, err_msg=name)
 
 
+def state_shapes(layer, lead):
+    """The shape of each state part: (L*dirs, *lead, width)."""
+    return [(layer.num_layers * layer.num_directions, *lead, width) for width in layer.cell.state_widths]
+
+
 def assert_parity(torch, module, layer, x, state0, lengths, rng):
-    out_shape = x.shape[:-1] + (layer.num_directions * H,)
-    state_shape = (layer.num_layers * layer.num_directions,) + x.shape[:-2] + (H,)
+    out_shape = x.shape[:-1] + (layer.num_directions * layer.h_size,)
     g_out = rng.standard_normal(out_shape)
-    g_state = tuple(rng.standard_normal(state_shape) for _ in range(layer.cell.state_size))
+    g_state = tuple(rng.standard_normal(shape) for shape in state_shapes(layer, x.shape[:-2]))
     module.zero_grad()
     expected = run_torch(torch, module, x, state0, lengths, g_out, g_state)
     got = run_ours(layer, x, state0, lengths, g_out, g_state)
@@ -169,10 +180,9 @@ def test_parity_with_torch(torch, rng, kind, num_layers, bidirectional, lengths,
     layer = make_layer(kind, num_layers, bidirectional, seed=3, bias=bias)
     load_torch_state_dict(layer, module.state_dict())
     x = rng.standard_normal((B, T, D))
-    state_shape = (num_layers * layer.num_directions, B, H)
     state0 = None
     if random_state:
-        state0 = tuple(rng.standard_normal(state_shape) for _ in range(layer.cell.state_size))
+        state0 = tuple(rng.standard_normal(shape) for shape in state_shapes(layer, (B,)))
         state0 = state0 if len(state0) > 1 else state0[0]
     assert_parity(torch, module, layer, x, state0, lengths, rng)
 
@@ -182,9 +192,10 @@ def test_parity_with_torch(torch, rng, kind, num_layers, bidirectional, lengths,
 def test_to_torch_module_matches_the_layer(torch, rng, kind, bias):
     layer = make_layer(kind, 2, True, seed=4, bias=bias)
     module = to_torch_module(layer)
-    assert module.bias is bias and len(list(module.parameters())) == (8 if bias else 4) * 2
-    assert isinstance(module, {"rnn_tanh": torch.nn.RNN, "rnn_relu": torch.nn.RNN,
-                               "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind])
+    per_run = (4 if bias else 2) + (kind == "lstm_proj")  # weights, biases, weight_hr
+    assert module.bias is bias and len(list(module.parameters())) == 4 * per_run
+    assert module.proj_size == (P if kind == "lstm_proj" else 0)
+    assert isinstance(module, torch_class(torch, kind))
     assert module.batch_first and module.bidirectional and module.num_layers == 2
     assert module.weight_ih_l0.dtype == torch.float64
     assert_parity(torch, module, layer, rng.standard_normal((B, T, D)), None, MIXED_LENGTHS, rng)
@@ -315,3 +326,22 @@ def test_state_dict_conversion_works_without_torch(monkeypatch):
     load_torch_state_dict(layer, to_torch_state_dict(make_layer("lstm", 2, True, seed=9)))
     with pytest.raises(ImportError):
         to_torch_module(layer)
+
+
+# ---------------------------------------------------------------- projections
+def test_projections_have_torchs_names_order_and_layout(torch):
+    layer = make_layer("lstm_proj", 2, True)
+    state_dict = to_torch_state_dict(layer)
+    assert list(state_dict) == list(torch_module(torch, "lstm_proj", 2, True).state_dict())
+    np.testing.assert_array_equal(state_dict["weight_hr_l1_reverse"], layer.params["l1_reverse.W_hr"].T)
+    assert state_dict["weight_hr_l0"].shape == (P, H) and state_dict["weight_hh_l0"].shape == (4 * H, P)
+    assert state_dict["weight_ih_l1"].shape == (4 * H, 2 * P)
+
+
+def test_a_projection_of_another_width_is_refused_and_changes_nothing(torch):
+    layer = make_layer("lstm_proj")
+    before = snapshot(layer)
+    module = torch.nn.LSTM(D, H, proj_size=P + 1, batch_first=True, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"load_torch_state_dict: expected weight_hh_l0 of shape \(20, 2\), got \(20, 3\)"):
+        load_torch_state_dict(layer, module.state_dict())
+    assert_params_equal(layer, before)
