@@ -55,6 +55,8 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
     ({"out": 5}, TypeError, "expected out to be a path (str or os.PathLike), got int 5"),
     ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
     ({"model": "notebook", "bias": False}, ValueError, "bias applies with model sequence only, got model 'notebook'"),
+    ({"cell": "rnn", "layer_norm": True}, ValueError, "layer_norm applies with cells lstm and gru only, got cell 'rnn'"),
+    ({"init": {"b": "chrono:1"}}, ValueError, "init: expected chrono:T with T >= 2 (the biases are log U"),
 ])
 def test_bad_config_is_refused_with_a_message(options, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):

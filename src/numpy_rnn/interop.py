@@ -40,7 +40,7 @@ import numpy as np
 
 from . import _checks
 from .cells import GRUCell, LSTMCell
-from .layer_norm import _LayerNormCell
+from .layer_norm import LayerNormCell
 from .layers import Recurrent
 
 if TYPE_CHECKING:  # torch is optional: imported where a conversion needs it
@@ -51,7 +51,7 @@ __all__ = ["load_torch_state_dict", "to_torch_module", "to_torch_state_dict"]
 
 def _why_no_torch(cell) -> str:
     """Why torch has no layer computing this cell's maths."""
-    if isinstance(cell, _LayerNormCell):
+    if isinstance(cell, LayerNormCell):
         return ("torch.nn.LSTM and torch.nn.GRU have no layer normalisation (g_x, g_h, beta); "
                 "build the layer with layer_norm=False")
     if isinstance(cell, LSTMCell) and cell.peepholes:

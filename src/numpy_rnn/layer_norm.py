@@ -4,7 +4,8 @@ Layer normalisation over the ``F`` features of each row (one sequence at one ste
 
     LN(a; g, beta) = g * a_hat + beta,   a_hat = (a - mean(a)) * s,   s = 1 / sqrt(var(a) + eps)
 
-with ``mean`` and ``var`` (biased) over the row's features and ``eps = 1e-5`` (torch.nn.LayerNorm's).
+with ``mean`` and ``var`` (biased) over the row's features and ``eps = 1e-5`` (torch.nn.LayerNorm's;
+the cells' ``eps`` attribute).
 Its derivative, for ``d_hat = dy * g`` the gradient reaching ``a_hat``::
 
     da = s * (d_hat - mean(d_hat) - a_hat * mean(d_hat * a_hat))
@@ -60,12 +61,13 @@ def _rows(caches, field: str) -> np.ndarray:
     return stacked.reshape(-1, stacked.shape[-1])
 
 
-class _LayerNormCell(Cell):
+class LayerNormCell(Cell):
     """What both layer-normalised cells share: the two normalised pre-activations, their
     backward, and the parameter gradients reduced from ``d_rec`` (see the module docstring)."""
 
     input_bias = False  # the shift beta takes the layer bias's place
     torch_equivalent = None  # torch has no layer-normalised recurrent layer
+    eps = EPS  # added to every variance
 
     def __init__(self, hidden_size: int, bias: bool = True):
         super().__init__(hidden_size)
@@ -84,8 +86,8 @@ class _LayerNormCell(Cell):
 
     def _normalised(self, p, xw, h_prev):
         """``LN(x W; g_x)`` and ``LN(h(t-1) R; g_h)`` without shifts, and ``(ax_hat, s_x, ah_hat, s_h)``."""
-        ax_hat, inv_x = layer_norm(xw)
-        ah_hat, inv_h = layer_norm(h_prev @ p["R"])  # (B, G*H)
+        ax_hat, inv_x = layer_norm(xw, self.eps)
+        ah_hat, inv_h = layer_norm(h_prev @ p["R"], self.eps)  # (B, G*H)
         return _vec(p, "g_x") * ax_hat, _vec(p, "g_h") * ah_hat, (ax_hat, inv_x, ah_hat, inv_h)
 
     @staticmethod
@@ -142,7 +144,7 @@ class LayerNormLSTMCache(NamedTuple):
     inv_c: np.ndarray   # (B, 1)
 
 
-class LayerNormLSTMCell(_LayerNormCell):
+class LayerNormLSTMCell(LayerNormCell):
     """Layer-normalised LSTM (Ba, Kiros & Hinton 2016), gates ``i, f, g, o`` as torch orders them::
 
         z = LN(x W; g_x) + LN(h(t-1) R; g_h) + beta          (B, 4H), split into z_i, z_f, z_g, z_o
@@ -182,7 +184,7 @@ class LayerNormLSTMCell(_LayerNormCell):
         i, f, o = (sigmoid(z[..., k * H:(k + 1) * H]) for k in (0, 1, 3))
         g = np.tanh(z[..., 2 * H:3 * H])
         c = f * c_prev + i * g  # (B, H)
-        c_hat, inv_c = layer_norm(c)
+        c_hat, inv_c = layer_norm(c, self.eps)
         c_norm = _vec(p, "g_c") * c_hat + _vec(p, "beta_c") if self.bias else _vec(p, "g_c") * c_hat
         tanh_c = np.tanh(c_norm)
         return (o * tanh_c, c), LayerNormLSTMCache(i, f, g, o, c_prev, tanh_c, *hats, c_hat, inv_c)
@@ -227,7 +229,7 @@ class LayerNormGRUCache(NamedTuple):
     inv_h: np.ndarray   # (B, 1)
 
 
-class LayerNormGRUCell(_LayerNormCell):
+class LayerNormGRUCell(LayerNormCell):
     """Layer-normalised GRU, torch's gate order ``r, z, n`` with the reset gate applied after the
     recurrent matmul (torch.nn.GRU's form), to the normalised recurrent term::
 

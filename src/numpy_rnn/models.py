@@ -184,6 +184,7 @@ class ModelConfig(_checks.PlainConfig):
     ``bias`` False builds the recurrent layer without biases (the head keeps its own).
     ``input_dropout``, ``recurrent_dropout`` and ``zoneout`` (of ``h``; ``zoneout_c`` of the
     LSTM's ``c``) are the layer's regularisers (:mod:`numpy_rnn.regularizers`).
+    ``layer_norm`` True builds a layer-normalised LSTM or GRU (:mod:`numpy_rnn.layer_norm`).
     ``sequence_output`` False reads out the last layer's final state (both directions'
     states concatenated when bidirectional): one output per sequence; True reads out every step.
     """
@@ -206,14 +207,17 @@ class ModelConfig(_checks.PlainConfig):
     tokens: bool = False
     embedding_size: int = 0
     dtype: str = "float64"
+    layer_norm: bool = False
 
     def __post_init__(self):
         _checks.lookup("ModelConfig", "cell", self.cell, CELLS)
         if self.nonlinearity != "tanh" and self.cell != "rnn":
             raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, "
                              f"got {self.nonlinearity!r} with {self.cell!r}")
-        for name in ("bidirectional", "bias", "sequence_output", "tokens"):
+        for name in ("bidirectional", "bias", "sequence_output", "tokens", "layer_norm"):
             _checks.check_bool("ModelConfig", name, getattr(self, name))
+        if self.layer_norm and self.cell not in ("lstm", "gru"):
+            raise ValueError(f"ModelConfig: layer_norm applies to cells 'lstm' and 'gru' only, got {self.cell!r}")
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
         if self.zoneout_c and self.cell != "lstm":
             raise ValueError(f"ModelConfig: zoneout_c (the cell state c) applies to cell 'lstm' only, "
@@ -243,6 +247,8 @@ class SequenceModel(Module):
         self.embedding = Embedding(c.input_size, c.embedding_size, rng=rng, dtype=dtype) if c.embedding_size else None
         features = c.embedding_size or c.input_size
         options = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
+        if c.layer_norm:
+            options["layer_norm"] = True
         zoneout = (c.zoneout, c.zoneout_c) if c.cell == "lstm" else c.zoneout
         self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
                                  dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype,
