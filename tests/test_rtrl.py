@@ -15,6 +15,7 @@ from numpy_rnn.layers import GRU, LSTM, Linear, Recurrent, SimpleRNN
 from numpy_rnn.rtrl import RTRL
 
 T, D, H, B = 7, 3, 5, 2  # all different
+P = 4  # proj_size of the LSTMs with projections: the width of their h
 
 
 class IndRNNCell(Cell):
@@ -98,6 +99,8 @@ LAYERS = {
     "elman-relu": lambda dtype=np.float64: SimpleRNN(D, H, nonlinearity="relu", rng=1, dtype=dtype),
     "lstm": lambda dtype=np.float64: LSTM(D, H, rng=1, dtype=dtype),
     "lstm-peepholes": lambda dtype=np.float64: LSTM(D, H, peepholes=True, rng=1, dtype=dtype),
+    "lstm-proj": lambda dtype=np.float64: LSTM(D, H, proj_size=P, rng=1, dtype=dtype),
+    "lstm-proj-peepholes": lambda dtype=np.float64: LSTM(D, H, proj_size=P, peepholes=True, rng=1, dtype=dtype),
     "gru": lambda dtype=np.float64: GRU(D, H, rng=1, dtype=dtype),
     "gru-reset-before": lambda dtype=np.float64: GRU(D, H, reset_after=False, rng=1, dtype=dtype),
     "lstm-no-bias": lambda dtype=np.float64: LSTM(D, H, bias=False, rng=1, dtype=dtype),
@@ -110,7 +113,7 @@ LAYERS = {
 
 
 def random_state(layer, rng, batch=B):
-    parts = tuple(rng.standard_normal((1, batch, H)).astype(layer.dtype) for _ in layer.state_names)
+    parts = tuple(rng.standard_normal((1, batch, width)).astype(layer.dtype) for width in layer.cell.state_widths)
     return parts if len(parts) > 1 else parts[0]
 
 
@@ -151,14 +154,14 @@ def assert_grads_equal(actual, expected, rtol):
 def test_rtrl_gradients_equal_bptt(kind, with_state, rng):
     layer = LAYERS[kind]()
     x = rng.standard_normal((B, T, D))
-    d_out = rng.standard_normal((B, T, H))
+    d_out = rng.standard_normal((B, T, layer.h_size))
     state = random_state(layer, rng) if with_state else None
     out, state_n, expected = bptt_grads(layer, x, state, d_out)
     rtrl, outs = rtrl_run(layer, x, state, d_out)
     assert rtrl.steps == T and rtrl.batch_size == B
     np.testing.assert_allclose(outs, out, rtol=1e-13, atol=1e-15)
     for carried, final in zip(parts(rtrl.state), parts(state_n), strict=True):
-        assert carried.shape == (1, B, H)
+        assert carried.shape == final.shape
         np.testing.assert_allclose(carried, final, rtol=1e-13, atol=1e-15)
     assert_grads_equal(layer.grads, expected, rtol=1e-10)
 
@@ -230,15 +233,15 @@ def test_accumulate_adds_into_the_layers_gradients(rng):
         np.testing.assert_allclose(layer.grads[name], 2 * value, rtol=1e-15)
 
 
-@pytest.mark.parametrize("cell", [ElmanCell(H), LSTMCell(H, peepholes=True), GRUCell(H), GRUCell(H, reset_after=False)],
-                         ids=["elman", "lstm-peepholes", "gru", "gru-reset-before"])
+@pytest.mark.parametrize("cell", [ElmanCell(H), LSTMCell(H, peepholes=True), LSTMCell(H, peepholes=True, proj_size=P),
+                                  GRUCell(H), GRUCell(H, reset_after=False)],
+                         ids=["elman", "lstm-peepholes", "lstm-proj-peepholes", "gru", "gru-reset-before"])
 def test_recurrent_row_grads_sum_to_recurrent_grads(cell, rng):
     """The built-in cells' per-row terms, summed over the rows, are one step's recurrent_grads."""
-    S = cell.state_size
     p = {name: rng.standard_normal(shape) for name, shape in cell.param_shapes().items()}
-    state = tuple(rng.standard_normal((B, H)) for _ in range(S))
+    state = tuple(rng.standard_normal((B, width)) for width in cell.state_widths)
     xw = rng.standard_normal((B, cell.num_gates * H))
-    cotangents = rng.standard_normal((1, B, S * H))
+    cotangents = rng.standard_normal((1, B, sum(cell.state_widths)))
     vjp = step_vjps(cell, p, xw, state, cotangents)
     rows = cell.recurrent_row_grads(p, vjp.state[0], vjp.d_rec, vjp.cache)
     g = {name: np.zeros_like(value) for name, value in p.items()}
@@ -313,12 +316,19 @@ def test_wrong_shapes_and_dtypes_name_the_argument():
         rtrl.reset(0)
     with pytest.raises(ValueError, match=re.escape("RTRL: expected state[1] (c) of shape (1, 2, 5), got (2, 5)")):
         rtrl.reset(B, (np.zeros((1, B, H)), np.zeros((B, H))))
-    with pytest.raises(TypeError, match=re.escape("RTRL: expected state to be a tuple (h, c) of arrays of shape "
-                                                  "(1, 2, 5), got ndarray")):
+    with pytest.raises(TypeError, match=re.escape("RTRL: expected state to be a tuple (h, c) of arrays of shapes "
+                                                  "(1, 2, 5), (1, 2, 5), got ndarray")):
         rtrl.reset(B, np.zeros((1, B, H)))
-    P = sum(value.size for value in rtrl.layer.params.values())
-    with pytest.raises(ValueError, match=re.escape(f"RTRL: expected sensitivities of shape (2, 10, {P}), got (2, 5, {P})")):
-        rtrl.sensitivities = np.zeros((B, H, P))
+    size = sum(value.size for value in rtrl.layer.params.values())
+    with pytest.raises(ValueError, match=re.escape(f"RTRL: expected sensitivities of shape (2, 10, {size}), "
+                                                   f"got (2, 5, {size})")):
+        rtrl.sensitivities = np.zeros((B, H, size))
+    projected = RTRL(LSTM(D, H, proj_size=P, rng=0))  # h of width P = 4, c of width H = 5
+    with pytest.raises(ValueError, match=re.escape("RTRL: expected state[0] (h) of shape (1, 2, 4), got (1, 2, 5)")):
+        projected.reset(B, (np.zeros((1, B, H)), np.zeros((1, B, H))))
+    projected.reset(B)
+    with pytest.raises(ValueError, match=re.escape("RTRL: expected d_h_t of shape (2, 4), got (2, 5)")):
+        projected.accumulate(np.zeros((B, H)))
     gru = RTRL(GRU(D, H, rng=0))
     with pytest.raises(ValueError, match=re.escape("RTRL: expected state of shape (1, 3, 5), got (1, 2, 5)")):
         gru.reset(3, np.zeros((1, B, H)))
