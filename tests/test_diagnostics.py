@@ -21,6 +21,7 @@ LAYERS = {
     "relu": lambda D, H: SimpleRNN(D, H, nonlinearity="relu", rng=1),
     "lstm": lambda D, H: LSTM(D, H, rng=1),
     "lstm-peepholes": lambda D, H: LSTM(D, H, peepholes=True, rng=1),
+    "lstm-proj": lambda D, H: LSTM(D, H, proj_size=H - 1, rng=1),  # h of width H - 1, c of width H
     "gru": lambda D, H: GRU(D, H, rng=1),
     "gru-reset-before": lambda D, H: GRU(D, H, reset_after=False, rng=1),
 }
@@ -43,16 +44,16 @@ def _loss_with_state_at(layer, x, y, t, part, delta):
 def test_state_gradients_equal_central_differences_of_the_loss(kind, rng):
     B, T, D, H = 2, 6, 3, 4
     layer = LAYERS[kind](D, H)
-    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, H))
+    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, layer.h_size))
     result = diagnose(layer, x, y, loss="mse")
     run = result.runs[0]
     eps = 1e-6
-    for part, name in enumerate(layer.state_names):
+    for part, (name, width) in enumerate(zip(layer.state_names, layer.cell.state_widths)):
         for t in (0, 2, T - 1):
-            numeric = np.zeros((B, H))
+            numeric = np.zeros((B, width))
             for b in range(B):
-                for i in range(H):
-                    delta = np.zeros((B, H))
+                for i in range(width):
+                    delta = np.zeros((B, width))
                     delta[b, i] = eps
                     plus = _loss_with_state_at(layer, x, y, t, part, delta)
                     minus = _loss_with_state_at(layer, x, y, t, part, -delta)
@@ -78,7 +79,7 @@ def test_state_gradients_at_a_users_size_match_a_directional_difference(kind, rn
 
 def _finite_difference_product_norm(layer, x, t):
     """||dh(T)/dh(t)||_2 of sequence 0 from central differences of running steps t+1..T."""
-    H, eps = layer.hidden_size, 1e-6
+    H, eps = layer.h_size, 1e-6
     _, state = layer.forward(x[:1, :t + 1])
     parts = list(state) if isinstance(state, tuple) else [state]
 
@@ -92,22 +93,22 @@ def _finite_difference_product_norm(layer, x, t):
     return np.linalg.norm(np.stack(columns, axis=1), ord=2)
 
 
-@pytest.mark.parametrize("kind", ["tanh", "lstm", "gru-reset-before"])
+@pytest.mark.parametrize("kind", ["tanh", "lstm", "lstm-proj", "gru-reset-before"])
 def test_jacobian_norms_equal_the_svd_of_a_finite_difference_product(kind, rng):
     B, T, D, H = 2, 9, 3, 5
     layer = LAYERS[kind](D, H)
-    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, H))
+    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, layer.h_size))
     run = diagnose(layer, x, y).runs[0]
     assert run.jacobian_method == "exact" and run.jacobian_norm[0, T - 1] == pytest.approx(1.0)
     for t in (0, 3, 7):
         assert run.jacobian_norm[0, t] == pytest.approx(_finite_difference_product_norm(layer, x, t), rel=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["tanh", "lstm", "gru"])
+@pytest.mark.parametrize("kind", ["tanh", "lstm", "lstm-proj", "gru"])
 def test_power_iteration_agrees_with_the_exact_norms(kind, rng):
     B, T, D, H = 2, 30, 3, 6
     layer = LAYERS[kind](D, H)
-    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, H))
+    x, y = rng.standard_normal((B, T, D)), rng.standard_normal((B, T, layer.h_size))
     exact = diagnose(layer, x, y).runs[0]
     power = diagnose(layer, x, y, exact_max=1).runs[0]
     assert power.jacobian_method == "power"
