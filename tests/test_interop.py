@@ -232,15 +232,44 @@ NO_TORCH = [
     (lambda: LSTM(D, H, peepholes=True, rng=0), "torch has no layer.*no peephole connections"),
     (lambda: GRU(D, H, reset_after=False, rng=0), "torch has no layer.*reset gate after the recurrent matmul only"),
     (lambda: Recurrent(D, H, cell=NoTorchCell, rng=0), "torch has no layer.*NoTorchCell declares no torch_equivalent"),
+    (lambda: GRU(D, H, bidirectional=True, merge_mode="ave", rng=0), "torch has no layer.*no merge_mode='ave'"),
+    (lambda: SimpleRNN(D, H, go_backwards=True, rng=0), "torch has no layer.*no go_backwards=True"),
+    (lambda: LSTM(D, H, zoneout=(0.1, 0.5), rng=0), r"torch has no layer.*no zoneout=\(0.1, 0.5\)"),
 ]
 
 
-@pytest.mark.parametrize("make, message", NO_TORCH, ids=["peepholes", "reset_before", "custom_cell"])
+@pytest.mark.parametrize("make, message", NO_TORCH, ids=["peepholes", "reset_before", "custom_cell", "merge_mode",
+                                                         "go_backwards", "zoneout"])
 @pytest.mark.parametrize("convert", [to_torch_state_dict, to_torch_module, lambda layer: load_torch_state_dict(layer, {})],
                          ids=["to_torch_state_dict", "to_torch_module", "load_torch_state_dict"])
 def test_layers_without_a_torch_equivalent_are_refused(make, message, convert):
     with pytest.raises(ValueError, match=message):
         convert(make())
+
+
+@pytest.mark.parametrize("option", ["input_dropout", "recurrent_dropout"])
+def test_dropout_inside_a_layer_converts_its_weights_but_no_torch_module(option):
+    layer = LSTM(D, H, rng=0, **{option: 0.25})
+    plain = LSTM(D, H, rng=0)
+    for key, value in to_torch_state_dict(plain).items():  # evaluation is torch's maths: the weights carry over
+        np.testing.assert_array_equal(to_torch_state_dict(layer)[key], value)
+    with pytest.raises(ValueError, match=f"to_torch_module: torch has no layer.*no {option}=0.25"):
+        to_torch_module(layer)
+
+
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_merge_modes_and_go_backwards_match_torch_on_the_same_weights(merge_mode, go_backwards, torch):
+    """torch's bidirectional concat output, halves merged; go_backwards: torch on the reversed input."""
+    x = np.random.default_rng(0).standard_normal((B, T, D))
+    layer = GRU(D, H, bidirectional=True, merge_mode=merge_mode, go_backwards=go_backwards, rng=0)
+    module = to_torch_module(GRU(D, H, bidirectional=True, rng=0))
+    out, h_n = layer.forward(x)
+    t_out, t_h = module(torch.from_numpy(np.ascontiguousarray(x[:, ::-1] if go_backwards else x)))
+    forward, reverse = np.split(t_out.detach().numpy(), 2, axis=-1)
+    merged = {"sum": forward + reverse, "mul": forward * reverse, "ave": (forward + reverse) / 2}[merge_mode]
+    np.testing.assert_allclose(out, merged, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(h_n, t_h.detach().numpy(), rtol=0, atol=1e-14)
 
 
 def test_non_recurrent_layers_are_refused():
