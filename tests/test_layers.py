@@ -520,3 +520,42 @@ def test_a_forward_sequence_without_its_own_backward_runs_the_steps_backward(rng
     fast.forward(x)
     fast.backward(d_out)
     np.testing.assert_allclose(layer.grads["b"], 2 * fast.grads["b"], rtol=1e-12)  # the step backward ran
+
+
+# ---------------------------------------------------------------- Keras' merge_mode and go_backwards
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("merge_mode", ["sum", "mul", "ave"])
+def test_merge_modes_have_exact_gradients_through_a_stack(kind, merge_mode, rng):
+    layer = make(kind, 2, True, merge_mode=merge_mode, go_backwards=merge_mode == "mul")
+    width = layer.h_size
+    assert layer.output_size == width and layer.params["l1.W"].shape[0] == width  # layer 1 reads the merged width
+    report = check_layer(layer, rng.standard_normal((B, T, D)), random_state(layer, rng), MIXED)
+    assert report.passed, str(report)
+
+
+@pytest.mark.parametrize("kind", ["rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("lengths", [None, MIXED], ids=["equal", "mixed"])
+def test_go_backwards_reads_from_the_last_valid_step_and_returns_the_reversed_sequence(kind, lengths, rng):
+    """Keras' go_backwards: the output in reading order (out[:, 0] after the last valid step),
+    the final state after the first step; with lengths, reversed within each length."""
+    backwards, plain = make(kind, 2, go_backwards=True), make(kind, 2)
+    x = rng.standard_normal((B, T, D))
+    out, state = backwards.forward(x, lengths=lengths)
+    for b in range(B):
+        n = T if lengths is None else lengths[b]
+        expected, expected_state = plain.forward(x[b:b + 1, :n][:, ::-1])
+        np.testing.assert_allclose(out[b:b + 1, :n], expected, rtol=0, atol=1e-14)
+        np.testing.assert_array_equal(out[b, n:], 0.0)
+        for part, part_expected in zip(*(s if isinstance(s, tuple) else (s,) for s in (state, expected_state))):
+            np.testing.assert_allclose(part[:, b:b + 1], part_expected, rtol=0, atol=1e-14)
+    report = check_layer(backwards, x, random_state(backwards, rng), lengths)
+    assert report.passed, str(report)
+
+
+def test_bad_merge_modes_and_go_backwards_are_refused():
+    with pytest.raises(ValueError, match="GRU: unknown merge_mode 'max'.*concat, sum, mul, ave"):
+        GRU(D, H, bidirectional=True, merge_mode="max")
+    with pytest.raises(ValueError, match="LSTM: merge_mode='sum' merges the two directions.*got bidirectional=False"):
+        LSTM(D, H, merge_mode="sum")
+    with pytest.raises(TypeError, match="SimpleRNN: expected go_backwards to be a bool, got 1"):
+        SimpleRNN(D, H, go_backwards=1)
