@@ -1,4 +1,6 @@
 """Recurrent layers: exact gradients on the whole option grid, semantics, and bad input."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -520,6 +522,66 @@ def test_a_forward_sequence_without_its_own_backward_runs_the_steps_backward(rng
     fast.forward(x)
     fast.backward(d_out)
     np.testing.assert_allclose(layer.grads["b"], 2 * fast.grads["b"], rtol=1e-12)  # the step backward ran
+
+
+# ---------------------------------------------------------------- projections
+def test_projections_give_h_and_the_output_the_projected_width(rng):
+    """h, out and a higher layer's input have width P (directions * P), c keeps H."""
+    layer = make("lstm-proj", 2, True)
+    assert layer.h_size == P and layer.cell.state_widths == (P, H)
+    shapes = {name: value.shape for name, value in layer.params.items()}
+    assert shapes["l0.R"] == (P, 4 * H) and shapes["l0.W_hr"] == (H, P) and shapes["l1.W"] == (2 * P, 4 * H)
+    x = rng.standard_normal((B, T, D))
+    out, (h, c) = layer.forward(x)
+    assert out.shape == (B, T, 2 * P) and h.shape == (4, B, P) and c.shape == (4, B, H)
+    np.testing.assert_array_equal(out[:, -1, :P], h[2])  # the last layer's forward h(T)
+    np.testing.assert_array_equal(out[:, 0, P:], h[3])   # its reverse run ends at input step 0
+    dx, (dh0, dc0) = layer.backward(np.ones_like(out))
+    assert dx.shape == (B, T, D) and dh0.shape == (4, B, P) and dc0.shape == (4, B, H)
+    out1, (h1, c1) = layer.forward(x[0])  # unbatched
+    assert out1.shape == (T, 2 * P) and h1.shape == (4, P) and c1.shape == (4, H)
+
+
+def test_the_projection_is_the_last_product_of_each_step(rng):
+    """h(t) = (o * tanh(c(t))) W_hr: the step of the same LSTM without W_hr, projected."""
+    layer = make("lstm-proj")
+    x = rng.standard_normal((B, T, D))
+    out, _ = layer.forward(x)
+    caches = layer.traces()[0].caches
+    for t in (0, T - 1):
+        np.testing.assert_allclose(out[:, t], (caches[t].o * caches[t].tanh_c) @ layer.params["W_hr"], rtol=1e-14)
+
+
+@pytest.mark.parametrize("proj_size, error, message", [
+    (-1, ValueError, "LSTM: expected proj_size >= 0, got -1"),
+    (H, ValueError, f"LSTM: expected proj_size < hidden_size={H} (the projection narrows h), got proj_size={H}"),
+    (1.0, TypeError, "LSTM: expected proj_size to be an int >= 0, got float 1.0"),
+    (True, TypeError, "LSTM: expected proj_size to be an int >= 0, got bool True"),
+])
+def test_bad_projection_sizes_are_refused(proj_size, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        LSTM(D, H, proj_size=proj_size)
+
+
+def test_projections_refuse_a_state_or_gradient_of_the_hidden_width(rng):
+    layer = make("lstm-proj")
+    x = rng.standard_normal((B, T, D))
+    with pytest.raises(ValueError, match=re.escape(f"LSTM: expected state[0] (h) of shape (1, {B}, {P}), "
+                                                   f"got (1, {B}, {H})")):
+        layer.forward(x, (np.zeros((1, B, H)), np.zeros((1, B, H))))
+    out, _ = layer.forward(x, (np.zeros((1, B, P)), np.zeros((1, B, H))))
+    with pytest.raises(ValueError, match=re.escape(f"LSTM: expected d_out of shape ({B}, {T}, {P}), got ({B}, {T}, {H})")):
+        layer.backward(np.zeros((B, T, H)))
+    with pytest.raises(ValueError, match=re.escape(f"LSTM: expected d_state[1] (c) of shape (1, {B}, {H}), "
+                                                   f"got (1, {B}, {P})")):
+        layer.backward(out, (None, np.zeros((1, B, P))))
+
+
+def test_projections_at_a_users_size_pass_the_directional_check(rng):
+    """H = 112, P = 40, T = 104, both directions: random directions through every array."""
+    layer = LSTM(6, 112, bidirectional=True, proj_size=40, rng=2)
+    report = check_layer(layer, rng.standard_normal((2, 104, 6)), mode="directional")  # the fast path
+    assert report.passed, str(report)
 
 
 # ---------------------------------------------------------------- Keras' merge_mode and go_backwards
