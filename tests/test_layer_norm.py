@@ -227,3 +227,11 @@ def test_training_with_layer_norm_lowers_the_loss(cell):
     losses = [entry["val_loss"] for entry in trainer.history if "val_loss" in entry]
     assert isinstance(trainer.model.rnn.cell, (LayerNormLSTMCell, LayerNormGRUCell))
     assert losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("kind, options", [("lstm", {"recurrent_dropout": 0.3, "zoneout": 0.2}), ("gru", {"zoneout": 0.2}),
+                                           ("lstm", {"input_dropout": 0.3})], ids=["lstm-rec-zone", "gru-zone", "lstm-in"])
+def test_gradients_with_the_layers_regularisers(kind, options, rng):
+    layer = make(kind, 2, True, **options)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), None, MIXED)
+    assert report.passed, str(report)
