@@ -510,6 +510,20 @@ def test_no_bias_trains_a_layer_without_biases_and_resumes_it(tmp_path, capsys):
     assert code == 2 and "--bias applies with model sequence only, got --model 'notebook'" in err
 
 
+def test_proj_size_trains_an_lstm_with_projections_and_resumes_it(tmp_path, capsys):
+    out = tmp_path / "proj"
+    code, _, _ = run_cli(["train", "--cell", "lstm", "--proj-size", "3", "--steps", "4", "--eval-every", "2",
+                          "--hidden-size", "6", "--no-progress", "--out", str(out)], capsys)
+    assert code == 0 and json.loads((out / "config.json").read_text())["proj_size"] == 3
+    trainer = Trainer.resume(out)
+    shapes = {name: value.shape for name, value in trainer.model.params.items()}
+    assert shapes["rnn.W_hr"] == (6, 3) and shapes["rnn.R"] == (3, 24) and shapes["head.W"][0] == 3
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["step"] == 4 and trainer.evaluate("valid") == last["val_loss"]  # the checkpoint's weights
+    code, _, err = run_cli(["train", "--cell", "gru", "--proj-size", "3", "--out", str(tmp_path / "gru")], capsys)
+    assert code == 2 and "--proj-size applies with cell lstm only, got --cell 'gru'" in err
+
+
 def test_eval_of_a_file_says_it_is_a_file(tmp_path, capsys):
     path = tmp_path / "notes.txt"
     path.write_text("not a run")

@@ -55,6 +55,11 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
     ({"out": 5}, TypeError, "expected out to be a path (str or os.PathLike), got int 5"),
     ({"bidirectional": 1}, TypeError, "expected bidirectional to be a bool"),
     ({"model": "notebook", "bias": False}, ValueError, "bias applies with model sequence only, got model 'notebook'"),
+    ({"proj_size": 2}, ValueError, "proj_size applies with cell lstm only, got cell 'gru'"),
+    ({"cell": "lstm", "proj_size": 8}, ValueError, "ModelConfig: expected proj_size < hidden_size=8 (the projection "
+     "narrows h), got proj_size=8"),
+    ({"cell": "lstm", "proj_size": 2, "layer_norm": True}, ValueError, "ModelConfig: proj_size applies without "
+     "layer_norm (the layer-normalised LSTM has no projection), got proj_size=2 with layer_norm=True"),
     ({"cell": "rnn", "layer_norm": True}, ValueError, "layer_norm applies with cells lstm and gru only, got cell 'rnn'"),
     ({"init": {"b": "chrono:1"}}, ValueError, "init: expected chrono:T with T >= 2 (the biases are log U"),
 ])

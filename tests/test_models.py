@@ -227,7 +227,10 @@ def model_gradient_report(model, x, lengths, rng):
     ModelConfig(D, 1, cell="rnn", hidden_size=H, nonlinearity="relu", init={"R": "identity"}),
     ModelConfig(D, 3, cell="lstm", hidden_size=H, sequence_output=True),
     ModelConfig(D, 2, cell="gru", hidden_size=H, bias=False),
-], ids=["gru-seq2one-deep-bidir", "irnn-seq2one", "lstm-seq2seq", "gru-no-bias"])
+    ModelConfig(D, 2, cell="lstm", hidden_size=H, proj_size=2, num_layers=2, bidirectional=True),
+    ModelConfig(D, 3, cell="lstm", hidden_size=H, proj_size=2, sequence_output=True),
+], ids=["gru-seq2one-deep-bidir", "irnn-seq2one", "lstm-seq2seq", "gru-no-bias", "lstm-proj-seq2one-deep-bidir",
+        "lstm-proj-seq2seq"])
 def test_sequence_model_gradients_float_inputs(config, rng):
     model = SequenceModel(config, rng=1)
     layer_biases = [name for name in model.params if name.startswith("rnn.") and name.endswith(".b")]
@@ -255,6 +258,15 @@ def test_sequence_model_shapes_names_and_state(rng):
     y2, _ = model.forward(rng.standard_normal((3, T, D)), state=(h, c))  # carried state (TBPTT)
     assert y2.shape == (3, 2)
     assert ModelConfig.from_dict(model.config.to_dict()) == model.config
+
+
+def test_a_projected_lstm_feeds_the_head_its_projected_h(rng):
+    model = SequenceModel(ModelConfig(D, 2, cell="lstm", hidden_size=H, proj_size=2, bidirectional=True), rng=0)
+    assert model.params["rnn.l0.W_hr"].shape == (H, 2) and model.params["head.W"].shape == (2 * 2, 2)
+    y, (h, c) = model.forward(rng.standard_normal((3, T, D)))
+    assert y.shape == (3, 2) and h.shape == (2, 3, 2) and c.shape == (2, 3, H)
+    with pytest.raises(ValueError, match=r"ModelConfig: proj_size applies to cell 'lstm' only, got proj_size=2 with 'gru'"):
+        ModelConfig(D, 2, cell="gru", hidden_size=H, proj_size=2)
 
 
 def test_sequence_model_bad_config_and_input():

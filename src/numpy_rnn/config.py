@@ -90,6 +90,7 @@ APPLIES = {
        for name in ("input_dropout", "recurrent_dropout", "zoneout")},
     "zoneout_c": ("cell", _cell_used, lambda cell: cell == "lstm", "cell lstm"),
     "layer_norm": ("cell", _cell_used, lambda cell: cell in ("lstm", "gru"), "cells lstm and gru"),
+    "proj_size": ("cell", _cell_used, lambda cell: cell == "lstm", "cell lstm"),
     "momentum": ("optimizer", lambda v: v["optimizer"], lambda name: name in ("sgd", "rmsprop"),
                  "optimizer sgd or rmsprop"),
     "max_skips": ("nonfinite", lambda v: v["nonfinite"], lambda policy: policy == "skip", "nonfinite skip"),
@@ -149,6 +150,7 @@ class TrainConfig(_checks.PlainConfig):
                              low=0.0, high=1.0)
     zoneout_c: float = _option("float", 0.0, "lstm: zoneout rate of the cell state c", low=0.0, high=1.0)
     layer_norm: bool = _option("bool", False, "layer-normalised recurrent layer (Ba et al. 2016; cells lstm, gru)")
+    proj_size: int = _option("int", 0, "lstm: width P < H of the projected h (torch's proj_size; 0: none)", min=0)
     # optimisation
     gradient: str = _option("choice", "bptt", "how gradients are computed: bptt, or rtrl (forward in time, "
                                               "one layer, one direction, no embedding)", choices=GRADIENTS)
@@ -279,7 +281,8 @@ class TrainConfig(_checks.PlainConfig):
             dropout=self.dropout, bias=self.bias, nonlinearity=self.nonlinearity, init=dict(self.init),
             input_dropout=self.input_dropout, recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
             zoneout_c=self.zoneout_c, sequence_output=self.sequence_output, tokens=self.task == "chars",
-            embedding_size=self.embedding_size, dtype=self.dtype, layer_norm=self.layer_norm)
+            embedding_size=self.embedding_size, dtype=self.dtype, layer_norm=self.layer_norm,
+            proj_size=self.proj_size)
 
     @classmethod
     def for_task(cls, task: str, **options) -> TrainConfig:

@@ -185,6 +185,8 @@ class ModelConfig(_checks.PlainConfig):
     ``input_dropout``, ``recurrent_dropout`` and ``zoneout`` (of ``h``; ``zoneout_c`` of the
     LSTM's ``c``) are the layer's regularisers (:mod:`numpy_rnn.regularizers`).
     ``layer_norm`` True builds a layer-normalised LSTM or GRU (:mod:`numpy_rnn.layer_norm`).
+    ``proj_size`` > 0 builds an LSTM with projections (torch's ``proj_size``): ``h`` and the
+    head's input have width ``proj_size`` per direction.
     ``sequence_output`` False reads out the last layer's final state (both directions'
     states concatenated when bidirectional): one output per sequence; True reads out every step.
     """
@@ -208,6 +210,7 @@ class ModelConfig(_checks.PlainConfig):
     embedding_size: int = 0
     dtype: str = "float64"
     layer_norm: bool = False
+    proj_size: int = 0
 
     def __post_init__(self):
         _checks.lookup("ModelConfig", "cell", self.cell, CELLS)
@@ -219,6 +222,15 @@ class ModelConfig(_checks.PlainConfig):
         if self.layer_norm and self.cell not in ("lstm", "gru"):
             raise ValueError(f"ModelConfig: layer_norm applies to cells 'lstm' and 'gru' only, got {self.cell!r}")
         _checks.check_size("ModelConfig", "embedding_size", self.embedding_size, minimum=0)
+        if _checks.check_size("ModelConfig", "proj_size", self.proj_size, minimum=0) and self.cell != "lstm":
+            raise ValueError(f"ModelConfig: proj_size applies to cell 'lstm' only, "
+                             f"got proj_size={self.proj_size} with {self.cell!r}")
+        if self.proj_size and self.proj_size >= _checks.check_size("ModelConfig", "hidden_size", self.hidden_size):
+            raise ValueError(f"ModelConfig: expected proj_size < hidden_size={self.hidden_size} (the projection "
+                             f"narrows h), got proj_size={self.proj_size}")
+        if self.proj_size and self.layer_norm:
+            raise ValueError(f"ModelConfig: proj_size applies without layer_norm (the layer-normalised LSTM has no "
+                             f"projection), got proj_size={self.proj_size} with layer_norm=True")
         if self.zoneout_c and self.cell != "lstm":
             raise ValueError(f"ModelConfig: zoneout_c (the cell state c) applies to cell 'lstm' only, "
                              f"got zoneout_c={self.zoneout_c} with {self.cell!r}")
@@ -249,12 +261,14 @@ class SequenceModel(Module):
         options = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
         if c.layer_norm:
             options["layer_norm"] = True
+        if c.proj_size:
+            options["proj_size"] = c.proj_size
         zoneout = (c.zoneout, c.zoneout_c) if c.cell == "lstm" else c.zoneout
         self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
                                  dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype,
                                  input_dropout=c.input_dropout, recurrent_dropout=c.recurrent_dropout,
                                  zoneout=zoneout, **options)
-        self.head = Linear(self.rnn.num_directions * c.hidden_size, c.output_size, rng=rng, dtype=dtype)
+        self.head = Linear(self.rnn.num_directions * self.rnn.h_size, c.output_size, rng=rng, dtype=dtype)
         self.dtype = dtype
         self.params, self.grads = {}, {}
         for prefix, part in self._parts():
