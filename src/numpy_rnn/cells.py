@@ -816,10 +816,7 @@ class GRUCell(Cell):
             if self._has_b_hn:
                 g["b_hn"] += d_rec[..., 2 * H:].sum(axis=(0, 1))
             return
-        if isinstance(caches, StepCaches):  # the fast path's stacked cache
-            rh = caches.stacked.rec_n.reshape(-1, H)  # (T*B, H) every r * h(t-1)
-        else:
-            rh = np.stack([cache.rec_n for cache in caches]).reshape(-1, H)
+        rh = _stacked(caches, "rec_n").reshape(-1, H)  # (T*B, H) every r * h(t-1)
         d_rec = d_rec.reshape(-1, 3 * H)
         g["R"][:, :2 * H] += h_prev.reshape(-1, H).T @ d_rec[:, :2 * H]
         g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]
