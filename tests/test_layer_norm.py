@@ -78,7 +78,7 @@ def test_gradients_with_dropout_between_layers(kind, rng):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_gradients_at_a_users_size_by_sampled_elements(kind, rng):
+def test_gradients_at_a_users_size_in_random_directions(kind, rng):
     layer = LAYERS[kind](12, 100, layer_norm=True, rng=3)
     report = check_layer(layer, rng.standard_normal((2, 101, 12)), mode="directional")
     assert report.passed, str(report)
