@@ -174,7 +174,10 @@ def test_diagnostics_read_the_gates_and_the_state_gradients(kind, rng):
 
 
 @pytest.mark.parametrize("kind", LAYERS)
-def test_batch_parts_give_the_unsplit_results(kind, monkeypatch, rng):
+def test_batch_threads_give_the_unsplit_results(kind, monkeypatch, rng):
+    """The layer-normalised cells run the step path (no fused forward_sequence), which the layer
+    does not split over batch parts: with threads allowed and any step worth splitting, the
+    results are those of one thread."""
     monkeypatch.setattr(parallel, "MIN_STEP_WORK", 0)
     layer = make(kind, 2, True)
     x, d_out = rng.standard_normal((24, T, D)), rng.standard_normal((24, T, 2 * H))
