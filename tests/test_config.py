@@ -35,10 +35,12 @@ from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
      "task 'recall' is read forward as a stream in chunks with the state carried; a bidirectional layer cannot"),
     ({"model": "notebook", "task": "recall"}, ValueError, "task 'recall' needs model 'sequence'"),
     ({"gradient": "rtrl", "num_layers": 2}, ValueError, "gradient 'rtrl' trains one recurrent layer in one direction "
-     "on its input (num_layers=1, bidirectional=False, embedding_size=0), got num_layers=2"),
-    ({"gradient": "rtrl", "bidirectional": True}, ValueError, "embedding_size=0), got bidirectional=True"),
+     "on its input without regularisers inside the layer (num_layers=1, bidirectional=False, embedding_size=0, "
+     "input_dropout=0.0, recurrent_dropout=0.0, zoneout=0.0, zoneout_c=0.0), got num_layers=2"),
+    ({"gradient": "rtrl", "bidirectional": True}, ValueError, "zoneout_c=0.0), got bidirectional=True"),
+    ({"gradient": "rtrl", "zoneout": 0.1}, ValueError, "zoneout_c=0.0), got zoneout=0.1"),
     ({"gradient": "rtrl", "task": "chars", "eval_size": 1000, "embedding_size": 4}, ValueError,
-     "embedding_size=0), got embedding_size=4"),
+     "zoneout_c=0.0), got embedding_size=4"),
     ({"gradient": "backprop"}, ValueError, "unknown gradient 'backprop'; valid names: bptt, rtrl"),
     ({"embedding_size": 8}, ValueError, "embedding_size applies with task chars only, got task 'memory'"),
     ({"task": "chars", "eval_size": 1000, "seq_len": 20}, ValueError,

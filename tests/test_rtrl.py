@@ -284,6 +284,9 @@ def test_inputs_are_never_modified(rng):
                                            "got num_layers=2, bidirectional=False"),
     (GRU(D, H, bidirectional=True), ValueError, "RTRL: expected a layer with num_layers=1 and "
                                                 "bidirectional=False, got num_layers=1, bidirectional=True"),
+    (LSTM(D, H, zoneout=(0.1, 0.0), recurrent_dropout=0.2), ValueError,
+     "RTRL: expected a layer without go_backwards, input or recurrent dropout and zoneout (RTRL runs the cell's own "
+     "steps forward in time), got recurrent_dropout=0.2, zoneout=(0.1, 0.0)"),
 ])
 def test_rtrl_refuses_layers_it_cannot_run(layer, error, message):
     with pytest.raises(error, match=re.escape(message)):

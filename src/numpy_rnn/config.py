@@ -205,11 +205,13 @@ class TrainConfig(_checks.PlainConfig):
 
     def _check_rtrl(self):
         """RTRL (numpy_rnn.rtrl) runs forward in time through one layer, from the input itself."""
-        changed = [f"{name}={getattr(self, name)!r}" for name, allowed in
-                   (("num_layers", 1), ("bidirectional", False), ("embedding_size", 0)) if getattr(self, name) != allowed]
+        fixed = (("num_layers", 1), ("bidirectional", False), ("embedding_size", 0), ("input_dropout", 0.0),
+                 ("recurrent_dropout", 0.0), ("zoneout", 0.0), ("zoneout_c", 0.0))
+        changed = [f"{name}={getattr(self, name)!r}" for name, allowed in fixed if getattr(self, name) != allowed]
         if changed:
             raise ValueError(f"TrainConfig: gradient 'rtrl' trains one recurrent layer in one direction on its input "
-                             f"(num_layers=1, bidirectional=False, embedding_size=0), got {', '.join(changed)}")
+                             f"without regularisers inside the layer ({', '.join(f'{n}={v!r}' for n, v in fixed)}), "
+                             f"got {', '.join(changed)}")
 
     def _check_notebook(self):
         if self.task in ("copy", "chars", "recall"):

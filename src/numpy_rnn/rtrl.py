@@ -82,6 +82,11 @@ class RTRL:
             raise ValueError(f"{OWNER}: expected a layer with num_layers=1 and bidirectional=False, got "
                              f"num_layers={layer.num_layers}, bidirectional={layer.bidirectional}; RTRL runs "
                              f"forward in time through one layer")
+        extras = [f"{name}={getattr(layer, name)}" for name in ("go_backwards", "input_dropout", "recurrent_dropout")
+                  if getattr(layer, name)] + ([f"zoneout={layer.zoneout}"] if any(layer.zoneout) else [])
+        if extras:
+            raise ValueError(f"{OWNER}: expected a layer without go_backwards, input or recurrent dropout and zoneout "
+                             f"(RTRL runs the cell's own steps forward in time), got {', '.join(extras)}")
         self.layer, self.cell = layer, layer.cell
         self._shapes = {name: value.shape for name, value in layer.params.items()}  # W, cell's, b
         self._cell_names = tuple(self.cell.param_shapes())
