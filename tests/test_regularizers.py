@@ -227,3 +227,10 @@ def test_bad_zoneout_forms_are_refused():
 def test_recurrent_dropout_on_the_layer_normalised_gru_is_refused():
     with pytest.raises(ValueError, match="GRU: recurrent_dropout on LayerNormGRUCell is not supported"):
         GRU(D, H, layer_norm=True, recurrent_dropout=0.2)
+
+
+def test_gradients_are_exact_at_a_realistic_size_in_random_directions(rng):
+    layer = GRU(8, 100, input_dropout=0.2, recurrent_dropout=0.25, zoneout=0.1, rng=4)
+    x = rng.standard_normal((2, 100, 8))  # B 2, T 100, D 8, H 100
+    report = check_layer(layer, x, rng.standard_normal((1, 2, 100)), np.array([100, 61]), mode="directional")
+    assert report.passed, str(report)
