@@ -297,6 +297,13 @@ class Recurrent(Module):
     ``bias=False`` (torch's and Keras' option) builds every layer without biases: ``xw = x W``,
     no ``b`` and no GRU ``b_hn``.
 
+    Keras' options: ``merge_mode`` (``"concat"``, ``"sum"``, ``"mul"``, ``"ave"``) merges the two
+    directions of every bidirectional layer (``out`` and the next layer's input are
+    :attr:`output_size` wide); ``go_backwards`` reads the sequence from its last (valid) step and
+    returns the outputs in reading order. Regularisers (:mod:`numpy_rnn.regularizers`, drawn
+    while ``training``, exposed in :attr:`masks`): ``input_dropout`` and ``recurrent_dropout``
+    (one mask per sequence, shared over time) and ``zoneout`` (a rate, or one per state part).
+
     With ``record_state_grads = True``, ``backward`` also keeps in :attr:`state_grads` the total
     gradient that reached every step's state during BPTT (what gradient-flow diagnostics plot).
     """
