@@ -22,7 +22,8 @@ every shift (``beta``, the GRU's ``beta_hn``, the LSTM's ``beta_c``): gains only
 Every parameter but ``R`` is reduced from ``d_rec`` after the backward loop (so that real-time
 recurrent learning gets them row by row too): ``d_rec`` of one step concatenates ``d_nx``, the
 gradient reaching ``LN(x W)``, ``d_nh`` that reaching ``LN(h(t-1) R)``, ``d_ah`` that reaching
-``h(t-1) R`` itself, and for the LSTM ``d_cn``, that reaching ``LN(c(t))``.
+``h(t-1) R`` itself, and for the LSTM ``d_cn``, that reaching ``LN(c(t))`` (the LSTM's ``d_nx``
+and ``d_nh`` are the same ``dz``, kept once).
 """
 from __future__ import annotations
 
@@ -102,29 +103,29 @@ class LayerNormCell(Cell):
         GH = self.num_gates * self.hidden_size
         return d_rec[:, :GH], d_rec[:, GH:2 * GH], d_rec[:, 2 * GH:3 * GH], d_rec[:, 3 * GH:]
 
-    def _vector_rows(self, d_rec, hats):
-        """Per row, the gradient of every vector parameter: ``dg_x = d_nx * ax_hat``,
-        ``dg_h = d_nh * ah_hat``, ``dbeta = d_nx``; ``hats`` the cache fields by name, ``(N, .)`` each."""
+    def _vector_terms(self, d_rec):
+        """The gradient of every vector parameter as ``{name: (d, field)}``: per row ``d`` times
+        the cache's ``field`` (``None``: ``d`` itself). ``dg_x = d_nx * ax_hat``,
+        ``dg_h = d_nh * ah_hat``, ``dbeta = d_nx``."""
         d_nx, d_nh, _, _ = self._split(d_rec)
-        rows = {"g_x": d_nx * hats["ax_hat"], "g_h": d_nh * hats["ah_hat"]}
+        terms = {"g_x": (d_nx, "ax_hat"), "g_h": (d_nh, "ah_hat")}
         if self.bias:
-            rows["beta"] = d_nx
-        return rows
-
-    _hat_fields = ("ax_hat", "ah_hat")
+            terms["beta"] = (d_nx, None)
+        return terms
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
-        """``dR = sum h(t-1)^T d_ah`` (one matmul) and the vector parameters' row terms summed."""
+        """``dR = sum h(t-1)^T d_ah`` (one matmul) and the vector parameters' terms summed over
+        every step and sequence (one ``einsum`` or sum each)."""
         d_rec = d_rec.reshape(-1, d_rec.shape[-1])
         g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ self._split(d_rec)[2]
-        hats = {field: _rows(caches, field) for field in self._hat_fields}
-        for name, rows in self._vector_rows(d_rec, hats).items():
-            g[name] += rows.sum(axis=0)
+        for name, (d, field) in self._vector_terms(d_rec).items():
+            g[name] += d.sum(axis=0) if field is None else np.einsum("nf,nf->f", d, _rows(caches, field))
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache):
         """Per row: ``dR = h(t-1)^T d_ah`` and the vector parameters' terms."""
-        hats = {field: getattr(cache, field) for field in self._hat_fields}
-        return {"R": _outer_rows(h_prev, self._split(d_rec)[2]), **self._vector_rows(d_rec, hats)}
+        rows = {name: d if field is None else d * getattr(cache, field)
+                for name, (d, field) in self._vector_terms(d_rec).items()}
+        return {"R": _outer_rows(h_prev, self._split(d_rec)[2]), **rows}
 
 
 class LayerNormLSTMCache(NamedTuple):
@@ -161,14 +162,13 @@ class LayerNormLSTMCell(LayerNormCell):
         dc(t-1) = dc * f;   d_xw = LN_backward(dz * g_x);   d_ah = LN_backward(dz * g_h)
         dh(t-1) = d_ah R^T
 
-    ``d_rec = [dz, dz, d_ah, d_cn]``: ``dz`` reaches both normalised terms; ``dg_c = d_cn c_hat``,
+    ``d_rec = [dz, d_ah, d_cn]``: ``dz`` reaches both normalised terms; ``dg_c = d_cn c_hat``,
     ``dbeta_c = d_cn``.
     """
 
     num_gates = 4
     gate_names = ("i", "f", "g", "o")
     state_names = ("h", "c")
-    _hat_fields = ("ax_hat", "ah_hat", "c_hat")
 
     def param_shapes(self):
         shapes = {**super().param_shapes(), "g_c": (self.hidden_size,)}
@@ -200,15 +200,22 @@ class LayerNormLSTMCell(LayerNormCell):
         dz_g = dc * i * (1.0 - g * g)
         dz = np.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)  # (B, 4H)
         d_xw, d_ah = self._pre_activation_grads(p, dz, dz, cache)
-        d_rec = np.concatenate([dz, dz, d_ah, d_cn], axis=-1)  # (B, 13H)
+        d_rec = np.concatenate([dz, d_ah, d_cn], axis=-1)  # (B, 9H)
         return d_xw, d_rec, (d_ah @ p["R"].T, dc * f)
 
-    def _vector_rows(self, d_rec, hats):
+    def _split(self, d_rec):
+        """``d_rec = [dz, d_ah, d_cn]``: ``dz`` is both ``d_nx`` and ``d_nh``."""
+        GH = 4 * self.hidden_size
+        dz = d_rec[:, :GH]
+        return dz, dz, d_rec[:, GH:2 * GH], d_rec[:, 2 * GH:]
+
+    def _vector_terms(self, d_rec):
+        """Those of :class:`LayerNormCell` and ``dg_c = d_cn * c_hat``, ``dbeta_c = d_cn``."""
         d_cn = self._split(d_rec)[3]
-        rows = {**super()._vector_rows(d_rec, hats), "g_c": d_cn * hats["c_hat"]}
+        terms = {**super()._vector_terms(d_rec), "g_c": (d_cn, "c_hat")}
         if self.bias:
-            rows["beta_c"] = d_cn
-        return rows
+            terms["beta_c"] = (d_cn, None)
+        return terms
 
     def activations(self, cache):
         return {"i": ("sigmoid", cache.i), "f": ("sigmoid", cache.f), "g": ("tanh", cache.g),
@@ -283,11 +290,12 @@ class LayerNormGRUCell(LayerNormCell):
         d_rec = np.concatenate([d_nx, d_nh, d_ah], axis=-1)  # (B, 9H)
         return d_xw, d_rec, (dh * z + d_ah @ p["R"].T,)
 
-    def _vector_rows(self, d_rec, hats):
-        rows = super()._vector_rows(d_rec, hats)
+    def _vector_terms(self, d_rec):
+        """Those of :class:`LayerNormCell` and ``dbeta_hn = dn_pre * r``, the ``n`` block of ``d_nh``."""
+        terms = super()._vector_terms(d_rec)
         if self.bias:
-            rows["beta_hn"] = self._split(d_rec)[1][:, 2 * self.hidden_size:]
-        return rows
+            terms["beta_hn"] = (self._split(d_rec)[1][:, 2 * self.hidden_size:], None)
+        return terms
 
     def activations(self, cache):
         return {"r": ("sigmoid", cache.r), "z": ("sigmoid", cache.z), "n": ("tanh", cache.n)}
