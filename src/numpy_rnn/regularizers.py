@@ -70,6 +70,10 @@ class _Wrapper(Cell):
         self.inner = inner
         self.state_names, self.num_gates, self.smooth = inner.state_names, inner.num_gates, inner.smooth
 
+    @property
+    def state_widths(self) -> tuple[int, ...]:
+        return self.inner.state_widths
+
     def param_shapes(self):
         return self.inner.param_shapes()
 
