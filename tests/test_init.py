@@ -111,3 +111,15 @@ def test_chrono_in_layers_is_reproducible_and_drawn_per_run():
 def test_chrono_errors(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_forget_bias_by_name_is_zero_but_the_forget_block():
+    b = LSTM(3, 5, init={"b": "forget_bias:1"}, rng=0).params["b"]
+    np.testing.assert_array_equal(b, np.r_[np.zeros(5), np.ones(5), np.zeros(10)])
+    layer = LSTM(3, 5, forget_bias=1.0, rng=0)  # the layer option keeps the other gates' draws
+    assert layer.params["b"][:5].any() and (layer.params["b"][5:10] == 1).all()
+    with pytest.raises(ValueError, match=r"forget_bias:1 sets the forget gate's block of an LSTM bias \(20,\) of "
+                                         r"hidden size 5 .*got shape \(15,\)"):
+        GRU(3, 5, init={"b": "forget_bias:1"})
+    with pytest.raises(ValueError, match=r"valid names: .*chrono:<T>, forget_bias:<number>"):
+        LSTM(3, 5, init={"b": "forget"})

@@ -27,6 +27,11 @@ so ``z`` is the gate that keeps) ``b_z ~ log(U[1, T - 1])``, ``b_r = b_n = 0``. 
 gate starts at ``sig(b) = 1 - 1/tau`` forgets with a time constant ``tau``: these draws spread
 ``tau`` uniformly over ``[2, T]``. It applies to ``b`` (``beta`` in a layer-normalised layer),
 nothing else.
+
+``forget_bias:v`` sets an LSTM bias ``(4H,)`` to zeros but ``v`` in the forget gate's block
+(Gers et al. 2000; Jozefowicz et al. 2015 recommend 1; Keras' ``unit_forget_bias`` is
+``forget_bias:1``): the command line's way to ``LSTM(forget_bias=v)``, which sets that block
+alone and keeps the other gates' initialisation.
 """
 from __future__ import annotations
 
@@ -153,6 +158,25 @@ def chrono(max_steps: float, hidden_size: int) -> Initializer:
     return init
 
 
+def forget_bias(value: float, hidden_size: int) -> Initializer:
+    """An initialiser giving an LSTM bias ``(4H,)`` of zeros but ``value`` in the forget gate's
+    block (see the module docstring)."""
+    H = hidden_size
+
+    def init(shape, rng, dtype):
+        if shape != (4 * H,):
+            raise ValueError(f"init: forget_bias:{value:g} sets the forget gate's block of an LSTM bias ({4 * H},) "
+                             f"of hidden size {H} (b, or beta with layer_norm), got shape {shape}")
+        bias = np.zeros(shape, dtype=dtype)
+        bias[H:2 * H] = value  # gates i, f, g, o
+        return bias
+    init.__name__ = f"forget_bias({value:g})"
+    return init
+
+
+#: names with a value that need the layer's hidden size: they set gate blocks of a bias
+GATE_BIASES: dict[str, Callable[[float, int], Initializer]] = {"chrono": chrono, "forget_bias": forget_bias}
+
 PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
     "normal": normal, "uniform": uniform, "constant": constant, "scaled_identity": scaled_identity,
 }
@@ -160,14 +184,15 @@ PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
 
 def get_initializer(spec, hidden_size: int) -> Initializer:
     """A registered name (``"torch"`` needs the layer's ``hidden_size``), a ``"name:value"``
-    of :data:`PARAMETRIC` or ``"chrono:T"`` (which needs it too), or a callable ``init(shape, rng, dtype)``."""
+    of :data:`PARAMETRIC`, one of :data:`GATE_BIASES` (``"chrono:T"``, ``"forget_bias:v"``: they need
+    it too), or a callable ``init(shape, rng, dtype)``."""
     if callable(spec):
         return spec
     if spec == "torch":
         return torch_default(hidden_size)
     if isinstance(spec, str) and spec in INITIALIZERS:
         return INITIALIZERS[spec]
-    if isinstance(spec, str) and spec.partition(":")[0] in (*PARAMETRIC, "chrono"):
+    if isinstance(spec, str) and spec.partition(":")[0] in (*PARAMETRIC, *GATE_BIASES):
         name, _, value = spec.partition(":")
         try:
             number = float(value)
@@ -175,6 +200,7 @@ def get_initializer(spec, hidden_size: int) -> Initializer:
             raise ValueError(f"init: expected {name}:<number>, got {spec!r}") from None
         if not np.isfinite(number):
             raise ValueError(f"init: expected a finite number in {spec!r}")
-        return chrono(number, hidden_size) if name == "chrono" else PARAMETRIC[name](number)
-    valid = ", ".join(sorted([*INITIALIZERS, "torch"]) + [f"{name}:<number>" for name in PARAMETRIC] + ["chrono:<T>"])
+        return GATE_BIASES[name](number, hidden_size) if name in GATE_BIASES else PARAMETRIC[name](number)
+    valid = ", ".join(sorted([*INITIALIZERS, "torch"]) + [f"{name}:<number>" for name in PARAMETRIC]
+                      + ["chrono:<T>", "forget_bias:<number>"])
     raise ValueError(f"init: unknown initialiser {spec!r}; valid names: {valid}")
