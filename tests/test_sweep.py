@@ -262,3 +262,10 @@ def test_a_task_waits_for_another_writer_then_skips_or_resumes(tmp_path):
         "status": "failed", "error": "NonFiniteError: non-finite loss or gradient at step 2: loss nan, first parameter "
                                      "with a non-finite gradient: rnn.W; last good checkpoint: "
                                      f"{tmp_path / 'diverges' / 'checkpoint.ckpt'} (step 0)"}
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps").glob("*.toml")),
+                         ids=lambda path: path.name)
+def test_every_benchmark_spec_loads(path):
+    spec = load_spec(path)
+    assert spec.configurations() and spec.seeds
