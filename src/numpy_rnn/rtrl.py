@@ -14,8 +14,9 @@ needed to carry that of ``h``), ``S*H`` standing for the sum of the parts' width
 ``I_W[:, d, j] = x_d dS/dxw_j`` and ``I_b = dS/dxw``; the cell's own parameters (``R``,
 peepholes, ``b_hn``, ``W_hr``, ...) enter through ``d_rec`` and the cell's ``recurrent_grads``.
 A loss ``L_t`` on ``h(t)`` then gives its parameter gradient at once:
-``dL_t/dtheta = sum_b dL_t/dh(t)[b] M_h(t)[b]`` (the ``h`` rows of ``M``). Summed over ``t`` this is exactly BPTT's gradient; memory is ``O(B S H P)`` whatever the
-length, time ``O(B (S H)^2 P)`` per step against BPTT's ``O(B P)``.
+``dL_t/dtheta = sum_b dL_t/dh(t)[b] M_h(t)[b]`` (the ``h`` rows of ``M``). Summed over ``t``
+this is exactly BPTT's gradient; memory is ``O(B S H P)`` whatever the length, time
+``O(B (S H)^2 P)`` per step against BPTT's ``O(B P)``.
 
 Every Jacobian comes from the cell's own ``step_backward`` applied to basis cotangents
 (:func:`~numpy_rnn.cells.step_vjps`), so any :class:`~numpy_rnn.cells.Cell` works without a
