@@ -3,8 +3,8 @@ on every cell, what each computes (against plain loops), masks, train/eval, erro
 import numpy as np
 import pytest
 
-from numpy_rnn import GRU, LSTM, SimpleRNN, parallel
-from numpy_rnn.cells import sigmoid
+from numpy_rnn import GRU, LSTM, Recurrent, SimpleRNN, parallel
+from numpy_rnn.cells import Cell, ElmanCell, sigmoid
 from numpy_rnn.gradcheck import check_layer
 from numpy_rnn.regularizers import Masks
 
@@ -71,6 +71,16 @@ def test_a_wrong_zoneout_backward_is_caught(rng, monkeypatch):
     monkeypatch.setattr(regularizers.ZoneoutCell, "step_backward", forgets_the_carry)
     layer = make("gru", zoneout=0.5)
     assert not check_layer(layer, rng.standard_normal((B, T, D))).passed
+
+
+def test_a_custom_cell_gets_every_option(rng):
+    class StepOnlyCell(ElmanCell):  # a custom cell: step methods alone, no fast path
+        forward_sequence = Cell.forward_sequence
+
+    layer = Recurrent(D, H, 2, bidirectional=True, merge_mode="ave", go_backwards=True, input_dropout=0.2,
+                      recurrent_dropout=0.3, zoneout=0.2, cell=StepOnlyCell, rng=3)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), random_state(layer, rng), MIXED)
+    assert report.passed, str(report)
 
 
 # ------------------------------------------------------------------ what they compute
