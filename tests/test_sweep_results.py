@@ -218,6 +218,15 @@ def test_the_markdown_table_gives_mean_and_std_over_seeds_per_configuration(done
     assert text.rstrip().endswith("4 of 4 runs done.")
 
 
+def test_configurations_named_by_their_runs_entries_head_the_markdown_rows(done_sweep):
+    out, _ = done_sweep
+    sweep = read_sweep(out)
+    named = {**sweep, "spec": {**sweep["spec"], "runs": [{"name": "cell=gru", "cell": "gru"}, {"cell": "rnn"}]}}
+    header, _, *body = _table(markdown(named, collect(out)))
+    assert header[:3] == ["configuration", "cell", "runs done"]
+    assert [row[:2] for row in body] == [["cell=gru", "gru"], ["cell=rnn", "rnn"]]
+
+
 def test_the_markdown_of_a_partly_finished_sweep_counts_the_runs_and_names_the_failures(partial_sweep):
     out, summary, errors = partial_sweep
     text = markdown(read_sweep(out), collect(out))

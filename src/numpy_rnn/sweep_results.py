@@ -238,13 +238,16 @@ def _fmt_value(value) -> str:
 
 def markdown(sweep: dict, rows: list[dict]) -> str:
     """The Markdown report of a sweep (its sweep.json, :func:`read_sweep`, and its rows,
-    :func:`collect`): a table with one row per configuration
-    (its varied fields, runs done, mean ± std over the done runs of the test loss and of the test
-    loss in % of the baseline; with a target, runs whose test loss is below it and the median
-    first step whose validation loss is; mean wall time), what the columns mean, and a line
-    saying how many runs are unfinished, failed or missing (and which failed, with their error)."""
+    :func:`collect`): a table with one row per configuration (its name where ``[[runs]]``
+    entries name themselves, its varied fields, runs done, mean ± std over the done runs of the
+    test loss and of the test loss in % of the baseline; with a target, runs whose test loss is
+    below it and the median first step whose validation loss is; mean wall time), what the
+    columns mean, and a line saying how many runs are unfinished, failed or missing (and which
+    failed, with their error)."""
     target = sweep["target"]
-    fields = varied_fields(sweep) or ["configuration"]
+    named = any("name" in entry for entry in sweep["spec"].get("runs", []))  # [[runs]] with names of their own
+    fields = varied_fields(sweep)
+    fields = ["configuration", *fields] if named or not fields else fields
     header = [*fields, "runs done", "test loss", "% of baseline"]
     if target is not None:
         header += [f"test loss < {_fmt(target)}", f"first step, val. loss < {_fmt(target)} (median)"]
