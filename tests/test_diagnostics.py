@@ -230,3 +230,16 @@ def test_a_forward_pass_in_flight_is_not_disturbed(rng):
     expected.forward(x)
     expected.backward(d_out)
     assert all(np.array_equal(layer.grads[k], expected.grads[k]) for k in expected.grads)
+
+
+def test_a_projected_lstms_spectra_are_those_of_w_hr_r(rng):
+    """h(t-1) R = m(t-1) W_hr R: the (H, H) gate blocks of W_hr R (R itself is (P, 4H))."""
+    B, T, D, H = 2, 5, 3, 6
+    layer = LAYERS["lstm-proj"](D, H)
+    run = diagnose(layer, rng.standard_normal((B, T, D)), rng.standard_normal((B, T, layer.h_size))).runs[0]
+    effective = layer.params["W_hr"] @ layer.params["R"]  # (H, 4H)
+    assert sorted(run.recurrent) == ["R_f", "R_g", "R_i", "R_o"]
+    for k, name in enumerate(("R_i", "R_f", "R_g", "R_o")):
+        block = effective[:, k * H:(k + 1) * H]
+        np.testing.assert_allclose(run.recurrent[name]["singular_values"], np.linalg.svd(block, compute_uv=False))
+        assert run.recurrent[name]["spectral_radius"] == pytest.approx(np.abs(np.linalg.eigvals(block)).max())

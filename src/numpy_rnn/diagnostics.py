@@ -15,7 +15,7 @@ forgets, and how saturated the units are, for one model on one batch.
   state of several parts (LSTM ``h, c``) the ``h`` block is ``jacobian_norm`` and the whole
   state's product ``state_jacobian_norm`` (``S*H`` the sum of the parts' widths,
   ``cell.state_widths``); and the singular values and spectral radius of every ``(H, H)`` gate
-  block of ``R`` (none for an LSTM with projections, whose ``R (P, 4H)`` has no square blocks);
+  block of ``R`` (for an LSTM with projections, of ``W_hr R``: ``h(t-1) R = m(t-1) W_hr R``);
 * **saturation**: per step, the fraction of units at the flat ends of their squashing function
   (``|tanh| > 0.99``, ``sigmoid`` outside ``[0.01, 0.99]``: derivative below 2% of its peak;
   relu exactly 0) and each activation's mean (is the forget gate open?), from the cell's
@@ -295,12 +295,16 @@ def _gate_blocks(cell) -> list[str]:
 
 
 def _recurrent_spectrum(cell, params) -> dict:
-    """Singular values and spectral radius of each ``(H, H)`` gate block of ``R``."""
-    if "R" not in params or params["R"].shape != (cell.hidden_size, cell.num_gates * cell.hidden_size):
+    """Singular values and spectral radius of each ``(H, H)`` gate block of ``R``; with a
+    projection ``h = m W_hr`` (LSTM ``proj_size``), of ``W_hr R``, the map from ``m(t-1)``."""
+    if "R" not in params:
+        return {}
+    R = params["W_hr"] @ params["R"] if "W_hr" in params else params["R"]  # (H, G*H)
+    if R.shape != (cell.hidden_size, cell.num_gates * cell.hidden_size):
         return {}
     H, spectrum = cell.hidden_size, {}
     for k, name in enumerate(_gate_blocks(cell)):
-        block = params["R"][:, k * H:(k + 1) * H]
+        block = R[:, k * H:(k + 1) * H]
         spectrum[name] = {"singular_values": np.linalg.svd(block, compute_uv=False),
                           "spectral_radius": float(np.max(np.abs(np.linalg.eigvals(block))))}
     return spectrum
