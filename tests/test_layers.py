@@ -621,3 +621,14 @@ def test_bad_merge_modes_and_go_backwards_are_refused():
         LSTM(D, H, merge_mode="sum")
     with pytest.raises(TypeError, match="SimpleRNN: expected go_backwards to be a bool, got 1"):
         SimpleRNN(D, H, go_backwards=1)
+
+
+@pytest.mark.parametrize("options", [{"recurrent_dropout": 0.3}, {"zoneout": (0.2, 0.1)},
+                                     {"input_dropout": 0.3, "merge_mode": "sum"}, {"go_backwards": True}],
+                         ids=["recurrent-dropout", "zoneout", "input-dropout-sum", "go-backwards"])
+def test_projections_with_the_shared_options_have_exact_gradients(options, rng):
+    """Masks on h (recurrent dropout, zoneout) have the projected width P; a merged output too."""
+    layer = make("lstm-proj", 2, True, **options)
+    report = check_layer(layer, rng.standard_normal((B, T, D)), random_state(layer, rng), MIXED)
+    assert report.passed, str(report)
+    assert layer.forward(rng.standard_normal((B, T, D)))[0].shape[-1] == layer.output_size
