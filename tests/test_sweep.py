@@ -42,7 +42,7 @@ def _spec(tmp_path, text: str, *, steps: int = 40, eval_every: int = 10, name: s
 @pytest.fixture(scope="module")
 def scheduler():
     """The address of a LocalCluster of 2 single-threaded worker processes."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                   silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
 

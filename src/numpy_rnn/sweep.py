@@ -426,7 +426,7 @@ def _client(scheduler: str | None, workers: int | None, runs: int):
             yield client
         return
     n_workers = max(1, min(workers or os.cpu_count() or 1, runs))
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       env=BLAS_ENV, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
 
