@@ -188,7 +188,7 @@ def test_batch_threads_give_the_unsplit_results(kind, monkeypatch, rng):
         out, _ = layer.forward(x)
         dx, _ = layer.backward(d_out)
         results.append([out, dx, *(value.copy() for value in layer.grads.values())])
-    parallel.set_batch_threads(None)
+    parallel.set_batch_threads(parallel.DEFAULT_THREADS)
     for whole, parts in zip(*results, strict=True):
         np.testing.assert_allclose(parts, whole, rtol=1e-12, atol=1e-14)
 

@@ -23,10 +23,10 @@ LAYERS = {
 
 @pytest.fixture(autouse=True)
 def any_step_splits(monkeypatch):
-    """Split even the small steps of these tests; restore the automatic setting afterwards."""
+    """Split even the small steps of these tests; restore the default setting afterwards."""
     monkeypatch.setattr(parallel, "MIN_STEP_WORK", 0)
     yield
-    parallel.set_batch_threads(None)
+    parallel.set_batch_threads(parallel.DEFAULT_THREADS)
 
 
 def run(layer, x, state, d_out, d_state, threads):
@@ -135,6 +135,13 @@ def test_an_error_in_a_part_reaches_the_caller():
 
     with pytest.raises(ArithmeticError, match="part 2"):
         parallel.map_parts(fail_on_second, [1, 2])
+
+
+def test_by_default_one_part_whatever_the_blas_threads(rng):
+    assert parallel.batch_threads() == 1 and parallel.part_rows(64, 10**6) == [slice(0, 64)]
+    layer = LSTM(D, H, rng=0)
+    layer.forward(rng.standard_normal((B, T, D)))
+    assert not isinstance(layer._cache[0][0][1][1], PartCaches)
 
 
 def test_automatic_setting_follows_the_blas_threads():

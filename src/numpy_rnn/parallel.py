@@ -11,7 +11,11 @@ BLAS's own threads.
 
 The number of parts, :func:`batch_threads`:
 
-* ``set_batch_threads(None)`` (the default): automatic, as many as the BLAS's threads when
+* :data:`DEFAULT_THREADS` = 1 part, the default: measured on the project's 2-core machine, the
+  split made whole layers 4-40% *slower* than one part with both BLAS threads (every size of
+  ``benchmarks/bench_layers.py``, docs/benchmarks.md), although a lone forward pass of a large
+  Elman layer ran 2.3x faster split; an option to measure on other machines, not a default;
+* ``set_batch_threads(None)``: automatic, as many as the BLAS's threads when
   `threadpoolctl <https://github.com/joblib/threadpoolctl>`_ is installed (the ``fast``
   extra), else 1;
 * ``set_batch_threads(n)``: ``n`` (``n > 1`` needs threadpoolctl, to pin the BLAS);
@@ -30,14 +34,17 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
-__all__ = ["MIN_ROWS", "MIN_STEP_WORK", "batch_threads", "map_parts", "part_rows", "set_batch_threads"]
+__all__ = ["DEFAULT_THREADS", "MIN_ROWS", "MIN_STEP_WORK", "batch_threads", "map_parts", "part_rows",
+           "set_batch_threads"]
 
+#: batch parts unless set_batch_threads says otherwise: one (see the module docstring)
+DEFAULT_THREADS = 1
 #: fewest sequences per part
 MIN_ROWS = 8
 #: fewest multiply-adds per step ``B * G * H`` for which a layer splits its batch
 MIN_STEP_WORK = 8192
 
-_setting: int | None = None
+_setting: int | None = DEFAULT_THREADS
 _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
@@ -45,7 +52,8 @@ _controller = None  # threadpoolctl.ThreadpoolController, made on first use
 
 
 def set_batch_threads(threads: int | None) -> None:
-    """Split layers' time loops over ``threads`` parts of the batch (``None``: automatic)."""
+    """Split layers' time loops over ``threads`` parts of the batch (``None``: automatic, as many
+    as the BLAS's threads; :data:`DEFAULT_THREADS` restores the default)."""
     global _setting
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
