@@ -1,7 +1,7 @@
 """Where a layer's time goes: a sampling profile of forward + backward against its GEMM floor.
 
 Run: ``python benchmarks/profile_layers.py [--cells rnn,lstm,gru] [--sizes small,large]
-[--dtypes float64,float32] [--threads 2] [--batch-threads auto] [--seconds 5] [--lines 8]`` (needs the ``py-spy``
+[--dtypes float64,float32] [--threads 2] [--batch-threads default] [--seconds 5] [--lines 8]`` (needs the ``py-spy``
 sampler: ``pip install py-spy``; about 25 s per combination, 5 min for the 12 defaults).
 
 For every combination a child process (:func:`child`) builds the layer of ``bench_layers.py``
@@ -86,7 +86,8 @@ def child(cell: str, size: str, dtype: str, threads: int, batch_threads: str, se
         layer.backward(np.ones_like(out))
 
     with threadpool_limits(threads):
-        parallel.set_batch_threads(None if batch_threads == "auto" else int(batch_threads))
+        if batch_threads != "default":
+            parallel.set_batch_threads(None if batch_threads == "auto" else int(batch_threads))
         _ms_per_call(step, 1.0)  # warm-up: caches, pages, BLAS threads
         floor = {name: statistics.median(_ms_per_call(fn, 0.1) for _ in range(5))
                  for name, fn in floor_gemms(s, gates, np_dtype).items()}
@@ -227,7 +228,8 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default="small,large")
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--threads", default="2", help="comma-separated thread counts")
-    parser.add_argument("--batch-threads", default="auto", help="numpy_rnn.parallel: auto, or a number (1: no split)")
+    parser.add_argument("--batch-threads", default="default",
+                        help="numpy_rnn.parallel's setting: default (the library's: one part), auto, or a number")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of each timing and each profile")
     parser.add_argument("--lines", type=int, default=8, help="source lines shown per profile")
     parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
@@ -252,6 +254,7 @@ def main(argv=None) -> int:
                     results.append(profile(py_spy, cell, size, dtype, int(threads), args.batch_threads,
                                            args.seconds))
                     print_profile(results[-1], args.lines)
+                    sys.stdout.flush()
     print_summary(results)
     return 0
 
