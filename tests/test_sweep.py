@@ -157,7 +157,8 @@ def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler
 
 # ----------------------------------------------------------------------------- the command line
 def test_ctrl_c_mid_sweep_exits_130_and_the_rerun_completes_with_identical_results(tmp_path):
-    path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=400, eval_every=100)
+    # runs long enough (seconds) that the signal, sent at a run's first evaluation, finds them running
+    path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=2000, eval_every=100)
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "numpy_rnn", "sweep", str(path), "--out", str(out), "--workers", "2", "--no-progress"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
