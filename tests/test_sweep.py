@@ -161,7 +161,9 @@ def test_ctrl_c_mid_sweep_exits_130_and_the_rerun_completes_with_identical_resul
     path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=2000, eval_every=100)
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "numpy_rnn", "sweep", str(path), "--out", str(out), "--workers", "2", "--no-progress"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as from a terminal: a shell's background job (CI, make &) would start it with SIGINT ignored
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any(_rows(p.parent) for p in out.glob("*/seed0/metrics.jsonl")):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
