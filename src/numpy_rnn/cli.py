@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.metadata
 import importlib.util
 import os
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .checkpoint import CheckpointError
 from .config import TASK_DEFAULTS
 from .diagnostics import DIAGNOSTICS_FILE, FLOW_PLOT, SATURATION_PLOT, diagnose
@@ -414,7 +414,7 @@ def run_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="numpy-rnn", description="Recurrent networks in NumPy with exact, checked gradients.",
                                      epilog=HINT)
-    parser.add_argument("--version", action="version", version=f"numpy-rnn {version()}")
+    parser.add_argument("--version", action="version", version=f"numpy-rnn {__version__}")
     debug_help = "show the traceback of an error (also: environment NUMPY_RNN_DEBUG=1)"
     parser.add_argument("--debug", action="store_true", help=debug_help)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -493,15 +493,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=str(Path("runs") / "demo"), help="run folder (default: %(default)s)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
-
-
-def version() -> str:
-    """The installed distribution's version, else the package's ``__version__``."""
-    try:
-        return importlib.metadata.version("numpy-rnn")
-    except importlib.metadata.PackageNotFoundError:
-        from . import __version__
-        return __version__
 
 
 def _print_error(command: str, message: str) -> None:
