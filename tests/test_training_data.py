@@ -37,6 +37,18 @@ def test_make_data_picks_the_adapter_and_both_follow_the_protocol(text):
         assert data.carries_state == (not isinstance(data, TaskData))
 
 
+def test_train_chars_keeps_the_head_of_the_training_text_and_the_evaluation_text_whole(text):
+    whole = make_data(TrainConfig(task="chars", text=text, bptt=20, batch_size=4), _seeds())
+    head = make_data(TrainConfig(task="chars", text=text, bptt=20, batch_size=4, train_chars=1000), _seeds())
+    train = CharCorpus.from_file(text).split()[0]
+    assert np.array_equal(head.streams, CharCorpus(train.text[:1000], train.vocab).stream(4))
+    assert head.streams.size == 1000 and whole.streams.size == len(train) // 4 * 4
+    for split in ("valid", "test"):
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(head.eval_batches(split), whole.eval_batches(split)))
+    with pytest.raises(ValueError, match=rf"expected train_chars <= {len(train)} .*got 10000$"):
+        make_data(TrainConfig(task="chars", text=text, train_chars=10_000), _seeds())
+
+
 def test_task_data_evaluation_sets_are_fixed_and_batched():
     data = make_data(TrainConfig(task="adding", seq_len=6, eval_size=300, dtype="float32"), _seeds())
     first, again = list(data.eval_batches("valid")), list(data.eval_batches("valid"))

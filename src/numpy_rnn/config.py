@@ -76,6 +76,7 @@ def _cell_used(values: Mapping) -> str:
 #: (a predicate), the same in words). A field that does not apply must keep its default.
 APPLIES = {
     "text": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
+    "train_chars": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
     "bptt": ("task", lambda v: v["task"], lambda task: task in STREAM_TASKS, "tasks " + ", ".join(STREAM_TASKS)),
     "delay": ("task", lambda v: v["task"], lambda task: task == "recall", "task recall"),
     "embedding_size": ("task", lambda v: v["task"], lambda task: task == "chars", "task chars"),
@@ -127,6 +128,8 @@ class TrainConfig(_checks.PlainConfig):
     n_symbols: int = _option("int", 8, "copy: symbol alphabet size", min=1)
     horizon: int = _option("int", 1, "sine: steps ahead to forecast", min=1)
     text: str | None = _option("path", None, "chars: a UTF-8 text file (default: the shipped text)")
+    train_chars: int = _option("int", 0, "chars: train on the first N characters of the training text only "
+                                         "(0: all of it); validation and test stay whole", min=0)
     bptt: int = _option("int", 64, "chars, recall: steps per chunk of the stream (the truncation window of "
                                    "BPTT; with RTRL the steps between updates)", min=1)
     delay: int = _option("int", 8, "recall: the target is the input of delay steps ago", min=1)

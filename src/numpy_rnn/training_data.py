@@ -109,7 +109,8 @@ class StreamData:
     """Character text as ``B`` parallel streams read in ``bptt``-step chunks, state carried.
 
     The text is split 90/5/5 into training, validation and test parts (:meth:`CharCorpus.split`:
-    validation and test together are the last 10%, nanoGPT's validation split). An epoch is every
+    validation and test together are the last 10%, nanoGPT's validation split); ``train_chars``
+    keeps the first characters of the training part only, the other two whole. An epoch is every
     full chunk of the training streams; the carried state restarts at zero with each epoch.
     Validation and test read their whole part as streams, the last chunk possibly shorter.
     """
@@ -119,6 +120,7 @@ class StreamData:
     def __init__(self, config: TrainConfig):
         corpus = CharCorpus.from_file(config.text) if config.text else CharCorpus.builtin()
         train, valid, test = corpus.split()
+        train = self._head(train, config.train_chars)
         self.corpus, self.bptt = corpus, config.bptt
         self.input_size = self.output_size = corpus.input_size
         self.loss, self.baseline_loss = corpus.loss, test.baseline_loss
@@ -130,6 +132,14 @@ class StreamData:
         self.sets = {name: part.stream(max(1, min(config.batch_size, len(part) // self.bptt)))
                      for name, part in (("valid", valid), ("test", test))}
         self.position, self.state = 0, None
+
+    @staticmethod
+    def _head(train: CharCorpus, chars: int) -> CharCorpus:
+        """The first ``chars`` characters of the training text (0: all of it)."""
+        if chars > len(train):
+            raise ValueError(f"TrainConfig: expected train_chars <= {len(train)} (the training text's characters), "
+                             f"got {chars}")
+        return CharCorpus(train.text[:chars], train.vocab) if chars else train
 
     def next_batch(self):
         if self.position == self.chunks:  # a new epoch starts from a zero state
