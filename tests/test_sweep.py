@@ -132,6 +132,10 @@ def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_
         run_sweep(more_seeds, out, scheduler=scheduler, progress=False)
     result = run_sweep(more_seeds, out, scheduler=scheduler, force=True, progress=False)
     assert not result["redone"] and len(result["skipped"]) == 2 and len(result["done"]) == 2
+    written_before_a_field_existed = out / "cell=lstm" / "seed0" / "config.json"
+    config = json.loads(written_before_a_field_existed.read_text())
+    written_before_a_field_existed.write_text(json.dumps({k: v for k, v in config.items() if k != "train_chars"}))
+    assert not run_sweep(more_seeds, out, scheduler=scheduler, force=True, progress=False)["redone"]
     longer = load_spec(_spec(tmp_path, 'seeds = [0, 1]\n[grid]\ncell = ["gru", "rnn"]\n', steps=30, name="c.toml"))
     with pytest.raises(SweepSpecError, match=r"differing: grid\.cell, base\.steps\)"):
         run_sweep(longer, out, scheduler=scheduler, progress=False)

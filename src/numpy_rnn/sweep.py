@@ -400,18 +400,21 @@ def _remove_changed_runs(spec: SweepSpec, out: Path) -> list[str]:
     removed = []
     for config in spec.runs(out):
         folder = Path(config.out)
-        if not run_exists(folder):
-            continue
-        try:
-            stored = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-        except ValueError:
-            stored = None
-        if stored != json.loads(json.dumps(config.to_dict())):
+        if run_exists(folder) and _stored_config(folder) != config.to_dict():
             with lock_run(folder):
                 remove_run(folder)
                 (folder / ERROR_FILE).unlink(missing_ok=True)
             removed.append(str(folder))
     return removed
+
+
+def _stored_config(folder: Path) -> dict | None:
+    """The run's config.json as a whole configuration (a field added to TrainConfig since it was
+    written at its default); None where it is not one."""
+    try:
+        return TrainConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))).to_dict()
+    except (ValueError, TypeError):
+        return None
 
 
 @contextlib.contextmanager
