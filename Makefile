@@ -6,8 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean docs docs-serve
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +36,17 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_layers.py $(BENCH_ARGS)
 
+$(STAMP_DOCS): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+# the site into site/, strictly (a broken link, a missing reference or a docstring warning fails), the tutorials executed
+docs: $(STAMP_DOCS)
+	$(VENV)/bin/mkdocs build --strict
+
+# the site at http://127.0.0.1:8000, rebuilt on every change (tutorials not executed: make docs does that)
+docs-serve: $(STAMP_DOCS)
+	NUMPY_RNN_DOCS_EXECUTE=false $(VENV)/bin/mkdocs serve
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache
