@@ -8,7 +8,7 @@ STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
 STAMP_DOCS := $(VENV)/.installed-docs
 
-.PHONY: demo test lint bench clean docs docs-serve
+.PHONY: demo test lint bench clean docs docs-serve dist wheel-check
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PY) benchmarks/bench_layers.py $(BENCH_ARGS)
 
+# the sdist and the wheel in dist/, checked by twine (the wheel is built from the sdist)
+dist: $(STAMP_TEST)
+	rm -rf dist
+	$(PY) -m build --quiet --outdir dist .
+	$(PY) -m twine check --strict dist/*
+
+# the wheel installed into a fresh venv outside the repository runs the README's quick start (tests/wheel_check.py)
+wheel-check: dist
+	$(PY) tests/wheel_check.py dist
+
 $(STAMP_DOCS): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[docs]'
 	touch $@
@@ -49,4 +59,4 @@ docs-serve: $(STAMP_DOCS)
 	NUMPY_RNN_DOCS_EXECUTE=false $(VENV)/bin/mkdocs serve
 
 clean:
-	rm -rf $(VENV) build site src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site dist src/*.egg-info .pytest_cache
