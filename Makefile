@@ -58,5 +58,16 @@ docs: $(STAMP_DOCS)
 docs-serve: $(STAMP_DOCS)
 	NUMPY_RNN_DOCS_EXECUTE=false $(VENV)/bin/mkdocs serve
 
+STAMP_TUTORIALS := $(VENV)/.installed-tutorials
+
+$(STAMP_TUTORIALS): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[cli,plot,tutorials]'
+	touch $@ $(STAMP_BASE)
+
+.PHONY: tutorials
+# the tutorial notebooks (docs/tutorials/, stored without outputs: run them there) in JupyterLab
+tutorials: $(STAMP_TUTORIALS)
+	$(PY) -m jupyter lab docs/tutorials
+
 clean:
 	rm -rf $(VENV) build site dist src/*.egg-info .pytest_cache

@@ -1,6 +1,11 @@
 """Shared fixtures: a seeded generator and a lazy, CI-enforced torch import; the tiny training run
-the config, trainer and checkpoint-state tests share (``from conftest import TINY``)."""
+the config, trainer and checkpoint-state tests share (``from conftest import TINY``); the tutorial
+notebooks, each executed once per session (``executed_tutorials``)."""
+import math
 import os
+import re
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,3 +34,88 @@ def torch():
         pytest.skip("torch not installed")
     _torch.set_num_threads(2)
     return _torch
+
+
+#: the tutorial notebooks, stored without outputs (tests/test_tutorials.py)
+TUTORIALS = Path(__file__).resolve().parents[1] / "docs" / "tutorials"
+#: a tutorial that runs longer than this, kernel start included, fails (issue 12)
+TUTORIAL_LIMIT_S = 60
+#: the kernel's environment on top of ours: one BLAS thread (the layers' small products run faster
+#: without threads, and the suite shares its cores), so a notebook's time does not swing with the load
+TUTORIAL_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class NotebookFailed(Exception):
+    """A notebook raised in a cell, its kernel died, or it ran past its time limit."""
+
+
+def tutorial_names() -> list[str]:
+    """The notebooks of docs/tutorials, by name (the file name without ``.ipynb``), in order."""
+    return sorted(path.stem for path in TUTORIALS.glob("*.ipynb"))
+
+
+def execute_notebook(source: Path, executed: Path, workdir: Path, limit_s: float = TUTORIAL_LIMIT_S) -> float:
+    """Run the notebook ``source`` from scratch (nbclient, kernel ``python3`` on this interpreter,
+    working directory ``workdir``) and write the executed copy to ``executed``; returns the seconds
+    it took. Raises :class:`NotebookFailed` when a cell raises, the kernel dies, or the whole run,
+    kernel start included, takes more than ``limit_s`` seconds."""
+    import nbclient
+    import nbformat
+    from nbclient.exceptions import CellExecutionError, DeadKernelError
+
+    notebook = nbformat.read(source, as_version=4)
+    start = time.monotonic()
+    deadline = start + limit_s
+    client = nbclient.NotebookClient(
+        notebook, kernel_name="python3", resources={"metadata": {"path": str(workdir)}},
+        startup_timeout=math.ceil(limit_s), timeout_func=lambda cell: max(1, math.ceil(deadline - time.monotonic())))
+    try:
+        client.execute(env={**os.environ, **TUTORIAL_ENV})
+    except Exception as exc:
+        if time.monotonic() >= deadline:
+            raise NotebookFailed(f"{source.name}: took more than {limit_s:g} s") from None
+        if isinstance(exc, (CellExecutionError, DeadKernelError)):
+            raise NotebookFailed(f"{source.name}: {_ANSI.sub('', str(exc))}") from None
+        raise
+    seconds = time.monotonic() - start
+    if seconds > limit_s:
+        raise NotebookFailed(f"{source.name}: took more than {limit_s:g} s ({seconds:.1f} s)")
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, executed)
+    return seconds
+
+
+class ExecutedTutorials:
+    """``executed_tutorials(name)`` -> the path of the executed copy of ``docs/tutorials/<name>.ipynb``
+    (``name`` with or without ``.ipynb``), each notebook executed once, on its first request, in a
+    working directory of its own; a notebook that failed fails every test that asks for it.
+    ``seconds`` holds how long each run took."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.seconds: dict[str, float] = {}
+        self._failures: dict[str, str] = {}
+
+    def __call__(self, name: str) -> Path:
+        name = name.removesuffix(".ipynb")
+        if name not in tutorial_names():
+            raise ValueError(f"executed_tutorials: expected one of {tutorial_names()}, got {name!r}")
+        executed = self.folder / "executed" / f"{name}.ipynb"
+        if name not in self.seconds and name not in self._failures:
+            workdir = self.folder / name
+            workdir.mkdir()
+            try:
+                self.seconds[name] = execute_notebook(TUTORIALS / f"{name}.ipynb", executed, workdir)
+            except NotebookFailed as exc:
+                self._failures[name] = str(exc)
+        if name in self._failures:
+            pytest.fail(self._failures[name], pytrace=False)
+        return executed
+
+
+@pytest.fixture(scope="session")
+def executed_tutorials(tmp_path_factory) -> ExecutedTutorials:
+    """The tutorial notebooks executed from scratch, lazily, once per session (see :class:`ExecutedTutorials`)."""
+    return ExecutedTutorials(tmp_path_factory.mktemp("tutorials"))
+
