@@ -275,6 +275,8 @@ def _new_config(args, given: dict) -> TrainConfig:
 
 
 def run_train(args) -> int:
+    """``numpy-rnn train``: a new run into ``--out`` (``--force`` starts over in a folder holding a run),
+    or ``--resume RUN_DIR`` (with ``--steps N``: extended to N steps); exit status 0."""
     given = _given_config(args)
     if args.resume is not None:
         others = [name for name in given if name != "steps"]
@@ -293,6 +295,7 @@ def run_train(args) -> int:
 
 
 def run_eval(args) -> int:
+    """``numpy-rnn eval RUN_DIR``: the run's validation and test loss against its task's baseline."""
     trainer = _resumed(args.run_dir)
     loss = _LOSS_NAMES[trainer.data.loss]
     valid, test, baseline = trainer.evaluate("valid"), trainer.evaluate("test"), trainer.data.baseline_loss
@@ -304,6 +307,7 @@ def run_eval(args) -> int:
 
 
 def run_sample(args) -> int:
+    """``numpy-rnn sample RUN_DIR``: text written by a character model's run, after ``--prime``."""
     trainer = _resumed(args.run_dir)
     if trainer.config.task != "chars":  # the run, not the command line, is wrong: exit 1
         raise ValueError(f"'{args.run_dir}' is a run of task {trainer.config.task!r}; "
@@ -412,6 +416,7 @@ def run_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``numpy-rnn`` and its commands (their ``--help`` is the command reference)."""
     parser = argparse.ArgumentParser(prog="numpy-rnn", description="Recurrent networks in NumPy with exact, checked gradients.",
                                      epilog=HINT)
     parser.add_argument("--version", action="version", version=f"numpy-rnn {__version__}")

@@ -81,6 +81,8 @@ class Diagnostics:
     runs: list[RunDiagnostics]
 
     def to_dict(self) -> dict:
+        """``seq_len``, ``batch_size``, ``loss`` and one entry per layer and direction in ``layers``
+        (JSON-ready; non-finite numbers as None)."""
         return {"seq_len": self.seq_len, "batch_size": self.batch_size, "loss": _finite_or_none(self.loss),
                 "layers": [_run_dict(run) for run in self.runs]}
 

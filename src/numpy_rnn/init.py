@@ -57,6 +57,7 @@ def torch_default(hidden_size: int) -> Initializer:
 
 
 def zeros(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """All zeros (biases)."""
     return np.zeros(shape, dtype=dtype)
 
 
@@ -70,11 +71,13 @@ def _square_blocks(shape: tuple, make_block) -> np.ndarray:
 def scaled_identity(scale: float) -> Initializer:
     """An initialiser giving ``scale * I`` in each square gate block."""
     def init(shape, rng, dtype):
+        """``scale * I`` in each square ``(H, H)`` gate block."""
         return _square_blocks(shape, lambda n: scale * np.eye(n)).astype(dtype)
     init.__name__ = f"scaled_identity({scale})"
     return init
 
 
+#: the identity in each square gate block (the notebook's ``R``, the IRNN's)
 identity = scaled_identity(1.0)
 identity.__name__ = "identity"
 
@@ -88,20 +91,24 @@ def orthogonal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.nd
 
 
 def lecun_uniform(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """U(-sqrt(3 / fan_in), sqrt(3 / fan_in)), ``fan_in = shape[0]`` (the notebook's ``W`` and ``V``)."""
     bound = np.sqrt(3.0 / _fans(shape)[0])
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def lecun_normal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """N(0, 1 / fan_in), ``fan_in = shape[0]``."""
     return (rng.standard_normal(shape) / np.sqrt(_fans(shape)[0])).astype(dtype)
 
 
 def glorot_uniform(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """U(-sqrt(6 / (fan_in + fan_out)), sqrt(6 / (fan_in + fan_out))), fans ``shape[0]`` and ``shape[-1]``."""
     bound = np.sqrt(6.0 / sum(_fans(shape)))
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
 def glorot_normal(shape: tuple, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """N(0, 2 / (fan_in + fan_out)), fans ``shape[0]`` and ``shape[-1]``."""
     return (rng.standard_normal(shape) * np.sqrt(2.0 / sum(_fans(shape)))).astype(dtype)
 
 

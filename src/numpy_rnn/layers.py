@@ -803,6 +803,7 @@ class Linear(Module):
         self._x = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """``x (..., D) -> x W + b (..., K)``; ``x`` is kept for :meth:`backward`."""
         x = _checks.check_array("Linear", "x", x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.input_size:
             raise ValueError(f"Linear: expected x of shape (..., {self.input_size}), got {_checks.shape_str(x.shape)}")
@@ -816,6 +817,8 @@ class Linear(Module):
         return x @ params["W"] + b
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Adds ``dW = x^T dy`` and ``db = sum dy`` (over every leading axis) into ``grads``;
+        returns ``dx = dy W^T``, shaped like the last forward's ``x``."""
         if self._x is None:
             raise RuntimeError("Linear: backward() called before forward()")
         dy = _checks.check_array("Linear", "dy", dy, self.dtype)
@@ -847,10 +850,13 @@ class Embedding(Module):
         self._ids = None
 
     def forward(self, ids: np.ndarray) -> np.ndarray:
+        """Integer ``ids (..., T)`` in ``[0, V)`` -> their rows of ``E``, ``(..., T, E)``."""
         self._ids = _checks.check_ids("Embedding", "ids", ids, self.num_embeddings)
         return self.params["E"][self._ids]
 
     def backward(self, d) -> None:
+        """Adds ``d (..., T, E)`` into the rows of ``dE`` that the last forward's ids selected
+        (repeated ids accumulate); ids have no gradient, so nothing is returned."""
         if self._ids is None:
             raise RuntimeError("Embedding: backward() called before forward()")
         _checks.check_shape("Embedding", "d", np.asarray(d), self._ids.shape + (self.embedding_dim,))

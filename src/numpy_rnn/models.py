@@ -99,6 +99,8 @@ class RNN(Module):
         return dict(enumerate([np.zeros_like(rows[0]), *rows]))
 
     def forward(self, x) -> np.ndarray:
+        """The notebook's prediction ``y = a(T) V + by`` of a sequence ``x (T, D)`` as ``(K, 1)``, or of a
+        batch ``x (B, T, D)`` as ``(B, K)``; the hidden states are kept in ``self.a``."""
         out, h_n = self.rnn.forward(x)  # out (B, T, H) or (T, H); h_n (1, B, H) or (1, H)
         self._hidden, self._input = out, np.array(x, dtype=self.dtype)
         y = self.head.forward(h_n[0])  # (B, K) or (K,)
@@ -293,6 +295,10 @@ class SequenceModel(Module):
 
     def forward(self, x: np.ndarray, state: State | None = None,
                 lengths: np.ndarray | None = None) -> tuple[np.ndarray, State]:
+        """``(y, state_n)``: the head's output, ``(B, T, K)`` for sequence output or ``(B, K)`` read from the
+        last layer's final state (both directions), and the recurrent layer's final state. ``x`` is
+        ``(B, T, D)`` features or, for a token model, ``(B, T)`` integer ids; ``state`` and ``lengths``
+        go to the recurrent layer."""
         inputs = self._inputs(x)
         if np.ndim(inputs) != 3:
             raise ValueError(f"SequenceModel: expected x of shape (B, T, {self.config.input_size}), "
@@ -307,6 +313,8 @@ class SequenceModel(Module):
         return self.head.forward(features), state_n
 
     def backward(self, dy) -> None:
+        """Adds the gradients of every parameter into ``grads``, given ``dy``, the gradient of the loss
+        w.r.t. the last forward's ``y``."""
         if self._cache is None:
             raise RuntimeError("SequenceModel: backward() called before forward()")
         out_shape, h_shape = self._cache

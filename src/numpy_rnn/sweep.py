@@ -111,6 +111,7 @@ class SweepSpec:
     _configurations: tuple
 
     def configurations(self) -> list[Configuration]:
+        """The configurations in spec order: the grid's product, then the ``[[runs]]`` entries."""
         return list(self._configurations)
 
     def runs(self, out) -> list[TrainConfig]:

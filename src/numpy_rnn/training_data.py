@@ -29,18 +29,7 @@ class TrainingData(Protocol):
     Attributes: ``input_size`` and ``output_size`` (the model's D and K; a vocabulary size
     for text), ``loss`` (a :data:`~numpy_rnn.losses.LOSSES` name), ``baseline_loss`` (the loss
     of the best predictor without memory, on the test set) and ``carries_state`` (whether
-    evaluation passes each batch's final state on to the next batch).
-
-    * ``next_batch() -> (x, y, state)``: the next training batch and the initial state to feed
-      the model with it (None: zero);
-    * ``carry(state)``: the final state after a successful update on the last batch (None after
-      a skipped update); a stateless adapter ignores it;
-    * ``eval_batches(split) -> iterator of (x, y)``: the fixed ``"valid"`` or ``"test"`` set,
-      the same batches every time;
-    * ``state_dict() -> (arrays, meta)``: every piece of state ``next_batch`` reads (arrays of
-      numbers, JSON metadata), so that a resumed run draws the same batches;
-      ``load_state_dict(arrays, meta)`` restores it, raising CheckpointError for stored state
-      of the wrong form.
+    evaluation passes each batch's final state on to the next batch); and the five methods below.
     """
 
     input_size: int
@@ -49,15 +38,24 @@ class TrainingData(Protocol):
     baseline_loss: float
     carries_state: bool
 
-    def next_batch(self) -> tuple[np.ndarray, np.ndarray, object]: ...
+    def next_batch(self) -> tuple[np.ndarray, np.ndarray, object]:
+        """``(x, y, state)``: the next training batch and the initial state to feed the model with
+        it (None: zero)."""
 
-    def carry(self, state) -> None: ...
+    def carry(self, state) -> None:
+        """Takes the final state after a successful update on the last batch (None after a skipped
+        update); a stateless adapter ignores it."""
 
-    def eval_batches(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+    def eval_batches(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(x, y)`` batches of the fixed ``"valid"`` or ``"test"`` set, the same every time."""
 
-    def state_dict(self) -> tuple[dict, dict]: ...
+    def state_dict(self) -> tuple[dict, dict]:
+        """``(arrays, meta)``: every piece of state :meth:`next_batch` reads (arrays of numbers, JSON
+        metadata), so that a resumed run draws the same batches."""
 
-    def load_state_dict(self, arrays: dict, meta: dict) -> None: ...
+    def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        """Restores what :meth:`state_dict` returned, raising CheckpointError for stored state of the
+        wrong form."""
 
 
 def make_data(config: TrainConfig, seeds: list[np.random.SeedSequence]) -> TrainingData:
@@ -88,19 +86,23 @@ class TaskData:
         return tuple(a.astype(self.dtype) if a.dtype.kind == "f" else a for a in self.task.sample(n, rng))
 
     def next_batch(self):
+        """``batch_size`` fresh sequences from the run's generator; state None (zero)."""
         return (*self._sample(self.batch_size, self.rng), None)
 
     def carry(self, state) -> None:
         """Independent sequences: nothing is carried."""
 
     def eval_batches(self, split: str):
+        """The split's fixed sequences in batches of at most ``EVAL_BATCH``."""
         x, y = self.sets[split]
         return ((x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH))
 
     def state_dict(self) -> tuple[dict, dict]:
+        """No arrays; the generator's state."""
         return {}, {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        """The generator's state."""
         _check_keys(arrays, meta, set(), {"rng"})
         set_generator_state(self.rng, meta["rng"], "data.rng")
 
@@ -142,6 +144,8 @@ class StreamData:
         return CharCorpus(train.text[:chars], train.vocab) if chars else train
 
     def next_batch(self):
+        """The next ``bptt``-step chunk of every training stream, inputs and next characters, with the
+        state carried from the previous chunk (None at the start of an epoch)."""
         if self.position == self.chunks:  # a new epoch starts from a zero state
             self.position, self.state = 0, None
         start = self.position * self.bptt
@@ -150,15 +154,18 @@ class StreamData:
                 self.streams[:, start + 1:start + self.bptt + 1], self.state)
 
     def carry(self, state) -> None:
+        """Keeps ``state`` for the next chunk."""
         self.state = state
 
     def eval_batches(self, split: str):
+        """The split's whole text as streams, in ``bptt``-step chunks (the last possibly shorter)."""
         s = self.sets[split]
         last = s.shape[1] - 1
         return ((s[:, k:min(k + self.bptt, last)], s[:, k + 1:min(k + self.bptt, last) + 1])
                 for k in range(0, last, self.bptt))
 
     def state_dict(self) -> tuple[dict, dict]:
+        """The carried state's arrays; the stream position."""
         arrays, parts = _state_arrays(self.state)
         return arrays, {"position": self.position, "state_parts": parts}
 
@@ -195,17 +202,21 @@ class TaskStreamData:
                      for name, seed in (("valid", valid_seed), ("test", test_seed))}
 
     def next_batch(self):
+        """The next ``bptt`` steps of every stream, with the state carried from the previous chunk."""
         x, y, self.pending = self.task.chunk(self.pending, self.bptt, self.rng)
         return x.astype(self.dtype), y.astype(self.dtype), self.state
 
     def carry(self, state) -> None:
+        """Keeps ``state`` for the next chunk."""
         self.state = state
 
     def eval_batches(self, split: str):
+        """The split's fixed streams in ``bptt``-step chunks."""
         x, y = self.sets[split]
         return ((x[:, k:k + self.bptt], y[:, k:k + self.bptt]) for k in range(0, x.shape[1], self.bptt))
 
     def state_dict(self) -> tuple[dict, dict]:
+        """The carried state's arrays and the pending targets; the generator's state."""
         arrays, parts = _state_arrays(self.state)
         return {**arrays, "pending": self.pending}, {"rng": self.rng.bit_generator.state, "state_parts": parts}
 
