@@ -13,6 +13,8 @@ When the package has been loaded, before anything is rendered:
   nowhere stays a link to that name, which fails the strict build;
 * a paragraph ending in ``::`` introduces a literal block: the ``::`` becomes ``:`` (and
   vanishes where it stands alone) and the indented block becomes a fenced ``text`` block;
+* a simple table (columns marked by ``====  ====`` borders, a row whose first cell is empty
+  continuing the row above) becomes a Markdown table;
 * inside a list, indentation is rounded up to Markdown's 4 spaces (reST nests a list under
   ``1. `` with 3), so that nested lists stay nested.
 """
@@ -26,6 +28,45 @@ import griffe
 ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):`(~?)([\w.]+)`")
 LIST_MARKER = re.compile(r"(\s*)((?:[-*+]|\d+\.)\s+)?")
 COMMENT = re.compile(r"^\s*#:\s?(.*)$")
+BORDER = re.compile(r"^\s*=+(\s+=+)+\s*$")
+
+
+# ----------------------------------------------------------------------------- tables
+def table_rows(lines: list[str], ends: list[int]) -> list[list[str]]:
+    """The rows of a simple table's lines, cut at the columns' right edges ``ends``."""
+    rows = []
+    for line in lines:
+        cells = [line[a:b].strip() for a, b in zip([0, *ends[:-1]], [*ends[:-1], len(line)])]
+        if rows and not cells[0]:
+            rows[-1] = [f"{old} {new}".strip() for old, new in zip(rows[-1], cells)]
+        elif any(cells):
+            rows.append(cells)
+    return rows
+
+
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
+def markdown_tables(text: str) -> str:
+    """reST's simple tables as Markdown tables (an empty header where the table has none)."""
+    lines, out, i = text.splitlines(), [], 0
+    while i < len(lines):
+        if not BORDER.match(lines[i]):
+            out.append(lines[i])
+            i += 1
+            continue
+        ends = [m.end() for m in re.finditer("=+", lines[i])]
+        borders, j = [i], i + 1
+        while j < len(lines) and not (borders[-1] != i and (j == borders[-1] + 1) and not lines[j].strip()):
+            if BORDER.match(lines[j]):
+                borders.append(j)
+            j += 1
+        header = table_rows(lines[borders[0] + 1:borders[1]], ends) if len(borders) > 2 else [[""] * len(ends)]
+        body = table_rows(lines[borders[-2] + 1:borders[-1]], ends)
+        out += [markdown_row(header[0]), markdown_row(["---"] * len(ends)), *map(markdown_row, body)]
+        i = borders[-1] + 1
+    return "\n".join(out)
 
 
 # ----------------------------------------------------------------------------- literal blocks
@@ -33,11 +74,15 @@ def indent_of(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
+def text_column(line: str) -> int:
+    """The column of a line's text, after its indentation and list marker."""
+    spaces, marker = LIST_MARKER.match(line).groups()
+    return len(spaces) + len(marker or "")
+
+
 def fence_column(line: str) -> int:
     """Where a block after ``line`` starts: its text's column, rounded up to Markdown's 4."""
-    spaces, marker = LIST_MARKER.match(line).groups()
-    column = len(spaces) + len(marker or "")
-    return -(-column // 4) * 4
+    return -(-text_column(line) // 4) * 4
 
 
 def fenced_literal_blocks(text: str) -> str:
@@ -52,7 +97,7 @@ def fenced_literal_blocks(text: str) -> str:
         lead = line.rstrip()[:-2].rstrip()
         if lead.strip():
             out.append(lead + ":")
-        base, start = indent_of(line), i
+        base, start = text_column(line), i
         while i < len(lines) and (not lines[i].strip() or indent_of(lines[i]) > base):
             i += 1
         while i > start and not lines[i - 1].strip():
@@ -166,4 +211,4 @@ class RestToMarkdown(griffe.Extension):
                 obj.docstring = griffe.Docstring(text, lineno=obj.lineno, parent=obj)
         for obj in objects:
             if obj.docstring is not None:
-                obj.docstring.value = markdown_roles(obj, markdown_list_indents(fenced_literal_blocks(obj.docstring.value)))
+                obj.docstring.value = markdown_roles(obj, markdown_list_indents(fenced_literal_blocks(markdown_tables(obj.docstring.value))))

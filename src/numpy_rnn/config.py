@@ -3,16 +3,16 @@
 Every field declares its kind explicitly (``metadata["kind"]``); the kind alone decides how a
 value is checked and how the command line parses it:
 
-==========  ==========================================================  ====================
+==========  ===========================================================  ====================
 kind        value                                                        limits (metadata)
-==========  ==========================================================  ====================
+==========  ===========================================================  ====================
 ``int``     an int (not a bool)                                          ``min``, ``max``
 ``float``   a finite real number                                         ``low``, ``high``
 ``choice``  one of a registry's names                                    ``choices``
 ``bool``    True or False                                                --
 ``path``    None or a file-system path (str or os.PathLike), kept a str  --
 ``init``    a dict of parameter name -> initialiser name                 --
-==========  ==========================================================  ====================
+==========  ===========================================================  ====================
 
 Beyond single fields, a configuration must make sense as a whole: an option that does not
 apply to the run (``seq_len`` for the character model, ``horizon`` without the sine task,
