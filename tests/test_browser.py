@@ -2,11 +2,14 @@
 
 The site (the session fixture ``built_site``) is served by a plain static server
 (``http.server`` in a thread, on a free port) and also opened from the file system. On the
-home page, an API page and a tutorial page the test checks that the equations rendered (every
-maths element was typeset, and no raw ``\\(``, ``\\[``, ``$$`` or ``$...$`` is left in the
-visible text), that the images loaded, that nothing came from another host (the site works
+home page, an API page, the LSTM's page and a tutorial page the test checks that the equations
+rendered (every maths element was typeset, none shows MathJax's error, no raw ``\\(``, ``\\[``,
+``$$`` or ``$...$`` is left in the visible text, and the LSTM's page and the tutorial hold
+equations), that the images loaded, that nothing came from another host (the site works
 offline) and that the browser logged no error; it types ``SimpleRNN`` into the search box and
-expects a result linking to the API page. Full-page screenshots go to ``build/screenshots/``.
+expects a result linking to the API page. From the file system the same pages pass the same
+checks and every link of the home page opens a file. Full-page screenshots go to
+``build/screenshots/``.
 
 The browser is Debian's ``chromium`` with its ``chromium-driver`` (the same build, so the
 driver always matches), driven by Selenium through that driver: nothing is downloaded from a
@@ -35,9 +38,10 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 APT_PACKAGES = ("chromium", "chromium-driver")
 APT_TIMEOUT_S = 900
 #: the pages opened, by the name their screenshot takes
-PAGES = {"home": "index.html", "api_layers": "api/layers.html", "tutorial": "tutorials/01_course_rnn.html"}
-#: pages that must hold typeset equations
-MATHS_PAGES = ("tutorial",)
+PAGES = {"home": "index.html", "api_layers": "api/layers.html", "layer_lstm": "layers/lstm.html",
+         "tutorial": "tutorials/01_course_rnn.html"}
+#: pages that must hold typeset equations (a layer page's equations sit next to their derivatives)
+MATHS_PAGES = ("layer_lstm", "tutorial")
 WAIT_S = 30
 #: headless, as root, and quiet on a machine without a network: no sync, updates or QUIC probes
 CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
@@ -55,7 +59,10 @@ RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^\s$][^$\n]{0,200}\$|\\begin\
 PAGE_STATE = f"""
 const prose = document.body.cloneNode(true);
 prose.querySelectorAll('pre, code, script, style, textarea, svg, {RENDERED_MATHS}').forEach(e => e.remove());
+const mathjax = window.MathJax;
 return {{
+  // MathJax 2 loading or typesetting (its configuration object is there before MathJax.js)
+  typesetting: !!mathjax && (!mathjax.isReady || !!(mathjax.Hub && (mathjax.Hub.queue.pending || mathjax.Hub.queue.running))),
   title: document.title,
   prose: prose.textContent,
   rendered: document.querySelectorAll('{RENDERED_MATHS}').length,
@@ -162,7 +169,7 @@ def screenshot(driver, name: str) -> Path:
 
 
 def open_page(driver, url: str) -> dict:
-    """Open ``url``, wait until its maths is typeset (or WAIT_S passes), and return its state."""
+    """Open ``url``, wait until MathJax has done (or WAIT_S passes), and return the page's state."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -177,7 +184,7 @@ def open_page(driver, url: str) -> dict:
 
 
 def _settled(state: dict) -> bool:
-    return not state["untypeset"] and not RAW_TEX.search(state["prose"])
+    return not state["typesetting"] and not state["untypeset"]
 
 
 def problems(state: dict, origin: str) -> list[str]:
@@ -185,7 +192,8 @@ def problems(state: dict, origin: str) -> list[str]:
     loaded from another origin, errors in the browser's console."""
     raw = [match.group(0) for match in RAW_TEX.finditer(state["prose"])][:5]
     foreign = [url for url in state["resources"] if not url.startswith((origin, "data:", "blob:"))]
-    return ([f"maths left untypeset: {state['untypeset'][:3]}"] * bool(state["untypeset"])
+    return ([f"MathJax still loading or typesetting after {WAIT_S} s"] * state["typesetting"]
+            + [f"maths left untypeset: {state['untypeset'][:3]}"] * bool(state["untypeset"])
             + [f"maths MathJax could not typeset ({len(state['maths_errors'])}): {state['maths_errors'][:3]}"]
             * bool(state["maths_errors"])
             + [f"raw TeX in the visible text: {raw}"] * bool(raw)
@@ -239,9 +247,13 @@ def test_search_finds_simple_rnn_on_the_api_page(browser, site_url):
 
 
 def test_the_site_works_from_the_file_system(browser, built_site):
-    origin = Path(built_site).resolve().as_uri() + "/"
-    for name in ("home", "tutorial"):
-        issues = problems(open_page(browser, origin + PAGES[name]), origin)
-        assert not issues, f"{PAGES[name]}: " + "\n".join(issues)
-    found = search(browser, "SimpleRNN")
-    assert any(href.startswith(origin + PAGES["api_layers"]) for href in found), found
+    site = Path(built_site).resolve()
+    origin = site.as_uri() + "/"
+    for page in PAGES.values():
+        issues = problems(open_page(browser, origin + page), origin)
+        assert not issues, f"{page}: " + "\n".join(issues)
+    open_page(browser, origin + PAGES["home"])
+    links = {href.split("#")[0] for href in browser.execute_script("return [...document.links].map(a => a.href)")
+             if href.startswith(origin)}
+    assert origin + PAGES["api_layers"] in links
+    assert not [link for link in links if not (site / link.removeprefix(origin)).is_file()], "links to no file"
