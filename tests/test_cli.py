@@ -105,11 +105,12 @@ def test_resume_after_sigkill_is_bit_identical(uninterrupted, tmp_path):
     _assert_same_final_state(uninterrupted, out)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_exits_130(uninterrupted, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_saves_a_checkpoint_and_exits_130(uninterrupted, tmp_path, stop):
     out = tmp_path / "interrupted"
     proc = _cli("train", *RUN, "--steps", str(STEPS), "--out", str(out))
     _wait_for_an_evaluation(out, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(stop)
     _, stderr = proc.communicate()
     assert proc.returncode == 130, stderr
     step = _params(out)[1]["step"]

@@ -160,19 +160,22 @@ def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler
 
 
 # ----------------------------------------------------------------------------- the command line
-def test_ctrl_c_mid_sweep_exits_130_and_the_rerun_completes_with_identical_results(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_mid_sweep_exits_130_and_the_rerun_completes_with_identical_results(tmp_path, stop):
     # runs long enough (seconds) that the signal, sent at a run's first evaluation, finds them running
     path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n', steps=2000, eval_every=100)
     out = tmp_path / "sweep"
     command = [sys.executable, "-m", "numpy_rnn", "sweep", str(path), "--out", str(out), "--workers", "2", "--no-progress"]
-    # Ctrl-C as from a terminal: a shell's background job (CI, make &) would start it with SIGINT ignored
+    # Ctrl-C as from a terminal; kill as a background job is stopped (a shell starts it, as CI or make & do,
+    # with SIGINT ignored)
+    started_as = signal.SIG_DFL if stop == signal.SIGINT else signal.SIG_IGN
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, started_as))
     deadline = time.monotonic() + 60
     while not any(_rows(p.parent) for p in out.glob("*/seed0/metrics.jsonl")):
         assert time.monotonic() < deadline and process.poll() is None, process.communicate()
         time.sleep(0.01)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "interrupted: the runs are stopped at their last checkpoint; rerun the same command" in stderr

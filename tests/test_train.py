@@ -17,6 +17,7 @@ from numpy_rnn.train import (
     CHECKPOINT_FILE,
     LOCK_FILE,
     RUN_FILES,
+    STOP_SIGNALS,
     Interrupted,
     NonFiniteError,
     RunInUse,
@@ -121,7 +122,8 @@ def test_float32_runs_train_in_float32(model):
     assert np.isfinite(trainer.history[-1]["val_loss"])
 
 
-def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):
+@pytest.mark.parametrize("stop", STOP_SIGNALS, ids=["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path, stop):
     config = TrainConfig(**TINY, out=str(tmp_path))
     trainer = Trainer(config)
     step = trainer.train_step
@@ -129,16 +131,16 @@ def test_ctrl_c_saves_a_checkpoint_between_steps_and_resume_matches(tmp_path):
     def step_then_ctrl_c():
         result = step()
         if trainer.step == 17:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-loop; honoured after this step
+            os.kill(os.getpid(), stop)  # arrives mid-loop; honoured after this step
         return result
 
     trainer.train_step = step_then_ctrl_c
-    before = signal.getsignal(signal.SIGINT)  # default_int_handler; SIG_IGN in a shell's background job
+    before = signal.getsignal(stop)  # SIGINT: default_int_handler; SIG_IGN in a shell's background job
     with pytest.raises(Interrupted) as exc:
         trainer.run()
     assert exc.value.step == 17 and exc.value.checkpoint == str(tmp_path / "checkpoint.ckpt")
     assert load_checkpoint(exc.value.checkpoint)[1]["step"] == 17
-    assert signal.getsignal(signal.SIGINT) is before  # the handler is put back
+    assert signal.getsignal(stop) is before  # the handler is put back
     resumed = Trainer.resume(tmp_path)
     resumed.run()
     whole = Trainer(TrainConfig(**TINY))

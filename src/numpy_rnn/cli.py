@@ -10,7 +10,10 @@ gradient check, then a short training run of the notebook's RNN on the memory ta
 Exit codes: 0 done; 1 the command failed (a gradient check failed, a file or run folder that
 cannot be read or written, a refused checkpoint, a non-finite loss); 2 the command line is wrong
 (an unknown option, a bad value or combination; with the usage); 130 Ctrl-C (after saving a
-checkpoint). A failure prints one line, ``numpy-rnn COMMAND: error: MESSAGE``, on stderr and no
+checkpoint). SIGTERM (``kill PID``) stops a command as Ctrl-C does: a job started in the
+background by a shell ignores Ctrl-C's SIGINT, so ``kill`` is how it is stopped cleanly.
+
+A failure prints one line, ``numpy-rnn COMMAND: error: MESSAGE``, on stderr and no
 traceback: the errors a user's input or machine can cause (``USER_ERRORS``) are reported so;
 any other exception is a bug and keeps its traceback. ``--debug`` (or ``NUMPY_RNN_DEBUG=1``)
 shows the traceback of every error.
@@ -18,11 +21,14 @@ shows the traceback of every error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import os
 import re
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -516,6 +522,24 @@ def _message(exc: BaseException) -> str:
     return _PYTHON_OWNER.sub("", str(exc), count=1) or type(exc).__name__
 
 
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """While the command runs, SIGTERM raises KeyboardInterrupt, as Ctrl-C does (signal
+    handlers belong to the main thread: elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
@@ -528,7 +552,8 @@ def main(argv=None) -> int:
         parser.exit(2, f"\nnumpy-rnn: error: a command is required. {HINT}\n")
     args = parser.parse_args(argv)
     try:
-        code = args.run(args)
+        with _sigterm_as_ctrl_c():
+            code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except KeyboardInterrupt:  # outside the training loop, which saves a checkpoint first

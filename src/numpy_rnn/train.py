@@ -80,6 +80,8 @@ CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, PLOT_FILE = (
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, PLOT_FILE)
 #: the file a writer locks (not a run file: it stays, empty or holding the writer's pid)
 LOCK_FILE = ".lock"
+#: what stops a run cleanly between two steps: Ctrl-C, and ``kill`` (a shell's background job ignores Ctrl-C)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ModelKind(NamedTuple):
@@ -108,7 +110,8 @@ class NonFiniteError(FloatingPointError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run between two steps; ``checkpoint`` is where it was saved (or None)."""
+    """Ctrl-C or SIGTERM stopped the run between two steps; ``checkpoint`` is where it was saved
+    (or None)."""
 
     def __init__(self, step: int, checkpoint: str | None):
         super().__init__(f"interrupted at step {step}")
@@ -414,9 +417,9 @@ class Trainer:
 
         Returns the summary when the run is complete, None when it paused at ``until``.
         The run folder is locked meanwhile (:func:`lock_run`; :class:`RunInUse` when another
-        writer holds it). Ctrl-C is honoured between steps: a checkpoint is saved (when there
-        is a run folder) and :class:`Interrupted` is raised. ``progress`` shows a tqdm bar with
-        the training loss, the gradient norm and sequences per second.
+        writer holds it). Ctrl-C and SIGTERM (:data:`STOP_SIGNALS`) are honoured between steps:
+        a checkpoint is saved (when there is a run folder) and :class:`Interrupted` is raised.
+        ``progress`` shows a tqdm bar with the training loss, the gradient norm and sequences per second.
         """
         c = self.config
         until = c.steps if until is None else min(_checks.check_size("Trainer.run", "until", until), c.steps)
@@ -435,7 +438,7 @@ class Trainer:
         if self.out:
             self._open_folder()
         base, start, first = self.elapsed, time.perf_counter(), self.step
-        with _deferred_sigint() as interrupted:
+        with _deferred_stop() as interrupted:
             while self.step < until and not self.stopped:
                 loss, norm = self.train_step()
                 self.elapsed = base + time.perf_counter() - start
@@ -706,11 +709,12 @@ def _optimizer_options(config: TrainConfig) -> dict:
 
 
 @contextlib.contextmanager
-def _deferred_sigint():
-    """Turn Ctrl-C into a request the loop honours between steps (a second one interrupts at once).
+def _deferred_stop():
+    """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a request the loop honours between steps
+    (a second one interrupts at once).
 
-    Yields a list that becomes non-empty once Ctrl-C is pressed. Outside the main thread,
-    where signal handlers cannot be set, Ctrl-C is left alone.
+    Yields a list that becomes non-empty once one arrives. Outside the main thread, where signal
+    handlers cannot be set, both are left alone.
     """
     requested: list = []
     if threading.current_thread() is not threading.main_thread():
@@ -722,11 +726,12 @@ def _deferred_sigint():
             raise KeyboardInterrupt
         requested.append(signum)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield requested
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def _progress_bar(total: int, initial: int, desc: str):
