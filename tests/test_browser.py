@@ -55,6 +55,9 @@ MATHS_ERRORS = ".MathJax_Error, merror, mjx-merror, [data-mjx-error]"
 MATHS_SOURCE = ".arithmatex"
 #: TeX a reader should never see: \( \) \[ \] $$ and $...$ around something that is not a space
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$\$|\$[^\s$][^$\n]{0,200}\$|\\begin\{")
+#: console errors that are no fault of the site: MathJax 2's HTML-CSS output declares a font at about:blank
+#: (@font-face MathJax_Blank, its measuring font), which Chromium reports as a blocked load
+HARMLESS_CONSOLE_ERRORS = re.compile(r"^about:blank - |Access to font at 'about:blank'")
 #: the page's state, read in the browser (the prose is the text outside code, scripts and typeset maths)
 PAGE_STATE = f"""
 const prose = document.body.cloneNode(true);
@@ -179,8 +182,9 @@ def open_page(driver, url: str) -> dict:
         WebDriverWait(driver, WAIT_S).until(lambda d: _settled(d.execute_script(PAGE_STATE)))
     except TimeoutException:
         pass  # the checks below say what is left
-    return {**driver.execute_script(PAGE_STATE), "errors": [entry["message"] for entry in driver.get_log("browser")
-                                                            if entry["level"] == "SEVERE"]}
+    errors = [entry["message"] for entry in driver.get_log("browser")
+              if entry["level"] == "SEVERE" and not HARMLESS_CONSOLE_ERRORS.search(entry["message"])]
+    return {**driver.execute_script(PAGE_STATE), "errors": errors}
 
 
 def _settled(state: dict) -> bool:
