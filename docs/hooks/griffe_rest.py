@@ -3,6 +3,8 @@ habits, read as Markdown by mkdocstrings.
 
 When the package has been loaded, before anything is rendered:
 
+* module constants assigned together (``A, B = "a", "b"``), which griffe does not see, become
+  attributes of their module;
 * an attribute without a docstring takes the ``#:`` comment lines right above it, and a method
   without one takes the docstring of the method it overrides;
 * a role such as ``:func:`name``` (also ``class``, ``meth``, ``mod``, ``attr``, ``data``,
@@ -20,6 +22,7 @@ When the package has been loaded, before anything is rendered:
 """
 from __future__ import annotations
 
+import ast
 import re
 import textwrap
 
@@ -194,6 +197,20 @@ def missing_docstring(obj: griffe.Object) -> str | None:
     return None
 
 
+def unpacked_constants(module: griffe.Module) -> list[griffe.Attribute]:
+    """The module-level names of ``A, B = a, b`` assignments that griffe has not loaded."""
+    found = []
+    for node in ast.parse("\n".join(module.lines)).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Tuple)
+                and isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(node.targets[0].elts)):
+            continue
+        for target, value in zip(node.targets[0].elts, node.value.elts):
+            if isinstance(target, ast.Name) and target.id not in module.members:
+                found.append(griffe.Attribute(target.id, value=ast.unparse(value), lineno=node.lineno,
+                                              endlineno=node.end_lineno))
+    return found
+
+
 def walk(obj: griffe.Object):
     yield obj
     for member in obj.members.values():
@@ -205,10 +222,15 @@ class RestToMarkdown(griffe.Extension):
     """Completes and rewrites every docstring of the loaded package once, before mkdocstrings parses it."""
 
     def on_package(self, *, pkg: griffe.Module, **kwargs) -> None:
+        for module in [obj for obj in walk(pkg) if obj.is_module and obj.filepath]:
+            for attr in unpacked_constants(module):
+                module.set_member(attr.name, attr)
+                attr.labels.add("module-attribute")
         objects = list(walk(pkg))
         for obj in objects:
             if obj.docstring is None and (text := missing_docstring(obj)):
                 obj.docstring = griffe.Docstring(text, lineno=obj.lineno, parent=obj)
         for obj in objects:
             if obj.docstring is not None:
-                obj.docstring.value = markdown_roles(obj, markdown_list_indents(fenced_literal_blocks(markdown_tables(obj.docstring.value))))
+                text = markdown_list_indents(fenced_literal_blocks(markdown_tables(obj.docstring.value)))
+                obj.docstring.value = markdown_roles(obj, text)

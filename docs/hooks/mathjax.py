@@ -13,8 +13,9 @@ from pathlib import Path
 import jupyter_server_mathjax
 
 TARGET = Path("assets", "mathjax")
-#: what the configuration in ``javascripts/mathjax.js`` loads (TeX in, SVG out: no web fonts)
-PARTS = ("MathJax.js", "LICENSE", "extensions", "jax/input/TeX", "jax/element", "jax/output/SVG", "localization")
+#: what the configuration in ``javascripts/mathjax.js`` loads: TeX in, HTML-CSS out with the STIX web fonts
+PARTS = ("MathJax.js", "LICENSE", "config", "extensions", "fonts", "jax/input", "jax/element", "jax/output/HTML-CSS",
+         "localization")
 
 
 def on_post_build(config, **kwargs) -> None:

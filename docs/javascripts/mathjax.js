@@ -1,11 +1,9 @@
-// MathJax 2 from the site itself (assets/mathjax/, copied in by hooks/mathjax.py at build time).
-// TeX in, SVG out: SVG needs no web fonts, so the equations render from the file system too.
+// MathJax 2 from the site itself (assets/mathjax/, copied in by hooks/mathjax.py at build time):
+// its combined configuration (TeX in, HTML-CSS out) with the STIX web fonts it ships.
 // Only arithmatex's elements (pages and docstrings) and the notebooks' Markdown cells are read:
 // every element with a class is skipped unless it has one of processClass's.
 window.MathJax = {
-  jax: ["input/TeX", "output/SVG"],
-  extensions: ["tex2jax.js"],
-  TeX: { extensions: ["AMSmath.js", "AMSsymbols.js"] },
+  config: ["TeX-AMS-MML_HTMLorMML-full.js"],
   tex2jax: {
     inlineMath: [["\\(", "\\)"], ["$", "$"]],
     displayMath: [["\\[", "\\]"], ["$$", "$$"]],
@@ -13,7 +11,7 @@ window.MathJax = {
     ignoreClass: ".+",
     processClass: "arithmatex|jp-RenderedMarkdown",
   },
-  SVG: { font: "STIX-Web" },
+  "HTML-CSS": { availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null },
   showMathMenu: false,
   messageStyle: "none",
 };
