@@ -8,7 +8,7 @@ rendered (every maths element was typeset, none shows MathJax's error, no raw ``
 equations), that the images loaded, that nothing came from another host (the site works
 offline) and that the browser logged no error; it types ``SimpleRNN`` into the search box and
 expects a result linking to the API page. From the file system the same pages pass the same
-checks and every link of the home page opens a file. Full-page screenshots go to
+checks, every link of the home page opens a file, and the search finds ``SimpleRNN`` too. Full-page screenshots go to
 ``build/screenshots/``.
 
 The browser is Debian's ``chromium`` with its ``chromium-driver`` (the same build, so the
@@ -261,3 +261,5 @@ def test_the_site_works_from_the_file_system(browser, built_site):
              if href.startswith(origin)}
     assert origin + PAGES["api_layers"] in links
     assert not [link for link in links if not (site / link.removeprefix(origin)).is_file()], "links to no file"
+    found = search(browser, "SimpleRNN")
+    assert any(href.startswith(origin + PAGES["api_layers"]) for href in found), found
