@@ -1,9 +1,13 @@
 """Shared fixtures: a seeded generator and a lazy, CI-enforced torch import; the tiny training run
 the config, trainer and checkpoint-state tests share (``from conftest import TINY``); the tutorial
-notebooks, each executed once per session (``executed_tutorials``)."""
+notebooks, each executed once per session (``executed_tutorials``); the documentation site built
+from them, once per session (``built_site``)."""
 import math
 import os
 import re
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -119,3 +123,28 @@ def executed_tutorials(tmp_path_factory) -> ExecutedTutorials:
     """The tutorial notebooks executed from scratch, lazily, once per session (see :class:`ExecutedTutorials`)."""
     return ExecutedTutorials(tmp_path_factory.mktemp("tutorials"))
 
+
+#: what a site build reads besides docs/: the configuration and the pages' sources outside docs/
+SITE_SOURCES = ("mkdocs.yml", "src", "CHANGELOG.md")
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory, executed_tutorials) -> Path:
+    """The documentation site built as ``make docs`` builds it (``mkdocs build --strict``), from a
+    copy of docs/ with each tutorial replaced by its executed copy (``executed_tutorials``; the
+    build's own execution switched off by NUMPY_RNN_DOCS_EXECUTE=false): the site folder. The build's
+    output is in ``build.log`` beside it; a failed build fails every test that asks for the site."""
+    root, work = Path(__file__).resolve().parents[1], tmp_path_factory.mktemp("site")
+    shutil.copytree(root / "docs", work / "docs", ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+    for name in SITE_SOURCES:
+        if (root / name).exists():
+            (work / name).symlink_to(root / name)
+    for name in tutorial_names():
+        shutil.copyfile(executed_tutorials(name), work / "docs" / "tutorials" / f"{name}.ipynb")
+    result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", "site"], cwd=work,
+                            env={**os.environ, "NUMPY_RNN_DOCS_EXECUTE": "false", "NO_MKDOCS_2_WARNING": "1"},
+                            capture_output=True, text=True, check=False)
+    (work / "build.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+    if result.returncode != 0:
+        pytest.fail(f"mkdocs build --strict exited with {result.returncode}:\n{result.stderr[-3000:]}", pytrace=False)
+    return work / "site"
