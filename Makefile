@@ -51,8 +51,9 @@ $(STAMP_DOCS): pyproject.toml | $(PY)
 	touch $@
 
 # the site into site/, strictly (a broken link, a missing reference or a docstring warning fails), the tutorials executed
+# on one BLAS thread each, as the test suite runs them (two threads on a busy 2-core machine made tutorial 6 10x slower)
 docs: $(STAMP_DOCS)
-	$(VENV)/bin/mkdocs build --strict
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(VENV)/bin/mkdocs build --strict
 
 # the site at http://127.0.0.1:8000, rebuilt on every change (tutorials not executed: make docs does that)
 docs-serve: $(STAMP_DOCS)
