@@ -349,7 +349,8 @@ def plot_sweep(out, path=None) -> str:
         seeds = ", ".join(str(s) for s in sweep["seeds"])
         key.legend(handles, labels, loc="center", fontsize=8, frameon=False,
                    title=f"configuration; line style: seed {seeds}", title_fontsize=8)
-    fig.suptitle(f"{Path(out).resolve().name}: validation loss; dotted: target, dashed: baseline", fontsize=10)
+    lines = "dotted: target, dashed: baseline" if sweep["target"] is not None else "dashed: baseline"
+    fig.suptitle(f"{Path(out).resolve().name}: validation loss; {lines}", fontsize=10)
     return _save(fig, path)
 
 
