@@ -17,7 +17,7 @@ import numpy as np
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function as ``(1 + tanh(x/2)) / 2``: no overflow, keeps the dtype."""
+    """Logistic function of ``x`` (any shape) as ``(1 + tanh(x/2)) / 2``: no overflow, keeps the dtype."""
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -42,7 +42,7 @@ class Cell(ABC):
 
     The contract, with ``G = num_gates`` gates, hidden size ``H`` and batch ``B``:
 
-    * ``__init__(hidden_size, ...)`` calls ``super().__init__(hidden_size)``; a layer builds its
+    * ``__init__(hidden_size, ...)`` (``hidden_size`` is ``H``) calls ``super().__init__(hidden_size)``; a layer builds its
       cell as ``cell(hidden_size)`` (the class, or any callable returning a cell).
     * The layer owns the input projection ``xw(t) = x(t) W + b`` (``W (D, G*H)``, ``b (G*H,)``),
       computed for all steps in one matmul before the time loop, and turns ``d_xw`` into
@@ -138,22 +138,28 @@ class Cell(ABC):
 
     @abstractmethod
     def step(self, p, xw, state):
-        """One step forward: ``(new_state, cache)``."""
+        """One step forward: ``(new_state, cache)`` from the parameters ``p`` (short name ->
+        array), ``xw (B, G*H)`` the step's input projection and ``state`` the previous state,
+        a tuple of ``(B, H)`` parts ordered as ``state_names``."""
 
     @abstractmethod
     def step_backward(self, p, g, d_state, cache):
-        """One step backward: ``(d_xw, d_rec or None, d_state_prev)``."""
+        """One step backward: ``(d_xw, d_rec or None, d_state_prev)`` from the parameters ``p``,
+        ``d_state`` the gradient reaching each part of the new state (a tuple like the state)
+        and the step's ``cache``; a cell without :meth:`recurrent_grads` of its own adds its
+        parameter gradients into ``g`` (short name -> array, like ``p``) here."""
 
     def forward_sequence(self, p, xw, state0):
-        """Optional fast path: the forward pass over all ``T`` steps of ``xw (T, B, G*H)`` from
-        ``state0`` (plain arrays, no lengths). Returns ``(hs, state_T, caches)``: ``hs (T+1, B, H)``
+        """Optional fast path: the forward pass with parameters ``p`` over all ``T`` steps of
+        ``xw (T, B, G*H)`` from ``state0`` (plain arrays, no lengths). Returns ``(hs, state_T, caches)``: ``hs (T+1, B, H)``
         every ``h`` with ``hs[0] = h(0)``, the final state (a tuple) and the ``T`` per-step caches
         (a :class:`StepCaches`); or ``None`` (the default): the layer then calls :meth:`step`
         ``T`` times."""
         return None
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """BPTT through :meth:`forward_sequence`: ``d_out (T, B, H)`` the gradient of every
+        """BPTT through :meth:`forward_sequence` with parameters ``p``, from what it returned
+        (``hs (T+1, B, H)``, ``caches``): ``d_out (T, B, H)`` the gradient of every
         output, ``d_state_n`` that of the final state (a tuple). Returns ``d_xw (T, B, G*H)`` and
         the initial state's gradient (a tuple), adds the cell's parameter gradients into ``g``,
         and when ``tape`` (a list of ``T`` slots) is given stores in ``tape[t]`` the total
@@ -164,18 +170,22 @@ class Cell(ABC):
         return bptt_steps(self, p, g, d_out, d_state_n, hs, caches, tape)
 
     def activations(self, cache) -> dict[str, tuple[str, np.ndarray]]:
-        """The squashing functions' outputs of one step, for saturation diagnostics:
+        """The squashing functions' outputs of one step (its ``cache``), for saturation diagnostics:
         ``{name: (kind, (B, H) values)}`` with kind ``"tanh"``, ``"sigmoid"`` or ``"relu"``.
         The default knows none; a custom cell may override it."""
         return {}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches) -> None:
-        """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul."""
+        """``dR += sum_t h(t-1)^T d_rec(t)`` over all steps and sequences: one matmul, into ``g``.
+
+        ``p`` the parameters, ``h_prev (T, B, H)`` every ``h(t-1)``, ``d_rec (T, B, .)`` the
+        steps' ``d_rec`` stacked (``None`` when the cell added its gradients step by step) and
+        ``caches`` the ``T`` step caches in time order."""
         if d_rec is not None:
             g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ d_rec.reshape(-1, d_rec.shape[-1])
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache) -> dict[str, np.ndarray]:
-        """What :meth:`recurrent_grads` would add for each row of one step on its own:
+        """What :meth:`recurrent_grads` would add, with parameters ``p``, for each row of one step on its own:
         ``{name: (N, *shape)}`` for ``h_prev (N, H)``, ``d_rec (N, .)`` and the step's
         ``cache`` on the same ``N`` rows; summed over the rows it is ``recurrent_grads`` of
         that step. Default, matching the default ``recurrent_grads``:
@@ -197,11 +207,11 @@ def _stacked(caches, field: str) -> np.ndarray:
 
 
 def bptt_steps(cell: Cell, p, g, d_out, d_state_n, hs, caches, tape=None, step_mask=None):
-    """BPTT one step at a time through ``cell.step_backward``: returns ``d_xw (T, B, G*H)`` and
+    """BPTT one step at a time through ``cell.step_backward`` with parameters ``p``: returns ``d_xw (T, B, G*H)`` and
     the initial state's gradient; adds the cell's parameter gradients into ``g``.
 
-    ``d_out (T, B, H)``, ``hs (T+1, B, H)`` every carried ``h``, ``caches`` the ``T`` step
-    caches; ``step_mask (T, B, 1)`` (lengths) stops the gradient past each sequence's end and
+    ``d_out (T, B, H)``, ``d_state_n`` the final state's gradient (a tuple), ``hs (T+1, B, H)``
+    every carried ``h``, ``caches`` the ``T`` step caches; ``step_mask (T, B, 1)`` (lengths) stops the gradient past each sequence's end and
     passes the held state's gradient on. A list ``tape`` of ``T`` slots receives ``d_here``,
     the total gradient reaching each step's new state (a tuple of parts).
     """
@@ -241,20 +251,27 @@ def written_with(cell: Cell, optional: str, *basis: str) -> bool:
 
 
 class StepVJP(NamedTuple):
-    """What :func:`step_vjps` returns for ``K`` cotangents on ``B`` sequences (rows ordered ``k * B + b``)."""
+    """What :func:`step_vjps` returns for ``K`` cotangents on ``B`` sequences (rows ordered ``k * B + b``).
 
-    d_state: np.ndarray     # (K, B, sum of state_widths) gradient w.r.t. the previous state, its parts concatenated
-    d_xw: np.ndarray        # (K, B, G*H) gradient w.r.t. xw
-    d_rec: Any              # (K*B, .) the cell's d_rec rows, or None (see Cell.step_backward)
-    cache: Any              # the cache of the step evaluated on the K*B rows
-    state: tuple            # the previous state repeated to K*B rows: S arrays (K*B, width)
+    ``d_state (K, B, sum of state_widths)`` the gradient w.r.t. the previous state, its parts
+    concatenated; ``d_xw (K, B, G*H)`` the gradient w.r.t. ``xw``; ``d_rec (K*B, .)`` the cell's
+    ``d_rec`` rows, or ``None`` (see :meth:`Cell.step_backward`); ``cache`` the cache of the step
+    evaluated on the ``K*B`` rows; ``state`` the previous state repeated to ``K*B`` rows:
+    ``S`` arrays ``(K*B, width)``.
+    """
+
+    d_state: np.ndarray
+    d_xw: np.ndarray
+    d_rec: Any
+    cache: Any
+    state: tuple
 
 
 def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.ndarray) -> StepVJP:
     """Vector-Jacobian products of one step, ``u -> u d state(t) / d (state(t-1), xw(t))``, for
     ``K`` cotangents per sequence at once, from the cell's own ``step`` and ``step_backward``.
 
-    ``xw (B, G*H)``, ``state`` a tuple of ``S`` arrays ``(B, width)`` (``S = cell.state_size``,
+    ``p`` the cell's parameters, ``xw (B, G*H)``, ``state`` a tuple of ``S`` arrays ``(B, width)`` (``S = cell.state_size``,
     widths ``cell.state_widths``), ``cotangents (K, B, S*H)`` (``S*H`` the sum of the widths):
     cotangent ``k`` of sequence ``b`` on the new state, its parts concatenated in
     ``state_names`` order. The step is evaluated on ``K*B`` rows (sequence ``b``
@@ -278,8 +295,8 @@ def step_vjps(cell: Cell, p: dict, xw: np.ndarray, state: tuple, cotangents: np.
 
 
 class StepCaches(Sequence):
-    """The ``T`` per-step caches of a fast forward pass, built on demand from one stacked cache:
-    a cache named tuple whose fields hold all steps, ``(T, ...)`` each; item ``t`` is the same
+    """The ``T`` per-step caches of a fast forward pass, built on demand from one stacked cache
+    ``stacked``: a cache named tuple whose fields hold all steps, ``(T, ...)`` each; item ``t`` is the same
     named tuple with every field at step ``t`` (views, no copies)."""
 
     def __init__(self, stacked):
@@ -295,32 +312,39 @@ class StepCaches(Sequence):
 
 
 class ElmanCache(NamedTuple):
-    """What :meth:`ElmanCell.step_backward` needs of one step."""
+    """What :meth:`ElmanCell.step_backward` needs of one step: ``h (B, H)``, ``a(t)``, in terms
+    of which ``phi'`` is written."""
 
-    h: np.ndarray  # (B, H) a(t): phi' is written in terms of it
+    h: np.ndarray
 
 
 class LSTMCache(NamedTuple):
-    """What :meth:`LSTMCell.step_backward` needs of one step; every field ``(B, H)``."""
+    """What :meth:`LSTMCell.step_backward` needs of one step; every field ``(B, H)``: the gates
+    ``i`` (input), ``f`` (forget), ``g`` (candidate ``tanh(z_g)``) and ``o`` (output),
+    ``c_prev`` ``c(t-1)``, ``c`` ``c(t)``, ``tanh_c`` ``tanh(c(t))`` and ``m``
+    ``o * tanh(c(t))``: ``h(t)`` itself, or what ``W_hr`` projects (``proj_size > 0``)."""
 
-    i: np.ndarray       # input gate
-    f: np.ndarray       # forget gate
-    g: np.ndarray       # candidate tanh(z_g)
-    o: np.ndarray       # output gate
-    c_prev: np.ndarray  # c(t-1)
-    c: np.ndarray       # c(t)
-    tanh_c: np.ndarray  # tanh(c(t))
-    m: np.ndarray       # o * tanh(c(t)): h(t) itself, or what W_hr projects (proj_size > 0)
+    i: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    o: np.ndarray
+    c_prev: np.ndarray
+    c: np.ndarray
+    tanh_c: np.ndarray
+    m: np.ndarray
 
 
 class GRUCache(NamedTuple):
-    """What :meth:`GRUCell.step_backward` needs of one step; every field ``(B, H)``."""
+    """What :meth:`GRUCell.step_backward` needs of one step; every field ``(B, H)``: ``h_prev``
+    ``h(t-1)``, the gates ``r`` (reset), ``z`` (update) and ``n`` (candidate), and ``rec_n``:
+    reset after, ``u_n + b_hn``, which ``r`` scales; reset before, ``r * h(t-1)``, which ``R_n``
+    multiplies."""
 
-    h_prev: np.ndarray  # h(t-1)
-    r: np.ndarray       # reset gate
-    z: np.ndarray       # update gate
-    n: np.ndarray       # candidate
-    rec_n: np.ndarray   # reset after: u_n + b_hn, which r scales; reset before: r * h(t-1), which R_n multiplies
+    h_prev: np.ndarray
+    r: np.ndarray
+    z: np.ndarray
+    n: np.ndarray
+    rec_n: np.ndarray
 
 
 class ElmanCell(Cell):
@@ -328,6 +352,9 @@ class ElmanCell(Cell):
 
     Backward: ``ds(t) = da(t) * phi'(s(t))`` (``1 - a**2`` for tanh, ``a > 0`` for relu),
     ``da(t-1) = ds(t) R^T``.
+
+    ``hidden_size`` is ``H``; ``nonlinearity`` phi, ``"tanh"`` or ``"relu"`` (kinked: the cell is
+    then not :attr:`~Cell.smooth`).
     """
 
     torch_equivalent = "RNN"
@@ -349,7 +376,8 @@ class ElmanCell(Cell):
         return ds, ds, (ds @ p["R"].T,)
 
     def forward_sequence(self, p, xw, state0):
-        """The steps above in one loop that allocates nothing: ``a(t)`` is computed in place
+        """As :meth:`Cell.forward_sequence` (``p``, ``xw (T, B, G*H)``, ``state0``).
+        The steps above in one loop that allocates nothing: ``a(t)`` is computed in place
         in ``hs[t+1]`` (one GEMM with ``out=``, one add, the activation in place)."""
         steps, R = xw.shape[0], p["R"]
         hs = np.empty((steps + 1,) + xw.shape[1:], dtype=xw.dtype)  # (T+1, B, H)
@@ -362,7 +390,8 @@ class ElmanCell(Cell):
         return hs, (hs[steps],), StepCaches(ElmanCache(hs[1:]))
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """``ds(t) = (da(t) + d_out(t)) * phi'(s(t))`` written into ``d_xw[t]``,
+        """As :meth:`Cell.backward_sequence` (``p``, ``g``, ``d_out``, ``d_state_n``, ``hs``,
+        ``caches``, ``tape``). ``ds(t) = (da(t) + d_out(t)) * phi'(s(t))`` written into ``d_xw[t]``,
         ``da(t-1) = ds(t) R^T`` with ``out=``; then ``dR = sum_t a(t-1)^T ds(t)``, one GEMM."""
         steps, RT = d_out.shape[0], np.ascontiguousarray(p["R"].T)  # a GEMM on a transposed view is slower
         d_xw = np.empty(d_out.shape, dtype=d_out.dtype)  # (T, B, H): ds of every step
@@ -419,7 +448,7 @@ class _LSTMSteps(StepCaches):
 
 
 class LSTMCell(Cell):
-    """LSTM step with torch's gate order ``i, f, g, o``; optional peepholes.
+    """LSTM step with torch's gate order ``i, f, g, o``, ``hidden_size`` ``H``; optional peepholes.
 
     ``z = xw + h(t-1) R`` split into four ``(B, H)`` blocks, then
     ``i = sig(z_i + p_i * c(t-1))``, ``f = sig(z_f + p_f * c(t-1))``, ``g = tanh(z_g)``,
@@ -481,6 +510,7 @@ class LSTMCell(Cell):
         return (h, c), LSTMCache(i, f, g, o, c_prev, c, tanh_c, m)
 
     def step_backward(self, p, grads, d_state, cache):
+        """As :meth:`Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``): ``(d_xw, d_rec, d_state_prev)``."""
         dh, dc = d_state
         i, f, g, o, c_prev, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.c_prev, cache.tanh_c
         dm = dh @ p["W_hr"].T if self.proj_size else dh  # (B, H)
@@ -499,7 +529,9 @@ class LSTMCell(Cell):
         return dz, d_rec, (dz @ p["R"].T, dc_prev)
 
     def forward_sequence(self, p, xw, state0):
-        """The steps above in one loop that allocates nothing, the gates stored gate-major:
+        """As :meth:`Cell.forward_sequence` (``p``, ``xw (T, B, G*H)``, ``state0``).
+        The steps above in one loop that allocates nothing, the gates
+        stored gate-major:
         ``gates[t] (4, B, H)`` holds ``i, f, g, o`` of step ``t``, each a contiguous ``(B, H)``
         block, so that every elementwise operation runs on contiguous arrays. Step ``t``:
         ``u = h(t-1) R`` (one GEMM into a ``(B, 4H)`` scratch), ``z = u + xw(t)`` written
@@ -552,7 +584,8 @@ class LSTMCell(Cell):
         return hs, (hs[steps], cs[steps]), _LSTMSteps(stacked, gates)
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """The backward step above over all steps on the gate-major blocks: the slopes
+        """As :meth:`Cell.backward_sequence` (``p``, ``g``, ``d_out``, ``d_state_n``, ``hs``,
+        ``caches``, ``tape``). The backward step above over all steps on the gate-major blocks: the slopes
         ``i(1-i), f(1-f), 1-g**2, o(1-o)`` in one ``(4, B, H)`` scratch;
         ``dc += dm (o - m tanh(c))`` (``= dm o (1 - tanh(c)**2)``, ``dm = dh`` without projections); ``dz (4, B, H)`` copied
         once into ``d_xw[t] (B, 4H)``; ``dh(t-1) = dz R^T`` with ``out=``. With projections
@@ -615,7 +648,8 @@ class LSTMCell(Cell):
                 "o": ("sigmoid", cache.o), "tanh_c": ("tanh", cache.tanh_c)}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
-        """``dR`` as in :class:`Cell` from ``dz = d_rec[..., :4H]``; peepholes
+        """As :meth:`Cell.recurrent_grads` (``p``, ``g``, ``h_prev``, ``d_rec``, ``caches``).
+        ``dR`` as in :class:`Cell` from ``dz = d_rec[..., :4H]``; peepholes
         ``dp_i = sum dz_i * c(t-1)`` and so on; projections ``dW_hr = sum m^T dh`` with
         ``dh = d_rec[..., 4H:]``."""
         H = self.hidden_size
@@ -631,7 +665,8 @@ class LSTMCell(Cell):
             g["W_hr"] += m.reshape(-1, H).T @ dh.reshape(-1, self.proj_size)
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache):
-        """Per row: ``dR = h(t-1)^T dz``; peepholes ``dp_i = dz_i * c(t-1)``, ``dp_f = dz_f * c(t-1)``,
+        """As :meth:`Cell.recurrent_row_grads` (``p``, ``h_prev``, ``d_rec``, ``cache``).
+        Per row: ``dR = h(t-1)^T dz``; peepholes ``dp_i = dz_i * c(t-1)``, ``dp_f = dz_f * c(t-1)``,
         ``dp_o = dz_o * c(t)``; projections ``dW_hr = m^T dh``."""
         H = self.hidden_size
         rows = super().recurrent_row_grads(p, h_prev, d_rec[:, :4 * H], cache)
@@ -645,7 +680,7 @@ class LSTMCell(Cell):
 
 
 class GRUCell(Cell):
-    """GRU step with torch's gate order ``r, z, n``.
+    """GRU step with torch's gate order ``r, z, n``, ``hidden_size`` ``H``.
 
     ``reset_after=True`` (torch.nn.GRU): ``u = h(t-1) R`` split into ``u_r, u_z, u_n``;
     ``r = sig(xw_r + u_r)``, ``z = sig(xw_z + u_z)``, ``n = tanh(xw_n + r * (u_n + b_hn))``,
@@ -717,7 +752,9 @@ class GRUCell(Cell):
         return d_xw, d_rec, (dh_prev,)
 
     def forward_sequence(self, p, xw, state0):
-        """The steps above in one loop that allocates nothing, every elementwise pass on whole
+        """As :meth:`Cell.forward_sequence` (``p``, ``xw (T, B, G*H)``, ``state0``).
+        The steps above in one loop that allocates nothing, every
+        elementwise pass on whole
         contiguous arrays (a pass over a column block of a ``(B, 3H)`` row is 2-3x slower): the
         gates are stored gate-major, ``gates[t] (3, B, H)`` holds ``r, z, n``. The GEMM writes
         ``h(t-1) R_k`` into each block (``R_r, R_z`` alone when reset before), ``xw`` is added
@@ -755,7 +792,8 @@ class GRUCell(Cell):
         return hs, (hs[steps],), StepCaches(GRUCache(hs[:-1], r, z, n, rec_n))
 
     def backward_sequence(self, p, g, d_out, d_state_n, hs, caches, tape):
-        """The backward step above over all steps, allocating nothing in the loop, with
+        """As :meth:`Cell.backward_sequence` (``p``, ``g``, ``d_out``, ``d_state_n``, ``hs``,
+        ``caches``, ``tape``). The backward step above over all steps, allocating nothing in the loop, with
         ``h(t) - n = z (h(t-1) - n)``: ``dh (1-z)`` once, ``dz_pre = dh (1-z) (h(t) - n)``,
         ``dn_pre = dh (1-z) (1-n**2)``; reset after ``dr_pre = dn_pre (rec_n (1-r) r)``, reset
         before ``dr_pre = d_rh (rec_n (1-r))`` with ``rec_n = r h(t-1)``. Products are formed in
@@ -808,7 +846,8 @@ class GRUCell(Cell):
         return {"r": ("sigmoid", cache.r), "z": ("sigmoid", cache.z), "n": ("tanh", cache.n)}
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
-        """Reset after: ``dR`` as in :class:`Cell`, ``db_hn = sum d_rec_n``. Reset before:
+        """As :meth:`Cell.recurrent_grads` (``p``, ``g``, ``h_prev``, ``d_rec``, ``caches``).
+        Reset after: ``dR`` as in :class:`Cell`, ``db_hn = sum d_rec_n``. Reset before:
         ``dR_rz = sum h(t-1)^T d_rz``, ``dR_n = sum (r h(t-1))^T dn_pre``."""
         H = self.hidden_size
         if self.reset_after:
@@ -822,7 +861,8 @@ class GRUCell(Cell):
         g["R"][:, 2 * H:] += rh.T @ d_rec[:, 2 * H:]
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache):
-        """Per row: reset after ``dR = h(t-1)^T d_rec``, ``db_hn = d_rec_n``; reset before
+        """As :meth:`Cell.recurrent_row_grads` (``p``, ``h_prev``, ``d_rec``, ``cache``).
+        Per row: reset after ``dR = h(t-1)^T d_rec``, ``db_hn = d_rec_n``; reset before
         ``dR_rz = h(t-1)^T d_rz``, ``dR_n = (r h(t-1))^T dn_pre``."""
         H = self.hidden_size
         if self.reset_after:
