@@ -207,13 +207,15 @@ def _stacked(caches, field: str) -> np.ndarray:
 
 
 def bptt_steps(cell: Cell, p, g, d_out, d_state_n, hs, caches, tape=None, step_mask=None):
-    """BPTT one step at a time through ``cell.step_backward`` with parameters ``p``: returns ``d_xw (T, B, G*H)`` and
-    the initial state's gradient; adds the cell's parameter gradients into ``g``.
+    """BPTT one step at a time through ``cell.step_backward`` with parameters ``p``: returns
+    ``d_xw (T, B, G*H)`` and the initial state's gradient; adds the cell's parameter gradients
+    into ``g``.
 
     ``d_out (T, B, H)``, ``d_state_n`` the final state's gradient (a tuple), ``hs (T+1, B, H)``
     every carried ``h``, ``caches`` the ``T`` step caches; ``step_mask (T, B, 1)`` (lengths)
-    stops the gradient past each sequence's end and passes the held state's gradient on. A list ``tape`` of ``T`` slots receives ``d_here``,
-    the total gradient reaching each step's new state (a tuple of parts).
+    stops the gradient past each sequence's end and passes the held state's gradient on. A
+    list ``tape`` of ``T`` slots receives ``d_here``, the total gradient reaching each step's
+    new state (a tuple of parts).
     """
     d_state, d_xw, d_rec = d_state_n, None, None
     for t in reversed(range(len(caches))):
