@@ -38,15 +38,15 @@ EPS = 1e-5  # torch.nn.LayerNorm's default
 
 def layer_norm(a: np.ndarray, eps: float = EPS) -> tuple[np.ndarray, np.ndarray]:
     """``(a_hat, s)`` over the last axis of ``a (..., F)``: ``a_hat = (a - mean) * s`` and
-    ``s = 1 / sqrt(var + eps)`` ``(..., 1)``."""
+    ``s = 1 / sqrt(var + eps)`` ``(..., 1)`` (``eps`` torch.nn.LayerNorm's default)."""
     centred = a - a.mean(axis=-1, keepdims=True)
     inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
     return centred * inv_std, inv_std
 
 
 def layer_norm_backward(d_hat: np.ndarray, a_hat: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
-    """The gradient w.r.t. ``a`` from ``d_hat``, the one reaching ``a_hat`` (gain applied):
-    ``s * (d_hat - mean(d_hat) - a_hat * mean(d_hat * a_hat))``."""
+    """The gradient w.r.t. ``a`` from ``d_hat``, the one reaching ``a_hat`` (gain applied), with
+    ``inv_std`` the ``s`` of :func:`layer_norm`: ``s * (d_hat - mean(d_hat) - a_hat * mean(d_hat * a_hat))``."""
     return inv_std * (d_hat - d_hat.mean(axis=-1, keepdims=True)
                       - a_hat * (d_hat * a_hat).mean(axis=-1, keepdims=True))
 
@@ -64,7 +64,9 @@ def _rows(caches, field: str) -> np.ndarray:
 
 class LayerNormCell(Cell):
     """What both layer-normalised cells share: the two normalised pre-activations, their
-    backward, and the parameter gradients reduced from ``d_rec`` (see the module docstring)."""
+    backward, and the parameter gradients reduced from ``d_rec`` (see the module docstring).
+
+    ``hidden_size`` is ``H``; ``bias=False`` drops the shifts ``beta`` (a layer without biases)."""
 
     input_bias = False  # the shift beta takes the layer bias's place
     torch_equivalent = None  # torch has no layer-normalised recurrent layer
@@ -114,7 +116,8 @@ class LayerNormCell(Cell):
         return terms
 
     def recurrent_grads(self, p, g, h_prev, d_rec, caches):
-        """``dR = sum h(t-1)^T d_ah`` (one matmul) and the vector parameters' terms summed over
+        """As :meth:`~numpy_rnn.cells.Cell.recurrent_grads` (``p``, ``g``, ``h_prev``, ``d_rec``, ``caches``).
+        ``dR = sum h(t-1)^T d_ah`` (one matmul) and the vector parameters' terms summed over
         every step and sequence (one ``einsum`` or sum each)."""
         d_rec = d_rec.reshape(-1, d_rec.shape[-1])
         g["R"] += h_prev.reshape(-1, h_prev.shape[-1]).T @ self._split(d_rec)[2]
@@ -122,31 +125,37 @@ class LayerNormCell(Cell):
             g[name] += d.sum(axis=0) if field is None else np.einsum("nf,nf->f", d, _rows(caches, field))
 
     def recurrent_row_grads(self, p, h_prev, d_rec, cache):
-        """Per row: ``dR = h(t-1)^T d_ah`` and the vector parameters' terms."""
+        """As :meth:`~numpy_rnn.cells.Cell.recurrent_row_grads` (``p``, ``h_prev``, ``d_rec``, ``cache``).
+        Per row: ``dR = h(t-1)^T d_ah`` and the vector parameters' terms."""
         rows = {name: d if field is None else d * getattr(cache, field)
                 for name, (d, field) in self._vector_terms(d_rec).items()}
         return {"R": _outer_rows(h_prev, self._split(d_rec)[2]), **rows}
 
 
 class LayerNormLSTMCache(NamedTuple):
-    """What :meth:`LayerNormLSTMCell.step_backward` needs of one step."""
+    """What :meth:`LayerNormLSTMCell.step_backward` needs of one step: the gates ``i``, ``f``,
+    ``g`` (candidate), ``o`` and ``c_prev`` ``c(t-1)``, ``tanh_c`` ``tanh(LN(c(t)))`` and
+    ``c_hat`` ``c(t)`` normalised, all ``(B, H)``; ``ax_hat`` ``x W`` and ``ah_hat``
+    ``h(t-1) R`` normalised, ``(B, 4H)``; ``inv_x``, ``inv_h``, ``inv_c`` the ``1 / std`` of
+    ``x W``, ``h(t-1) R`` and ``c(t)``, ``(B, 1)``."""
 
-    i: np.ndarray       # (B, H) input gate
-    f: np.ndarray       # (B, H) forget gate
-    g: np.ndarray       # (B, H) candidate
-    o: np.ndarray       # (B, H) output gate
-    c_prev: np.ndarray  # (B, H) c(t-1)
-    tanh_c: np.ndarray  # (B, H) tanh(LN(c(t)))
-    ax_hat: np.ndarray  # (B, 4H) x W normalised
-    inv_x: np.ndarray   # (B, 1) its 1 / std
-    ah_hat: np.ndarray  # (B, 4H) h(t-1) R normalised
-    inv_h: np.ndarray   # (B, 1)
-    c_hat: np.ndarray   # (B, H) c(t) normalised
-    inv_c: np.ndarray   # (B, 1)
+    i: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    o: np.ndarray
+    c_prev: np.ndarray
+    tanh_c: np.ndarray
+    ax_hat: np.ndarray
+    inv_x: np.ndarray
+    ah_hat: np.ndarray
+    inv_h: np.ndarray
+    c_hat: np.ndarray
+    inv_c: np.ndarray
 
 
 class LayerNormLSTMCell(LayerNormCell):
-    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016), gates ``i, f, g, o`` as torch orders them::
+    """Layer-normalised LSTM (Ba, Kiros & Hinton 2016) of ``hidden_size`` ``H``, gates
+    ``i, f, g, o`` as torch orders them::
 
         z = LN(x W; g_x) + LN(h(t-1) R; g_h) + beta          (B, 4H), split into z_i, z_f, z_g, z_o
         i, f, o = sig(z_i), sig(z_f), sig(z_o);   g = tanh(z_g)
@@ -190,6 +199,7 @@ class LayerNormLSTMCell(LayerNormCell):
         return (o * tanh_c, c), LayerNormLSTMCache(i, f, g, o, c_prev, tanh_c, *hats, c_hat, inv_c)
 
     def step_backward(self, p, grads, d_state, cache):
+        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``)."""
         dh, dc = d_state
         i, f, g, o, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.tanh_c
         dz_o = dh * tanh_c * o * (1.0 - o)
@@ -223,22 +233,27 @@ class LayerNormLSTMCell(LayerNormCell):
 
 
 class LayerNormGRUCache(NamedTuple):
-    """What :meth:`LayerNormGRUCell.step_backward` needs of one step."""
+    """What :meth:`LayerNormGRUCell.step_backward` needs of one step: ``h_prev`` ``h(t-1)``,
+    the gates ``r`` (reset), ``z`` (update) and ``n`` (candidate) and ``rec_n``
+    ``LN(h(t-1) R)_n + beta_hn``, which ``r`` scales, all ``(B, H)``; ``ax_hat`` ``x W`` and
+    ``ah_hat`` ``h(t-1) R`` normalised, ``(B, 3H)``, with ``inv_x``, ``inv_h`` their
+    ``1 / std``, ``(B, 1)``."""
 
-    h_prev: np.ndarray  # (B, H) h(t-1)
-    r: np.ndarray       # (B, H) reset gate
-    z: np.ndarray       # (B, H) update gate
-    n: np.ndarray       # (B, H) candidate
-    rec_n: np.ndarray   # (B, H) LN(h(t-1) R)_n + beta_hn, which r scales
-    ax_hat: np.ndarray  # (B, 3H) x W normalised
-    inv_x: np.ndarray   # (B, 1)
-    ah_hat: np.ndarray  # (B, 3H) h(t-1) R normalised
-    inv_h: np.ndarray   # (B, 1)
+    h_prev: np.ndarray
+    r: np.ndarray
+    z: np.ndarray
+    n: np.ndarray
+    rec_n: np.ndarray
+    ax_hat: np.ndarray
+    inv_x: np.ndarray
+    ah_hat: np.ndarray
+    inv_h: np.ndarray
 
 
 class LayerNormGRUCell(LayerNormCell):
-    """Layer-normalised GRU, torch's gate order ``r, z, n`` with the reset gate applied after the
-    recurrent matmul (torch.nn.GRU's form), to the normalised recurrent term::
+    """Layer-normalised GRU of ``hidden_size`` ``H``, torch's gate order ``r, z, n`` with the
+    reset gate applied after the recurrent matmul (torch.nn.GRU's form), to the normalised
+    recurrent term::
 
         nx = LN(x W; g_x),   nh = LN(h(t-1) R; g_h)                  (B, 3H) each
         r = sig(nx_r + nh_r + beta_r),   z = sig(nx_z + nh_z + beta_z)
@@ -279,6 +294,7 @@ class LayerNormGRUCell(LayerNormCell):
         return (h,), LayerNormGRUCache(h_prev, r, z, n, rec_n, *hats)
 
     def step_backward(self, p, grads, d_state, cache):
+        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``)."""
         (dh,) = d_state
         h_prev, r, z, n = cache.h_prev, cache.r, cache.z, cache.n
         dn_pre = dh * (1.0 - z) * (1.0 - n * n)

@@ -32,29 +32,37 @@ from .cells import Cell, GRUCell
 
 
 class Masks(NamedTuple):
-    """The masks of one training forward pass (``None`` where an option is off)."""
+    """The masks of one training forward pass (``None`` where an option is off): ``between``
+    the layer's dropout, one ``(T, B, F)`` per boundary between stacked layers; ``inputs``
+    input dropout, one ``(B, D_k)`` per run (:meth:`Recurrent.runs
+    <numpy_rnn.layers.Recurrent.runs>` order); ``recurrent`` recurrent dropout on ``h(t-1)``,
+    one ``(B, H)`` per run; ``zoneout`` per run, per state part a ``(T, B, H)`` 0/1 array
+    (1 keeps ``s(t-1)``) or ``None``."""
 
-    between: list | None    # (T, B, F) per boundary between stacked layers: the layer's dropout
-    inputs: list | None     # (B, D_k) per run (Recurrent.runs order): input dropout
-    recurrent: list | None  # (B, H) per run: recurrent dropout on h(t-1)
-    zoneout: list | None    # per run, per state part a (T, B, H) 0/1 array (1 keeps s(t-1)) or None
+    between: list | None
+    inputs: list | None
+    recurrent: list | None
+    zoneout: list | None
 
 
 def dropout_mask(rng: np.random.Generator, shape: tuple, rate: float, dtype) -> np.ndarray:
-    """An inverted dropout mask: ``1/keep`` with probability ``keep = 1 - rate``, else 0."""
+    """An inverted dropout mask of ``shape`` and ``dtype`` drawn from ``rng``: 0 with
+    probability ``rate``, else ``1/keep`` (``keep = 1 - rate``)."""
     keep = 1.0 - rate
     return ((rng.random(shape) < keep) / keep).astype(dtype)
 
 
 def zoneout_masks(rng: np.random.Generator, steps: int, widths: tuple, batch: int, rates: tuple, dtype) -> tuple:
-    """One ``(T, B, width)`` 0/1 mask per state part (1 with probability ``rate``), ``None``
-    for a part whose rate is 0."""
+    """One ``(T, B, width)`` 0/1 mask of ``dtype`` per state part (1 with probability ``rate``),
+    ``None`` for a part whose rate is 0, drawn from ``rng``: ``steps`` is ``T``, ``batch``
+    ``B``, ``widths`` and ``rates`` the parts' widths and zoneout rates."""
     return tuple((rng.random((steps, batch, width)) < rate).astype(dtype) if rate else None
                  for width, rate in zip(widths, rates))
 
 
 def check_recurrent_dropout(owner: str, cell: Cell) -> None:
-    """Refuse recurrent dropout on a GRU-like cell (gates ``r, z, n``) other than
+    """Refuse recurrent dropout on ``cell``, naming ``owner`` (the layer) in the error, when it
+    is a GRU-like cell (gates ``r, z, n``) other than
     :class:`~numpy_rnn.cells.GRUCell`: its carry ``z * h(t-1)`` would be dropped too, and the
     kept units, scaled by ``1/keep``, would grow without bound."""
     if cell.gate_names == ("r", "z", "n") and not isinstance(cell, GRUCell):
@@ -83,14 +91,16 @@ class _Wrapper(Cell):
 
 
 def cell_caches(cell: Cell, caches) -> list:
-    """The caches of the cell under any wrappers (the layer's own cell), given ``cell``'s."""
+    """The caches of the cell under any wrappers (the layer's own cell), given ``cell``'s
+    ``caches`` (one per step)."""
     while isinstance(cell, _Wrapper):
         caches, cell = cell.inner_caches(caches), cell.inner
     return caches
 
 
 class RecurrentDropoutCell(_Wrapper):
-    """``inner`` reading ``h(t-1) * m`` (``m (B, H)`` one inverted mask per sequence).
+    """``inner`` reading ``h(t-1) * m`` (``m``, the argument ``mask (B, H)``: one inverted mask
+    per sequence).
 
     Forward ``new = inner.step(h(t-1) m, ...)``; backward ``dh(t-1) = m * dh_read``, and
     ``dR`` is formed from the dropped ``h(t-1) m`` the matmul read. For a
