@@ -15,7 +15,7 @@ The browser is Debian's ``chromium`` with its ``chromium-driver`` (the same buil
 driver always matches), driven by Selenium through that driver: nothing is downloaded from a
 browser vendor. When they are missing the ``chromium`` fixture installs them with apt-get,
 which needs root and Debian's package servers; where it cannot, the tests are skipped with the
-reason, or fail when ``NUMPY_RNN_REQUIRE_BROWSER=1`` (CI).
+reason, or fail when ``NUMPY_RNN_REQUIRE_BROWSER=1``.
 """
 from __future__ import annotations
 
