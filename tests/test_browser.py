@@ -87,7 +87,7 @@ class Chromium:
 
 
 def _unavailable(reason: str):
-    """Skip with ``reason``, or fail where the browser test is required (CI)."""
+    """Skip with ``reason``, or fail where the browser test is required (NUMPY_RNN_REQUIRE_BROWSER=1)."""
     if os.environ.get("NUMPY_RNN_REQUIRE_BROWSER") == "1":
         pytest.fail(f"the browser test is required (NUMPY_RNN_REQUIRE_BROWSER=1), but {reason}", pytrace=False)
     pytest.skip(reason)
