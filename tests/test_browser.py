@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 APT_PACKAGES = ("chromium", "chromium-driver")
-APT_TIMEOUT_S = 900
+APT_TIMEOUT_S = 300
 #: the pages opened, by the name their screenshot takes
 PAGES = {"home": "index.html", "api_layers": "api/layers.html", "layer_lstm": "layers/lstm.html",
          "tutorial": "tutorials/01_course_rnn.html"}
