@@ -9,6 +9,11 @@ single-tensor (``foreach=False``) code path of the torch.optim class of the same
 ``maximize=False`` (and ``amsgrad=False`` for Adam/AdamW). In the equations ``g`` is the gradient,
 ``p`` the parameter, ``t`` the step count starting at 1, ``lambda`` the weight decay.
 
+Every optimizer takes ``params``, that dict of the model's arrays, its learning rate ``lr``,
+its weight decay ``weight_decay`` (``lambda``, 0: none) and, where it divides by a root,
+``eps``, added to the denominator to keep it away from zero. Every schedule takes the
+``optimizer`` whose ``lr`` it sets.
+
 ``state_dict()`` holds only Python scalars, strings, numpy arrays and nested dicts of them, so
 it can be stored without pickle; per-parameter state is keyed by the parameter's name.
 """
@@ -72,7 +77,8 @@ class Optimizer(ABC):
     A subclass defines ``_check_hyper`` (returns the validated hyper-parameters),
     ``_state_names`` (the state arrays each parameter needs under given hyper-parameters),
     ``_update`` (one in-place step of one parameter) and, where the state does not start at
-    zero, ``_initial_state``.
+    zero, ``_initial_state``. ``hyper`` holds the hyper-parameters by name, as the subclass's
+    constructor received them.
     """
 
     def __init__(self, params, hyper: dict):
@@ -187,7 +193,8 @@ class SGD(Optimizer):
         g <- g + mu b  (nesterov)   or   g <- b (momentum > 0)
         p <- p - lr g
 
-    Nesterov needs ``momentum > 0`` and ``dampening == 0``.
+    ``momentum`` is ``mu`` (0: plain gradient descent), ``dampening`` ``tau``; ``nesterov=True``
+    takes Nesterov's step, which needs ``momentum > 0`` and ``dampening == 0``.
     """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, dampening=0.0):
@@ -223,7 +230,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with L2 weight decay added to the gradient, as ``torch.optim.Adam``::
+    """Adam (Kingma & Ba) with L2 weight decay added to the gradient, as ``torch.optim.Adam``;
+    ``betas`` is ``(beta1, beta2)``::
 
         g <- g + lambda p
         m <- m + (1 - beta1) (g - m)            (= beta1 m + (1 - beta1) g)
@@ -262,7 +270,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``.
+    """Adam with decoupled weight decay (Loshchilov & Hutter), as ``torch.optim.AdamW``, with
+    :class:`Adam`'s ``betas``; ``weight_decay`` defaults to torch's 0.01.
 
     The decay shrinks the parameter before the Adam step and does not enter ``m`` or ``v``::
 
@@ -286,7 +295,9 @@ class RMSprop(Optimizer):
         b <- mu b + g / d,  p <- p - lr b       (momentum mu > 0)
         p <- p - lr g / d                       (otherwise)
 
-    Centered, ``v - a^2`` is clipped at 0 (rounding can make it slightly negative; torch gives NaN).
+    ``alpha`` is the smoothing constant, ``momentum`` ``mu``, ``centered=True`` subtracts the
+    squared mean gradient ``a^2``. Centered, ``v - a^2`` is clipped at 0 (rounding can make it
+    slightly negative; torch gives NaN).
     """
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, weight_decay=0.0, centered=False):
@@ -328,7 +339,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Adagrad (Duchi et al.) with learning-rate decay, as ``torch.optim.Adagrad``::
+    """Adagrad (Duchi et al.) with learning-rate decay ``lr_decay``, as ``torch.optim.Adagrad``;
+    ``initial_accumulator_value`` is where every ``s`` starts::
 
         g <- g + lambda p
         s <- s + g^2                            (s starts at initial_accumulator_value)
@@ -363,7 +375,8 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "ada
 
 
 def get_optimizer(name: str, params, **kwargs) -> Optimizer:
-    """``OPTIMIZERS[name](params, **kwargs)``; an unknown name lists the valid ones."""
+    """``OPTIMIZERS[name](params, **kwargs)``: the optimizer registered as ``name`` (e.g.
+    ``"adam"``) over ``params``; an unknown name lists the valid ones."""
     return lookup("get_optimizer", "optimizer", name, OPTIMIZERS)(params, **kwargs)
 
 
@@ -384,7 +397,7 @@ class LRScheduler(ABC):
 
     @abstractmethod
     def lr_at(self, step: int) -> float:
-        """Defined by each subclass."""
+        """The learning rate after ``step`` steps (0: on creation); defined by each subclass."""
 
     def step(self) -> None:
         """Advance one step (one epoch or one batch, as the caller counts) and set the optimizer's lr."""
@@ -415,7 +428,8 @@ class LRScheduler(ABC):
 
 
 class StepLR(LRScheduler):
-    """``lr = base_lr * gamma ** (n // step_size)`` (``torch.optim.lr_scheduler.StepLR``)."""
+    """``lr = base_lr * gamma ** (n // step_size)`` (``torch.optim.lr_scheduler.StepLR``): the lr
+    multiplied by ``gamma`` every ``step_size`` steps."""
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
         self.step_size = check_size("StepLR", "step_size", step_size)
@@ -494,7 +508,8 @@ class WarmupLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load ``after``'s state first, then this schedule's (which sets the lr)."""
+        """Load ``after``'s state first, then this schedule's (which sets the lr), both from
+        ``state_dict`` as :meth:`state_dict` returned it."""
         _check_keys("WarmupLR", "state_dict", state_dict, self.state_dict())
         if self.after is not None:
             self.after.load_state_dict(state_dict["after"])
@@ -502,7 +517,8 @@ class WarmupLR(LRScheduler):
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
-    """Scale all gradients IN PLACE so that their global L2 norm is at most ``max_norm``.
+    """Scale all gradients ``grads`` (name -> array) IN PLACE so that their global L2 norm is
+    at most ``max_norm``.
 
     ``norm = sqrt(sum over arrays of ||g||^2)`` is returned as measured BEFORE clipping. As in
     ``torch.nn.utils.clip_grad_norm_``, every array is multiplied by
@@ -521,7 +537,8 @@ def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
 
 
 def clip_grad_value(grads: dict[str, np.ndarray], clip_value: float) -> None:
-    """Clip every gradient element IN PLACE to ``[-clip_value, clip_value]`` (``clip_grad_value_``)."""
+    """Clip every element of ``grads`` (name -> array) IN PLACE to ``[-clip_value, clip_value]``
+    (torch's ``clip_grad_value_``)."""
     grads = _check_arrays("clip_grad_value", "grads", grads)
     clip_value = check_real("clip_grad_value", "clip_value", clip_value, **_POSITIVE)
     for g in grads.values():
