@@ -103,7 +103,9 @@ _DEFAULT_EPS = {2: 1e-6, 4: 1e-4, 6: 3e-3}
 
 
 class Estimate(NamedTuple):
-    """A numerical gradient with its estimated errors (arrays of the gradient's shape)."""
+    """A numerical gradient ``value`` with its estimated errors ``truncation`` (of the
+    extrapolation) and ``rounding`` (of the function's evaluations), arrays of the gradient's
+    shape."""
 
     value: np.ndarray
     truncation: np.ndarray
@@ -118,11 +120,13 @@ class Estimate(NamedTuple):
 class ArrayReport:
     """Comparison of one array's analytic and numerical gradients.
 
-    ``worst_index`` is the element nearest to (or furthest past) its tolerance and
-    ``numerical_error`` the estimated error of the numerical gradient there; ``checked`` of the
-    array's ``size`` elements were compared. ``undecided``: failed where the numerical
-    gradient's own error exceeds what the pass rule accepts (e.g. a kink closer than the
-    smallest step): the check could not decide, rather than found a wrong gradient."""
+    ``name`` the array's, ``max_rel_error`` and ``max_abs_diff`` the largest relative and absolute
+    differences, ``passed`` the verdict of the pass rule; ``worst_index`` is the element nearest to
+    (or furthest past) its tolerance and ``numerical_error`` the estimated error of the numerical
+    gradient there; ``checked`` of the array's ``size`` elements were compared. ``undecided``:
+    failed where the numerical gradient's own error exceeds what the pass rule accepts (e.g. a kink
+    closer than the smallest step): the check could not decide, rather than found a wrong
+    gradient."""
 
     name: str
     max_rel_error: float
@@ -144,7 +148,8 @@ class ArrayReport:
 
 @dataclass(frozen=True)
 class Report:
-    """A gradient check of several arrays; ``passed`` when every array passed."""
+    """A gradient check of several arrays: ``arrays`` maps each name to its :class:`ArrayReport`;
+    ``passed`` when every array passed."""
 
     arrays: dict
 
@@ -161,7 +166,8 @@ class Report:
 
 
 def require_float64(arrays: dict) -> None:
-    """Refuse anything but finite float64 arrays, saying why float32 cannot be checked."""
+    """Refuse ``arrays`` (name -> array) unless all are finite float64, saying why float32 cannot
+    be checked."""
     for name, arr in arrays.items():
         if np.asarray(arr).dtype != np.float64:
             raise ValueError(
@@ -401,7 +407,8 @@ def numerical_gradients(func, arrays: dict, *, eps=None, stencil=None, vectorize
                         group_rows=256, **options) -> dict:
     """Numerical gradients (plain arrays) of the scalar ``func`` w.r.t. every array in ``arrays``.
 
-    By default the values of :func:`estimate_gradients` (``options`` go there). Given ``eps``
+    By default the values of :func:`estimate_gradients` (``vectorized``, ``max_batch``,
+    ``group_rows`` and ``options`` go there). Given ``eps``
     or ``stencil`` (2, 4 or 6; see ``_STENCILS``), the classic fixed-step central difference
     instead, e.g. the notebook's ``stencil=2, eps=1e-7``: no step choice, no error estimate.
     """
@@ -451,10 +458,10 @@ def _progress_bar(total):
 
 # ---------------------------------------------------------------- comparing
 def compare(analytic: dict, numerical: dict, *, rtol=RTOL, atol=ATOL) -> Report:
-    """Per-array report of analytic against numerical gradients (same keys) by the pass rule of
-    the module docstring. ``numerical`` values are :class:`Estimate` s (with error estimates;
-    elements left out of the estimate, NaN truncation, are not compared) or plain arrays
-    (errors taken as zero)."""
+    """Per-array report of ``analytic`` against ``numerical`` gradients (dicts with the same keys)
+    by the pass rule of the module docstring, with its ``rtol`` and ``atol``. ``numerical``
+    values are :class:`Estimate` s (with error estimates; elements left out of the estimate,
+    NaN truncation, are not compared) or plain arrays (errors taken as zero)."""
     reports = {}
     for name, num in numerical.items():
         estimate = num if isinstance(num, Estimate) else Estimate(np.asarray(num), *(np.zeros(np.shape(num)),) * 2)
@@ -482,7 +489,10 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
     """Random-direction check: the derivative of ``t -> f(w + t v)`` at 0, extrapolated as in
     :func:`estimate_gradients` (all ``MAX_STEPS`` steps at once), against ``<grad, v>`` for
     ``n_directions`` random unit directions ``v`` over all arrays at once, by the same pass rule.
-    ``func`` is vectorised as in :func:`estimate_gradients`. One report row per direction."""
+    ``func`` is vectorised as in :func:`estimate_gradients`; ``arrays`` are the point ``w`` (name
+    -> array), ``analytic`` the gradients to check (same keys); ``smooth`` and ``first_step``
+    choose the steps as there; ``rng`` (a seed or Generator) draws the directions; ``rtol``,
+    ``atol`` as in :func:`compare`. One report row per direction."""
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
     require_float64(arrays)
     rng = _checks.as_generator(rng, "directional_check")
@@ -500,8 +510,10 @@ def directional_check(func, arrays: dict, analytic: dict, *, n_directions=8, smo
 
 
 def check_layer(layer, x, state=None, lengths=None, *, mode="full", sample=None, rng=0, **options) -> Report:
-    """Gradient check of a recurrent layer: every parameter, the input ``x`` and the initial
-    state, for the loss ``sum(out * G) + sum(state_n * S)`` with fixed random ``G``, ``S``.
+    """Gradient check of a recurrent layer ``layer``: every parameter, the input ``x`` and the
+    initial state ``state`` (``None``: zeros), run with ``lengths`` (``None``: full length), for
+    the loss ``sum(out * G) + sum(state_n * S)`` with fixed random ``G``, ``S`` drawn from ``rng``
+    (a seed or Generator).
 
     The masks drawn by the analytic forward (dropout, zoneout: ``layer.masks``) are reused,
     so the check is exact for them.
@@ -567,7 +579,7 @@ def _batched_state(state, unbatched):
 
 
 def gradient_check(model, x, treshold: float = 1e-7, *, threshold: float | None = None) -> bool:
-    """The notebook's check of :class:`numpy_rnn.RNN`, printing its exact lines, e.g.
+    """The notebook's check of ``model`` (a :class:`numpy_rnn.RNN`) on the input ``x``, printing its exact lines, e.g.
     ``Gradient check for dW passed (difference 2.035e-09)``; returns True when every line passed.
 
     As in the notebook: the gradient of the sum of the outputs, compared by the Euclidean norm
