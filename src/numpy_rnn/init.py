@@ -1,8 +1,10 @@
 """Weight initialisers, chosen per weight by name or by callable.
 
-Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray``. Recurrent weights
-stack G gate blocks side by side, ``R`` of shape ``(H, G*H)``: the square initialisers
-(identity, orthogonal) fill each ``(H, H)`` gate block on its own.
+Every initialiser has the signature ``init(shape, rng, dtype) -> ndarray``: ``shape`` the
+weight's shape, ``rng`` the ``numpy.random.Generator`` it draws from (unused by the
+deterministic ones) and ``dtype`` that of the array returned. Recurrent weights stack G gate
+blocks side by side, ``R`` of shape ``(H, G*H)``: the square initialisers (identity,
+orthogonal) fill each ``(H, H)`` gate block on its own.
 
 | name | rule |
 |---|---|
@@ -47,7 +49,7 @@ def _fans(shape: tuple) -> tuple[int, int]:
 
 
 def torch_default(hidden_size: int) -> Initializer:
-    """An initialiser giving U(-1/sqrt(H), 1/sqrt(H)) for a layer of hidden size H."""
+    """An initialiser giving U(-1/sqrt(H), 1/sqrt(H)) for a layer of hidden size ``hidden_size`` H."""
     bound = 1.0 / np.sqrt(hidden_size)
 
     def init(shape, rng, dtype):
@@ -124,14 +126,14 @@ INITIALIZERS: dict[str, Initializer] = {
 
 
 def normal(std: float) -> Initializer:
-    """An initialiser giving N(0, std**2)."""
+    """An initialiser giving N(0, s**2), ``std`` s."""
     def init(shape, rng, dtype):
         return (std * rng.standard_normal(shape)).astype(dtype)
     return init
 
 
 def uniform(bound: float) -> Initializer:
-    """An initialiser giving U(-bound, bound)."""
+    """An initialiser giving U(-a, a), ``bound`` a."""
     def init(shape, rng, dtype):
         return rng.uniform(-bound, bound, size=shape).astype(dtype)
     return init
@@ -167,7 +169,7 @@ def chrono(max_steps: float, hidden_size: int) -> Initializer:
 
 def forget_bias(value: float, hidden_size: int) -> Initializer:
     """An initialiser giving an LSTM bias ``(4H,)`` of zeros but ``value`` in the forget gate's
-    block (see the module docstring)."""
+    block (see the module docstring), for a layer of ``hidden_size`` H."""
     H = hidden_size
 
     def init(shape, rng, dtype):
@@ -190,9 +192,10 @@ PARAMETRIC: dict[str, Callable[[float], Initializer]] = {
 
 
 def get_initializer(spec, hidden_size: int) -> Initializer:
-    """A registered name (``"torch"`` needs the layer's ``hidden_size``), a ``"name:value"``
-    of :data:`PARAMETRIC`, one of :data:`GATE_BIASES` (``"chrono:T"``, ``"forget_bias:v"``: they need
-    it too), or a callable ``init(shape, rng, dtype)``."""
+    """The initialiser that ``spec`` names: a registered name (``"torch"`` needs the layer's
+    ``hidden_size``), a ``"name:value"`` of :data:`PARAMETRIC`, one of :data:`GATE_BIASES`
+    (``"chrono:T"``, ``"forget_bias:v"``: they need it too), or a callable
+    ``init(shape, rng, dtype)``."""
     if callable(spec):
         return spec
     if spec == "torch":
