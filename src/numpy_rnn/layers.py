@@ -152,8 +152,9 @@ def _backward_sequence(cell, p, g, d_out, d_state_n, hs, caches, tape):
 
 class PartCaches(Sequence):
     """The caches of a forward pass run in batch parts (:mod:`numpy_rnn.parallel`): each part's
-    ``(rows, hs, caches)``. Item ``t`` joins the parts' step caches along the batch, so that
-    whoever reads the steps (diagnostics) sees one batch."""
+    ``rows`` (a slice of the batch), ``hs`` (its ``(T+1, b, H)`` carried ``h``) and ``caches`` (its
+    :class:`~numpy_rnn.cells.StepCaches`), three lists in part order. Item ``t`` joins the parts'
+    step caches along the batch, so that whoever reads the steps (diagnostics) sees one batch."""
 
     def __init__(self, rows: list[slice], hs: list[np.ndarray], caches: list[StepCaches]):
         self.rows, self.hs, self.parts = rows, hs, caches
@@ -215,16 +216,23 @@ def _backward_sequence_in_parts(cell, p, g, d_out, d_state_n, caches: PartCaches
 
 class RunTrace(NamedTuple):
     """One direction of one layer in the last forward pass (see :meth:`Recurrent.traces`).
-    Time-major arrays in the order the run read its input (reversed for a reverse run)."""
+    Time-major arrays in the order the run read its input (reversed for a reverse run).
 
-    name: str                        # "l0", "l0_reverse", ...
-    direction: int                   # 0 forward, 1 reverse
-    params: dict                     # the run's parameters under their short names (the live arrays)
-    xw: np.ndarray                   # (T, B, G*H) x W + b of every step
-    state0: tuple                    # the initial state, one (B, H) array per part
-    caches: list                     # the cell's cache of every step
-    step_mask: np.ndarray | None     # (T, B, 1) True at the valid steps, None without lengths
-    reverse_index: np.ndarray | None  # (T, B) how a reverse run reorders time, None without lengths
+    ``name`` the run's (``"l0"``, ``"l0_reverse"``, ...), ``direction`` 0 forward, 1 reverse;
+    ``params`` the run's parameters under their short names (the live arrays);
+    ``xw (T, B, G*H)`` ``x W + b`` of every step; ``state0`` the initial state, one ``(B, H)``
+    array per part; ``caches`` the cell's cache of every step; ``step_mask (T, B, 1)`` True at
+    the valid steps and ``reverse_index (T, B)`` how a reverse run reorders time, both ``None``
+    without lengths."""
+
+    name: str
+    direction: int
+    params: dict
+    xw: np.ndarray
+    state0: tuple
+    caches: list
+    step_mask: np.ndarray | None
+    reverse_index: np.ndarray | None
 
     def in_input_order(self, values: np.ndarray) -> np.ndarray:
         """Run-ordered ``values (T, B, ...)`` in the input's time order (a reverse run's undone)."""
@@ -279,6 +287,14 @@ def _merge_backward(d_merged, outs: list, mode: str, direction: int):
 
 class Recurrent(Module):
     """A stack of ``num_layers`` recurrent layers of one cell type, uni- or bidirectional.
+
+    ``input_size`` is ``D``, ``hidden_size`` ``H``; ``bidirectional=True`` adds a reverse run to
+    every layer. ``init`` maps parameter names (``"W"``, ``"R"``, ``"b"``, a cell's own) to an
+    initialiser (a name or a callable, :mod:`numpy_rnn.init`; unnamed ones get torch's uniform);
+    ``rng`` (``None``, a seed or a ``numpy.random.Generator``) draws the weights and masks;
+    ``dtype`` is ``np.float64`` or ``np.float32``. ``cell``, for a cell of your own, is the
+    :class:`~numpy_rnn.cells.Cell` subclass (or any callable ``cell(hidden_size)``) that each
+    layer builds in place of the class's own.
 
     ``forward(x, state=None, lengths=None) -> (out, state_n)``:
     ``x`` is ``(B, T, D)`` or an unbatched ``(T, D)``; ``out`` is ``(B, T, directions*H)``,
@@ -429,10 +445,11 @@ class Recurrent(Module):
     # ---------------------------------------------------------------- forward
     def forward(self, x: np.ndarray, state: State | None = None, lengths: np.ndarray | None = None, *,
                 check_finite: bool = False) -> tuple[np.ndarray, State]:
-        """Run the layer; see the class docstring. NaN or inf in ``x`` propagate like any
-        other value unless ``check_finite=True``, which makes them a ValueError. Steps past a
-        sequence's length are never read: whatever they hold, outputs and gradients ignore them
-        (``dx`` is exactly zero there)."""
+        """Run the layer on ``x`` from ``state`` (``None``: zeros) with ``lengths`` (``None``: every
+        sequence full); see the class docstring. NaN or inf in ``x`` propagate like any other value
+        unless ``check_finite=True``, which makes them a ValueError. Steps past a sequence's length
+        are never read: whatever they hold, outputs and gradients ignore them (``dx`` is exactly
+        zero there)."""
         x_tm, state0, lengths, unbatched = self._check_input(x, state, lengths, check_finite)
         self._cache = None  # free the last pass's arrays before allocating this one's
         masks = self._draw_masks(x_tm.shape[0], x_tm.shape[1])
@@ -444,9 +461,10 @@ class Recurrent(Module):
               lengths: np.ndarray | None = None, masks: Masks | None = None) -> tuple[np.ndarray, State]:
         """Functional forward without validation or caching, used by gradient checks.
 
-        ``x (..., B, T, D)``, ``state (..., L*dirs, B, H)`` and every parameter may carry extra
-        leading axes that broadcast: a whole batch of perturbed copies is evaluated at once.
-        ``masks`` are those a training forward drew (:attr:`masks`; ``None``: evaluation).
+        ``x (..., B, T, D)``, ``state (..., L*dirs, B, H)`` and every parameter of ``params`` (the
+        layer's names) may carry extra leading axes that broadcast: a whole batch of perturbed
+        copies is evaluated at once. ``lengths (B,)`` as in :meth:`forward`; ``masks`` are those
+        a training forward drew (:attr:`masks`; ``None``: evaluation).
         """
         x_tm = _time_major(x)
         state0 = self._split_state(state, x_tm.shape[-2])
@@ -692,6 +710,9 @@ class SimpleRNN(Recurrent):
 
     torch.nn.RNN's maths with one bias ``b = bias_ih + bias_hh``. Parameters ``W (D, H)``,
     ``R (H, H)``, ``b (H,)``; see :class:`Recurrent` for the call contract.
+
+    ``input_size`` is ``D``, ``hidden_size`` ``H``, ``num_layers`` the depth; the keyword
+    ``options`` are :class:`Recurrent`'s. ``nonlinearity`` is ``"tanh"`` or ``"relu"``.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", **options):
@@ -705,6 +726,9 @@ class SimpleRNN(Recurrent):
 
 class LSTM(Recurrent):
     """LSTM layer with torch.nn.LSTM's maths (gates ``i, f, g, o``), optional peepholes.
+
+    ``input_size`` is ``D``, ``hidden_size`` ``H``, ``num_layers`` the depth; the keyword
+    ``options`` are :class:`Recurrent`'s.
 
     Parameters ``W (D, 4H)``, ``R (H, 4H)``, ``b (4H,)`` and with ``peepholes=True``
     ``p_i, p_f, p_o (H,)``; the state is the pair ``(h, c)``. ``forget_bias`` sets the forget
@@ -757,6 +781,9 @@ class GRU(Recurrent):
     """GRU layer with torch.nn.GRU's maths (gates ``r, z, n``; ``reset_after=True``) or the
     original form of Cho et al. 2014 (``reset_after=False``).
 
+    ``input_size`` is ``D``, ``hidden_size`` ``H``, ``num_layers`` the depth; the keyword
+    ``options`` are :class:`Recurrent`'s.
+
     Parameters ``W (D, 3H)``, ``R (H, 3H)``, ``b (3H,)`` and, resetting after, ``b_hn (H,)``.
     See :class:`~numpy_rnn.cells.GRUCell` for the equations.
 
@@ -783,6 +810,10 @@ class GRU(Recurrent):
 
 class Linear(Module):
     """Affine read-out ``y = x W + b`` over the last axis: ``W (D, K)``, ``b (K,)``.
+
+    ``input_size`` is ``D``, ``output_size`` ``K``; ``init`` maps ``"W"`` and ``"b"`` to an
+    initialiser (default torch's uniform with fan-in ``D``), ``rng`` and ``dtype`` as in
+    :class:`Recurrent`.
 
     ``forward(x (..., D)) -> (..., K)``; ``backward(dy) -> dx`` with ``dW = x^T dy`` and
     ``db = sum dy`` over all leading axes, added into ``grads``.
@@ -812,13 +843,15 @@ class Linear(Module):
 
     @staticmethod
     def apply(params: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-        """``x W + b``; parameters may carry leading axes (see ``Recurrent.apply``)."""
+        """``x W + b`` with ``W``, ``b`` taken from ``params``, which may carry leading axes (see
+        :meth:`Recurrent.apply`)."""
         b = params["b"] if params["b"].ndim == 1 else params["b"][..., None, :]
         return x @ params["W"] + b
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        """Adds ``dW = x^T dy`` and ``db = sum dy`` (over every leading axis) into ``grads``;
-        returns ``dx = dy W^T``, shaped like the last forward's ``x``."""
+        """From ``dy (..., K)``, the gradient of the last forward's output, adds ``dW = x^T dy`` and
+        ``db = sum dy`` (over every leading axis) into ``grads``; returns ``dx = dy W^T``, shaped
+        like the last forward's ``x``."""
         if self._x is None:
             raise RuntimeError("Linear: backward() called before forward()")
         dy = _checks.check_array("Linear", "dy", dy, self.dtype)
@@ -835,6 +868,9 @@ class Linear(Module):
 
 class Embedding(Module):
     """Token lookup ``e(t) = E[id(t)]`` with ``E (V, E)``, initialised N(0, 1) as in torch.
+
+    ``num_embeddings`` is ``V``, the vocabulary's size, ``embedding_dim`` ``E``; ``rng`` and
+    ``dtype`` as in :class:`Recurrent`.
 
     ``forward(ids (..., T)) -> (..., T, E)``; ``backward(d)`` adds ``d`` into the rows of
     ``dE`` that the ids selected (``np.add.at``, so repeated ids accumulate).
