@@ -246,7 +246,8 @@ class TrainConfig(_checks.PlainConfig):
                          spell: Callable[[str], str] = str) -> None:
         """ValueError naming the first of the fields ``names`` that does not apply to the
         configuration ``values`` (all fields; see :data:`APPLIES`); ``spell`` writes a field's
-        name as the caller knows it (a command-line flag)."""
+        name as the caller knows it (a command-line flag) and ``owner`` is who asks, the error's
+        first word."""
         for name in names:
             if name not in APPLIES:
                 continue
@@ -279,7 +280,8 @@ class TrainConfig(_checks.PlainConfig):
         return make_task(self.task, **options.get(self.task, {"seq_len": self.seq_len}))
 
     def model_config(self, input_size: int, output_size: int) -> ModelConfig:
-        """The :class:`ModelConfig` of the sequence model for data of these sizes."""
+        """The :class:`ModelConfig` of the sequence model for data of these sizes: ``input_size``
+        features (or the vocabulary's size) in, ``output_size`` out."""
         return ModelConfig(
             input_size=input_size, output_size=output_size, cell=self.cell_used,
             hidden_size=self.hidden_size, num_layers=self.num_layers, bidirectional=self.bidirectional,

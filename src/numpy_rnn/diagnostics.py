@@ -53,17 +53,25 @@ DIAGNOSTICS_FILE, FLOW_PLOT, SATURATION_PLOT = "diagnostics.json", "gradient_flo
 
 @dataclass
 class RunDiagnostics:
-    """One direction of one layer. Arrays are per step (T,) or per sequence and step (B, T)."""
+    """One direction of one layer. Arrays are per step (T,) or per sequence and step (B, T).
 
-    name: str                   # "l0", "l0_reverse", ...
-    direction: int              # 0 forward; 1 reverse, whose end is input step 0
-    cell: str                   # the cell's class name
-    state_grad_norms: dict      # state part -> (B, T) ||dL/d part(t)||
-    jacobian_norm: np.ndarray   # (B', T) ||dh(end)/dh(t)||_2 for the first B' sequences
-    state_jacobian_norm: np.ndarray | None  # (B', T) the same for the whole state; None for a one-part state
-    jacobian_method: str        # "exact" or "power"
-    recurrent: dict             # block name -> {"singular_values": (H,), "spectral_radius": float}
-    activations: dict = field(default_factory=dict)  # name -> {"kind", "saturated" (T,), "mean" (T,)}
+    ``name`` the run's (``"l0"``, ``"l0_reverse"``, ...); ``direction`` 0 forward, 1 reverse
+    (whose end is input step 0); ``cell`` the cell's class name; ``state_grad_norms`` state
+    part -> ``(B, T)`` ``||dL/d part(t)||``; ``jacobian_norm (B', T)`` ``||dh(end)/dh(t)||_2``
+    for the first ``B'`` sequences and ``state_jacobian_norm (B', T)`` the same for the whole
+    state (``None`` for a one-part state), computed by ``jacobian_method``, ``"exact"`` or
+    ``"power"``; ``recurrent`` block name -> ``{"singular_values": (H,), "spectral_radius":
+    float}``; ``activations`` name -> ``{"kind", "saturated" (T,), "mean" (T,)}``."""
+
+    name: str
+    direction: int
+    cell: str
+    state_grad_norms: dict
+    jacobian_norm: np.ndarray
+    state_jacobian_norm: np.ndarray | None
+    jacobian_method: str
+    recurrent: dict
+    activations: dict = field(default_factory=dict)
 
     @property
     def dl_dh_norm(self) -> np.ndarray:
@@ -73,7 +81,9 @@ class RunDiagnostics:
 
 @dataclass
 class Diagnostics:
-    """What :func:`diagnose` measured; :meth:`to_dict` is the ``diagnostics.json`` layout."""
+    """What :func:`diagnose` measured: the batch's ``loss``, its ``seq_len`` ``T`` and
+    ``batch_size`` ``B``, and one :class:`RunDiagnostics` per layer and direction in ``runs``;
+    :meth:`to_dict` is the ``diagnostics.json`` layout."""
 
     loss: float
     seq_len: int
@@ -87,7 +97,7 @@ class Diagnostics:
                 "layers": [_run_dict(run) for run in self.runs]}
 
     def save(self, path) -> str:
-        """Write :meth:`to_dict` as JSON (NaN and inf as null); returns the path."""
+        """Write :meth:`to_dict` as JSON (NaN and inf as null) to the file ``path``; returns the path."""
         Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         return str(path)
 
@@ -100,10 +110,11 @@ def diagnose(model, x, y, *, loss: str | None = None, state=None, lengths=None, 
 
     ``loss`` names a loss of :mod:`numpy_rnn.losses` (default: ``cross_entropy`` for integer
     targets, else ``mse``); for a bare layer ``y`` is the target of its output ``(B, T, dirs*H)``.
-    ``state`` and ``lengths`` go to the forward pass as in training. The Jacobian norms are
-    computed for the first ``jacobian_sequences`` sequences. The work is done on a copy: the
-    model's parameters, gradients, mode, random generator and the cache of its last forward pass
-    are as before the call.
+    ``state`` and ``lengths`` go to the forward pass as in training. The Jacobian norms are computed
+    for the first ``jacobian_sequences`` sequences, exactly up to ``exact_max`` state components
+    (:data:`EXACT_MAX`), by power iteration above. The work is done on a copy: the model's
+    parameters, gradients, mode, random generator and the cache of its last forward pass are as
+    before the call.
     """
     owner = "diagnose"
     _recurrent_layer(model)
@@ -337,15 +348,17 @@ def _activation_stats(cell, trace: RunTrace) -> dict:
 
 # ----------------------------------------------------------------------------- rates and the JSON
 def steps_back(length: int, direction: int = 0) -> np.ndarray:
-    """How far each input step lies from the run's end: ``T - 1 - t``, or ``t`` for a reverse run."""
+    """How far each input step lies from the run's end: ``T - 1 - t``, or ``t`` for a reverse run
+    (``direction`` 1), for ``length`` ``T`` steps."""
     t = np.arange(length)
     return t if direction else length - 1 - t
 
 
 def rate_per_step(norms: np.ndarray, direction: int = 0) -> float | None:
-    """The factor by which a norm shrinks (< 1) or grows per step back in time: ``exp`` of the
-    least-squares slope of ``log norm(t)`` against the steps back from the run's end
-    (:func:`steps_back`), over the finite positive values; None with fewer than two of them."""
+    """The factor by which ``norms (T,)`` shrink (< 1) or grow per step back in time from the end of
+    a run of ``direction`` 0 or 1: ``exp`` of the least-squares slope of ``log norm(t)`` against the
+    steps back from the run's end (:func:`steps_back`), over the finite positive values; None with
+    fewer than two of them."""
     norms = np.asarray(norms, dtype=np.float64)
     lag = steps_back(norms.shape[-1], direction)
     keep = np.isfinite(norms) & (norms > 0)

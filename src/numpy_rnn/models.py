@@ -43,7 +43,9 @@ class RNN(Module):
     """Sequence-to-one Elman regressor of the course notebook, with its names and methods.
 
     ``s(t) = x(t) W + a(t-1) R + bs``, ``a(t) = tanh(s(t))``, ``y = a(T) V + by`` with
-    ``W (D, H)``, ``R (H, H)``, ``bs (H,)``, ``V (H, K)``, ``by (K,)``, ``a(0) = 0``.
+    ``W (D, H)``, ``R (H, H)``, ``bs (H,)``, ``V (H, K)``, ``by (K,)``, ``a(0) = 0``:
+    ``input_size`` is ``D``, ``hidden_size`` ``H``, ``output_size`` ``K``; ``rng`` (``None``, a
+    seed or a Generator) draws the weights, of ``dtype``.
     Initialisation as in the notebook: ``R = I``; ``W``, ``V`` LeCun uniform
     U(+-sqrt(3/fan_in)); biases zero.
 
@@ -107,8 +109,9 @@ class RNN(Module):
         return y[:, None] if out.ndim == 2 else y
 
     def apply(self, params, x) -> np.ndarray:
-        """Functional forward on a batch ``x (..., B, T, D)`` -> ``(..., B, K)``; parameters
-        may carry leading axes (used by the vectorised gradient check)."""
+        """Functional forward on a batch ``x (..., B, T, D)`` -> ``(..., B, K)`` with the
+        parameters ``params`` (the notebook's names), which may carry leading axes (used by the
+        vectorised gradient check)."""
         rnn_params = {"W": params["W"], "R": params["R"], "b": params["bs"]}
         _, h_n = self.rnn.apply(rnn_params, x)
         return Linear.apply({"W": params["V"], "b": params["by"]}, h_n[..., 0, :, :])
@@ -122,11 +125,12 @@ class RNN(Module):
         return self._gradients()
 
     def backward_rtrl(self, d_loss) -> dict[str, np.ndarray]:
-        """What :meth:`backward` returns (the same dict, the same numbers), computed forward in
-        time by real-time recurrent learning (:class:`~numpy_rnn.rtrl.RTRL`) over the input of
-        the last forward: the sensitivities ``da(t)/dtheta`` of ``W, R, bs`` are carried from
-        ``t = 1`` to ``T`` (``da(t)/dtheta = J(t) da(t-1)/dtheta + I(t)``), and as only ``a(T)``
-        feeds ``y``, ``dL/dtheta = dL/da(T) . da(T)/dtheta``; ``V``, ``by`` come from the head."""
+        """What :meth:`backward` returns for ``d_loss`` (the same dict, the same numbers), computed
+        forward in time by real-time recurrent learning (:class:`~numpy_rnn.rtrl.RTRL`) over the
+        input of the last forward: the sensitivities ``da(t)/dtheta`` of ``W, R, bs`` are carried
+        from ``t = 1`` to ``T`` (``da(t)/dtheta = J(t) da(t-1)/dtheta + I(t)``), and as only
+        ``a(T)`` feeds ``y``, ``dL/dtheta = dL/da(T) . da(T)/dtheta``; ``V``, ``by`` come from the
+        head."""
         d_h = self._head_backward(d_loss, "backward_rtrl")  # (B, H) or (H,)
         x = self._input if self._input.ndim == 3 else self._input[None]  # (B, T, D)
         rtrl = RTRL(self.rnn)
@@ -155,7 +159,8 @@ class RNN(Module):
         return {key: value.copy() for key, value in self.grads.items()}
 
     def update(self, lr: float) -> None:
-        """``w -= lr * dw`` for every parameter; needs a ``backward()`` since the last update."""
+        """``w -= lr * dw`` for every parameter, ``lr`` the learning rate; needs a ``backward()``
+        since the last update."""
         lr = _checks.check_real("RNN", "lr", lr, low=0.0)
         if not self._has_grads:
             raise RuntimeError("RNN: update() called before backward(); call forward() and backward() first")
@@ -168,7 +173,7 @@ class RNN(Module):
         return self.state_dict()
 
     def set_weights(self, weights) -> None:
-        """Copy ``W, R, V, bs, by`` in, all five, each of its exact shape and dtype (the
+        """Copy ``W, R, V, bs, by`` in from the dict ``weights``, all five, each of its exact shape and dtype (the
         notebook's name for :meth:`load_state_dict`)."""
         self.load_state_dict(weights)
 
@@ -181,6 +186,10 @@ class ModelConfig(_checks.PlainConfig):
     """Architecture of a :class:`SequenceModel`; every field is plain data.
 
     ``input_size`` is the number of features, or the vocabulary size when ``tokens``;
+    ``output_size`` the head's width ``K``. ``cell`` names the layer (:data:`CELLS`: ``"rnn"``,
+    ``"lstm"``, ``"gru"``) of ``hidden_size`` ``H``, ``num_layers`` deep, ``bidirectional`` or
+    not, with ``dropout`` between stacked layers; ``nonlinearity`` (``"tanh"`` or ``"relu"``)
+    applies to ``"rnn"`` only. ``dtype`` is ``"float64"`` or ``"float32"``.
     ``embedding_size`` 0 feeds tokens one-hot, > 0 through a learned embedding. ``init`` maps
     parameter names of the layer (``W``, ``R``, ``b``, ...) to initialiser names.
     ``bias`` False builds the recurrent layer without biases (the head keeps its own).
@@ -241,7 +250,8 @@ class ModelConfig(_checks.PlainConfig):
 
 
 class SequenceModel(Module):
-    """Token input (optional) -> recurrent layer -> linear head.
+    """Token input (optional) -> recurrent layer -> linear head, as ``config`` says; ``rng``
+    (``None``, a seed or a Generator) draws the weights and the dropout masks.
 
     ``forward(x, state=None, lengths=None) -> (y, state_n)``, arguments in the layers' order:
     ``x`` is ``(B, T, D)`` floats, or ``(B, T)`` integer ids when ``config.tokens``; ``y`` is
@@ -336,7 +346,8 @@ class SequenceModel(Module):
 
         The ids ``prime (P,)`` (P >= 1) are read first; then each next id is drawn from
         ``softmax(logits / temperature)`` of the model's last output and fed in. Returns the
-        drawn ids ``(length,)`` (not the prime). ``rng``: a seed or a Generator.
+        drawn ids ``(length,)`` (not the prime). ``temperature`` below 1 sharpens the
+        distribution, above 1 flattens it. ``rng``: a seed or a Generator.
         """
         owner, c = "SequenceModel.generate", self.config
         if not (c.tokens and c.sequence_output):

@@ -110,8 +110,8 @@ class NonFiniteError(FloatingPointError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped the run between two steps; ``checkpoint`` is where it was saved
-    (or None)."""
+    """Ctrl-C or SIGTERM stopped the run between two steps, after ``step`` steps; ``checkpoint``
+    is where it was saved (or None)."""
 
     def __init__(self, step: int, checkpoint: str | None):
         super().__init__(f"interrupted at step {step}")
@@ -119,7 +119,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class RunInUse(RuntimeError):
-    """Another writer (``pid``; None where it could not be read) holds the run folder's lock."""
+    """Another writer (``pid``; None where it could not be read) holds the lock of the run
+    folder ``folder``."""
 
     def __init__(self, folder, pid: int | None):
         who = "an unknown process" if pid is None else f"process {pid}" + (" (this one)" if pid == os.getpid() else "")
@@ -347,8 +348,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "valid") -> float:
-        """Mean loss of the model's current weights on the fixed ``"valid"`` or ``"test"`` set
-        (dropout off)."""
+        """Mean loss of the model's current weights on the fixed set that ``split`` names,
+        ``"valid"`` or ``"test"`` (dropout off)."""
         if split not in ("valid", "test"):
             raise ValueError(f"Trainer.evaluate: expected split 'valid' or 'test', got {split!r}")
         total = count = 0.0
@@ -752,7 +753,9 @@ def _finite_or_none(value: float) -> float | None:
 def sample_text(trainer: Trainer, length: int, *, temperature: float = 1.0, prime: str = "", rng=0) -> str:
     """``length`` characters written by the character model of ``trainer`` with its current
     weights (see :meth:`SequenceModel.generate`); the text ``prime`` is read first (without
-    one, the first character is drawn from the text's character frequencies)."""
+    one, the first character is drawn from the text's character frequencies). ``temperature``
+    divides the logits (below 1: safer text, above 1: wilder); ``rng`` (a seed or a Generator)
+    draws the characters."""
     if trainer.config.task != "chars":
         raise ValueError(f"sample_text: needs a run of task 'chars', got task {trainer.config.task!r}")
     if not isinstance(prime, str):
@@ -773,7 +776,8 @@ def sample_text(trainer: Trainer, length: int, *, temperature: float = 1.0, prim
 
 
 def train(config: TrainConfig, *, progress: bool = False, force: bool = False) -> tuple[Trainer, dict]:
-    """Run ``config`` from scratch to the end; returns the trainer and the summary.
+    """Run ``config`` from scratch to the end; returns the trainer and the summary. ``progress``
+    shows a progress bar (:meth:`Trainer.run`).
 
     A run folder that already holds a run is refused (FileExistsError: resume it instead),
     unless ``force``, which first deletes that run's files (:func:`remove_run`).
