@@ -446,7 +446,8 @@ _SCALARS = {int: "int", float: "float", str: "str", bool: "bool", None: "null", 
 
 
 def check_schema(path, value, schema, where: str = "meta") -> None:
-    """CheckpointError unless the JSON data ``value`` (loaded from ``path``) has the form ``schema``.
+    """CheckpointError unless the JSON data ``value`` (loaded from ``path``) has the form ``schema``;
+    ``where`` names the data in the error (the checkpoint's ``meta`` by default).
 
     A schema is one of:
 

@@ -13,6 +13,9 @@ cannot be read or written, a refused checkpoint, a non-finite loss); 2 the comma
 checkpoint). SIGTERM (``kill PID``) stops a command as Ctrl-C does: a job started in the
 background by a shell ignores Ctrl-C's SIGINT, so ``kill`` is how it is stopped cleanly.
 
+Each ``run_*`` function runs one command: it takes ``args``, the parsed command line (the
+``argparse.Namespace`` of :func:`build_parser`), and returns the exit status.
+
 A failure prints one line, ``numpy-rnn COMMAND: error: MESSAGE``, on stderr and no
 traceback: the errors a user's input or machine can cause (``USER_ERRORS``) are reported so;
 any other exception is a bug and keeps its traceback. ``--debug`` (or ``NUMPY_RNN_DEBUG=1``)

@@ -157,7 +157,8 @@ def _checked_arrays(owner: str, layer, state_dict) -> dict[str, np.ndarray]:
 
 
 def load_torch_state_dict(layer, state_dict) -> None:
-    """Copy a torch RNN/LSTM/GRU state dict (tensors or arrays) into ``layer.params`` in place.
+    """Copy ``state_dict``, a torch RNN/LSTM/GRU state dict (tensors or arrays), into
+    ``layer.params`` in place.
 
     ``W = weight_ih.T``, ``R = weight_hh.T``, ``W_hr = weight_hr.T`` (projections) and
     ``b = bias_ih + bias_hh``; for GRU the

@@ -167,7 +167,7 @@ def bce_with_logits(
         dl/dx = sigmoid(x) - y
 
     with ``sigmoid(x) = 1 / (1 + exp(-x))`` for ``x >= 0`` and ``exp(x) / (1 + exp(x))`` otherwise,
-    so no ``exp`` overflows. ``target`` has the logits' shape and dtype (soft labels allowed).
+    so no ``exp`` overflows. ``target`` has the shape and dtype of ``logits`` (soft labels allowed).
     Equals ``torch.nn.functional.binary_cross_entropy_with_logits``.
     """
     owner = "bce_with_logits"

@@ -84,7 +84,7 @@ def part_rows(batch: int, step_work: int) -> list[slice]:
 
 
 def map_parts(fn: Callable, parts: Sequence) -> list:
-    """``[fn(part) for part in parts]``, the parts on as many threads, the BLAS pinned to one
+    """``[fn(part) for part in parts]``, the ``parts`` on as many threads, the BLAS pinned to one
     thread meanwhile; a single part runs in the caller's thread, untouched."""
     if len(parts) == 1:
         return [fn(parts[0])]

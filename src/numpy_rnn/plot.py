@@ -33,7 +33,8 @@ def plot_history(history: list[dict], baseline: float, path, *, title: str | Non
     """Draw training and validation loss against the step, log y axis, the baseline dashed.
 
     ``history`` is a run's list of records (``step``, ``train_loss``, ``val_loss``; a None
-    loss is left out); ``ylabel`` names the loss.
+    loss is left out); ``baseline`` the loss without memory; ``ylabel`` names the loss and
+    ``title`` (default: none) heads the plot. Written to ``path``, which is returned.
     """
     fig = _figure()
     ax = fig.add_subplot()
@@ -65,7 +66,8 @@ def _against_lag(ax, values, direction, label, **style) -> None:
 def plot_gradient_flow(diagnostics: dict, path, *, title: str | None = None) -> str:
     """``||dL/dh(t)||`` (and ``||dL/dc(t)||`` dashed) against ``T - t``, log scale, one line
     per layer and direction; beside it the Jacobian norm ``||dh(T)/dh(t)||``. ``diagnostics`` is
-    the layout of ``diagnostics.json`` (:meth:`numpy_rnn.diagnostics.Diagnostics.to_dict`)."""
+    the layout of ``diagnostics.json`` (:meth:`numpy_rnn.diagnostics.Diagnostics.to_dict`).
+    ``title`` (default: none) heads the figure. Written to ``path``, which is returned."""
     fig = _figure((11, 4.5))
     grads, jac = fig.subplots(1, 2)
     for run in diagnostics["layers"]:
@@ -90,7 +92,9 @@ def plot_gradient_flow(diagnostics: dict, path, *, title: str | None = None) -> 
 
 def plot_saturation(diagnostics: dict, path, *, title: str | None = None) -> str:
     """Per layer and direction: the fraction of saturated units of every activation (solid)
-    and its mean value (dotted) against the step ``t``."""
+    and its mean value (dotted) against the step ``t``, from ``diagnostics`` as in
+    :func:`plot_gradient_flow`. ``title`` (default: none) heads the figure. Written to ``path``,
+    which is returned."""
     runs = diagnostics["layers"]
     fig = _figure((7, 3.2 * len(runs)))
     for ax, run in zip(np.atleast_1d(fig.subplots(len(runs), 1, squeeze=False)[:, 0]), runs):

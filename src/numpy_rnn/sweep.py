@@ -101,8 +101,8 @@ class Configuration:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """A checked spec: where it came from, the parsed TOML, the seeds, the target and the
-    configurations (in spec order: the grid's product, then the runs)."""
+    """A checked spec: where it came from (``path``), the parsed TOML (``spec``), the ``seeds``, the
+    ``target`` and the configurations (in spec order: the grid's product, then the runs)."""
 
     path: str
     spec: dict
@@ -261,10 +261,10 @@ def _name_value(value) -> str:
 
 # ----------------------------------------------------------------------------- one run (on a worker)
 def run_one(config: dict, stop_file=None) -> dict:
-    """The task of one run (``TrainConfig.to_dict()``, its ``out`` the run folder): skip it,
-    resume it or train it to the end (see the module docstring), stopping at a checkpoint once
-    ``stop_file`` exists. Returns ``{"status": "done" | "skipped" | "stopped" | "failed",
-    "error": the error's line or None}``."""
+    """The task of one run, ``config`` (``TrainConfig.to_dict()``, its ``out`` the run folder): skip
+    it, resume it or train it to the end (see the module docstring), stopping at a checkpoint once
+    ``stop_file`` exists. Returns ``{"status": "done" | "skipped" | "stopped" | "failed", "error":
+    the error's line or None}``."""
     folder = Path(config["out"])
     with _blas_threads():
         while True:
@@ -346,7 +346,8 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     "redone": [...], "report": [paths]}`` (run folders as str; ``skipped``: finished before;
     ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted by ``force`` because
     their configuration changed). Ctrl-C stops the runs at their next checkpoint and raises
-    KeyboardInterrupt; rerunning the same call goes on from there.
+    KeyboardInterrupt; rerunning the same call goes on from there. ``progress`` shows a progress
+    bar over the runs.
     """
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"run_sweep: expected a SweepSpec (load_spec(path)), got {type(spec).__name__}")

@@ -53,7 +53,8 @@ def run_folder(out, name: str, seed: int) -> Path:
 
 
 def read_sweep(out) -> dict:
-    """``OUT/sweep.json``, checked: its format, seeds, target and configurations."""
+    """``OUT/sweep.json`` of the sweep folder ``out``, checked: its format, seeds, target and
+    configurations."""
     path = Path(out) / SWEEP_FILE
     if not path.is_file():
         raise FileNotFoundError(f"read_sweep: '{out}' is not a sweep folder: it has no {SWEEP_FILE}")
@@ -99,7 +100,8 @@ def read_history(run) -> list[dict]:
 
 
 def run_status(run) -> str:
-    """done, failed, unfinished or missing: see the module docstring."""
+    """The status of the run folder ``run``: done, failed, unfinished or missing (see the module
+    docstring)."""
     run = Path(run)
     if (run / SUMMARY_FILE).is_file():
         return "done"
@@ -109,7 +111,8 @@ def run_status(run) -> str:
 
 
 def first_below(history: list[dict], level: float) -> int | None:
-    """The step of the first evaluation whose validation loss is below ``level`` (None: never)."""
+    """The step of the first evaluation in ``history`` (a run's metrics records) whose validation
+    loss is below ``level`` (None: never)."""
     return next((r["step"] for r in history if r.get("val_loss") is not None and r["val_loss"] < level), None)
 
 
@@ -129,7 +132,8 @@ def _check_run_config(run: Path, configuration: dict, seed: int) -> None:
 
 
 def varied_fields(sweep: dict) -> list[str]:
-    """The fields varied across the sweep's configurations, in the order they first appear."""
+    """The fields varied across the configurations of ``sweep`` (its sweep.json), in the order
+    they first appear."""
     return list(dict.fromkeys(name for c in sweep["configurations"] for name in c["varied"]))
 
 
@@ -190,10 +194,10 @@ def _median_first_step(steps: list[int | None]) -> float | None:
 
 
 def summarize(rows: list[dict], target: float | None) -> list[dict]:
-    """Per configuration (rows in :func:`collect`'s order): ``runs`` and the count of each status;
-    over its done runs: mean and std of ``test_loss`` and ``ratio_to_baseline``, ``below_target``
-    (runs whose test loss is below the target), the median first step below the target
-    (:func:`_median_first_step`), mean ``seconds``."""
+    """Per configuration of ``rows`` (in :func:`collect`'s order; ``target`` the sweep's, or None):
+    ``runs`` and the count of each status; over its done runs: mean and std of ``test_loss`` and
+    ``ratio_to_baseline``, ``below_target`` (runs whose test loss is below the target), the median
+    first step below the target (:func:`_median_first_step`), mean ``seconds``."""
     configurations: dict[str, list[dict]] = {}
     for row in rows:
         configurations.setdefault(row["configuration"], []).append(row)
@@ -237,13 +241,13 @@ def _fmt_value(value) -> str:
 
 
 def markdown(sweep: dict, rows: list[dict]) -> str:
-    """The Markdown report of a sweep (its sweep.json, :func:`read_sweep`, and its rows,
-    :func:`collect`): a table with one row per configuration (its name where ``[[runs]]``
-    entries name themselves, its varied fields, runs done, mean ± std over the done runs of the
-    test loss and of the test loss in % of the baseline; with a target, runs whose test loss is
-    below it and the median first step whose validation loss is; mean wall time), what the
-    columns mean, and a line saying how many runs are unfinished, failed or missing (and which
-    failed, with their error)."""
+    """The Markdown report of a sweep (``sweep``, its sweep.json, :func:`read_sweep`, and ``rows``,
+    :func:`collect`): a table with one row per configuration (its name where ``[[runs]]`` entries
+    name themselves, its varied fields, runs done, mean ± std over the done runs of the test loss
+    and of the test loss in % of the baseline; with a target, runs whose test loss is below it and
+    the median first step whose validation loss is; mean wall time), what the columns mean, and a
+    line saying how many runs are unfinished, failed or missing (and which failed, with their
+    error)."""
     target = sweep["target"]
     named = any("name" in entry for entry in sweep["spec"].get("runs", []))  # [[runs]] with names of their own
     fields = varied_fields(sweep)
@@ -298,7 +302,8 @@ def _csv_cell(value):
 
 
 def write_csv(rows: list[dict], path) -> Path:
-    """``rows`` (:func:`collect`) as CSV, one column per key; None empty, dicts as JSON."""
+    """``rows`` (:func:`collect`) as CSV into the file ``path``, one column per key; None empty,
+    dicts as JSON."""
     path = Path(path)
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["configuration", "seed", "status"])
@@ -323,7 +328,7 @@ def plot_sweep(out, path=None) -> str:
     """Validation loss (log scale) against the step and against wall time of every run with an
     evaluation: one colour per configuration, one line style per seed (:data:`SEED_STYLES`); the
     target dotted, each task baseline (of the runs done) dashed; the key below the panels.
-    Written to ``path`` (default ``OUT/results.png``)."""
+    Read from the sweep folder ``out`` and written to ``path`` (default ``OUT/results.png``)."""
     from .plot import _figure, _save
 
     sweep = read_sweep(out)
@@ -375,8 +380,9 @@ def _draw_runs(axes, sweep: dict, out) -> set[float]:
 
 
 def write_report(out) -> list[Path]:
-    """Write ``OUT/results.csv`` (:func:`collect`), ``OUT/results.md`` (:func:`markdown`) and
-    ``OUT/results.png`` (:func:`plot_sweep`; needs matplotlib); returns their paths."""
+    """Write, into the sweep folder ``out``, ``OUT/results.csv`` (:func:`collect`),
+    ``OUT/results.md`` (:func:`markdown`) and ``OUT/results.png`` (:func:`plot_sweep`; needs
+    matplotlib); returns their paths."""
     out = Path(out)
     csv_path, md_path, png_path = (out / name for name in RESULT_FILES)
     rows = collect(out)

@@ -90,7 +90,7 @@ class _Task:
 class MemoryTask(_Task):
     """The course's memory task: remember the first value of a noise sequence.
 
-    ``x[i, t, 0] ~ U(-1, 1)`` independently, ``x`` of shape ``(n, T, 1)`` with ``T = seq_len``;
+    ``x[i, t, 0] ~ U(-1, 1)`` independently, ``x`` of shape ``(n, T, 1)`` with ``T`` = ``seq_len``;
     the target is the first value, ``y = x[:, 0, :]`` of shape ``(n, 1)``; loss MSE.
 
     Baseline: without memory the best constant is the mean 0, with MSE
@@ -111,7 +111,7 @@ class MemoryTask(_Task):
         return x, x[:, 0, :].copy()
 
     def baseline_predict(self, x) -> np.ndarray:
-        """Predict the mean 0 for every sequence: shape ``(n, 1)``."""
+        """Predict the mean 0 for every sequence of ``x``: shape ``(n, 1)``."""
         x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
         return np.zeros((x.shape[0], 1))
 
@@ -126,7 +126,7 @@ class AddingTask(_Task):
     """The adding problem as in Le, Jaitly & Hinton (2015), "A Simple Way to Initialize
     Recurrent Networks of Rectified Linear Units", arXiv:1504.00941.
 
-    ``x`` has shape ``(n, T, 2)``, ``T = seq_len >= 2``. Channel 0 holds values
+    ``x`` has shape ``(n, T, 2)``, ``T`` = ``seq_len`` >= 2. Channel 0 holds values
     ``U[0, 1)``; channel 1 is a marker channel with exactly two 1s, the first at a uniformly
     random step of the first half ``[0, T // 2)``, the second at a uniformly random step of the
     second half ``[T // 2, T)``; all other markers are 0. The target ``y`` (shape ``(n, 1)``) is
@@ -158,7 +158,7 @@ class AddingTask(_Task):
         return x, y[:, None]
 
     def baseline_predict(self, x) -> np.ndarray:
-        """Predict the mean 1 for every sequence: shape ``(n, 1)``."""
+        """Predict the mean 1 for every sequence of ``x``: shape ``(n, 1)``."""
         x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
         return np.ones((x.shape[0], 1))
 
@@ -173,7 +173,7 @@ class AddingTaskHS(_Task):
     """The adding problem of Hochreiter & Schmidhuber (1997), "Long Short-Term Memory",
     Neural Computation 9(8), Experiment 4, at a fixed length.
 
-    ``x`` has shape ``(n, T, 2)``, ``T = seq_len >= 4``. Channel 0 holds values ``U(-1, 1)``.
+    ``x`` has shape ``(n, T, 2)``, ``T`` = ``seq_len`` >= 4. Channel 0 holds values ``U(-1, 1)``.
     Channel 1 holds markers: exactly two steps are marked with 1. The first mark (value X1)
     is uniform over the first ``min(10, T - 1)`` steps (the paper: "one of the first ten
     pairs"; capped so it never lands on the last step); the second mark (value X2) is uniform
@@ -226,7 +226,7 @@ class AddingTaskHS(_Task):
         return x, y[:, None]
 
     def baseline_predict(self, x) -> np.ndarray:
-        """Predict the mean 0.5 for every sequence: shape ``(n, 1)``."""
+        """Predict the mean 0.5 for every sequence of ``x``: shape ``(n, 1)``."""
         x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
         return np.full((x.shape[0], 1), 0.5)
 
@@ -244,8 +244,8 @@ class CopyTask(_Task):
     """The copying-memory task of Arjovsky, Shah & Bengio (2016), "Unitary Evolution
     Recurrent Neural Networks", ICML (after Hochreiter & Schmidhuber 1997).
 
-    Classes: 0 blank, ``1..S`` symbols (``S = n_symbols``), ``S + 1`` delimiter. With
-    ``L = copy_len`` the input is ``L`` symbols drawn uniformly with replacement, then
+    Classes: 0 blank, ``1..S`` symbols (``S`` = ``n_symbols``), ``S + 1`` delimiter. With
+    ``L`` = ``copy_len`` the input is ``L`` symbols drawn uniformly with replacement, then
     ``delay - 1`` blanks, the delimiter, then ``L`` blanks: ``T = delay + 2 L`` steps
     (``delay`` is the paper's T, so its ``T + 20`` steps for ``L = 10``). ``x`` is one-hot,
     shape ``(n, T, S + 2)``. The target ``y``, integer class ids of shape ``(n, T)``, is blank
@@ -292,7 +292,8 @@ class CopyTask(_Task):
         return np.eye(self.input_size)[ids], y
 
     def baseline_predict(self, x) -> np.ndarray:
-        """Probabilities ``(n, T, n_symbols + 1)``: blank until the delimiter, then uniform."""
+        """Probabilities ``(n, T, n_symbols + 1)`` for ``x``: blank until the delimiter, then
+        uniform."""
         x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
         probs = np.zeros((x.shape[0], self.seq_len, self.output_size))
         probs[:, : -self.copy_len, 0] = 1.0
@@ -312,7 +313,7 @@ class SineTask(_Task):
     For each sequence draw amplitude ``A ~ U(0.5, 1.5)``, frequency ``f ~ U(0.02, 0.1)``
     cycles per step (periods of 10 to 50 steps) and phase ``phi ~ U(0, 2 pi)``, and let
     ``s(t) = A sin(2 pi f t + phi)``. ``x[:, t, 0] = s(t)`` for ``t = 0..T-1`` (shape
-    ``(n, T, 1)``, ``T = seq_len``); the target is ``y = s(T - 1 + horizon)``, shape
+    ``(n, T, 1)``, ``T`` = ``seq_len``); the target is ``y = s(T - 1 + horizon)``, shape
     ``(n, 1)``; loss MSE.
 
     Baseline: persistence, predicting the last observed value ``s(T - 1)``. As the phase is
@@ -360,7 +361,7 @@ class RecallTask(_Task):
     """Delayed recall on a stream: repeat the input of ``delay`` steps ago.
 
     ``x[i, t, 0] ~ U(-1, 1)`` independently and the target is ``y[i, t, 0] = x[i, t - delay, 0]``,
-    both of shape ``(n, T, 1)`` with ``T = seq_len``; loss MSE at every step. The sequences are
+    both of shape ``(n, T, 1)`` with ``T`` = ``seq_len``; loss MSE at every step. The sequences are
     windows of endless streams: the ``delay`` values before the first step exist (drawn, never
     shown), so every target is U(-1, 1), and the first ``delay`` targets of a window cannot be
     known from it. A trainer reads one stream in chunks: ``pending = start(n, rng)``, then
@@ -383,14 +384,15 @@ class RecallTask(_Task):
         self._set_int("delay", 1)
 
     def start(self, n: int, rng) -> np.ndarray:
-        """The ``delay`` values of ``n`` streams before their first step: ``(n, delay, 1)``."""
+        """The ``delay`` values of ``n`` streams before their first step, drawn from ``rng``:
+        ``(n, delay, 1)``."""
         n = check_size(type(self).__name__, "n", n)
         return as_generator(rng, type(self).__name__).uniform(*self.VALUES, size=(n, self.delay, 1))
 
     def chunk(self, pending, length: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The next ``length`` steps of the streams whose last ``delay`` values are ``pending``:
-        ``(x, y, pending_next)``, ``x`` and ``y`` of shape ``(n, length, 1)``. ``pending`` is
-        not modified."""
+        ``(x, y, pending_next)``, ``x`` and ``y`` of shape ``(n, length, 1)``, the new values drawn
+        from ``rng``. ``pending`` is not modified."""
         owner = type(self).__name__
         pending = np.asarray(pending)
         if pending.ndim != 3 or pending.shape[1:] != (self.delay, 1) or pending.shape[0] == 0:
@@ -405,7 +407,7 @@ class RecallTask(_Task):
         return x, y
 
     def baseline_predict(self, x) -> np.ndarray:
-        """Predict the mean 0 at every step: shape ``(n, T, 1)``."""
+        """Predict the mean 0 at every step of ``x``: shape ``(n, T, 1)``."""
         x = _check_x(type(self).__name__, x, self.seq_len, self.input_size)
         return np.zeros(x.shape)
 
@@ -431,7 +433,8 @@ def make_task(name: str, **kwargs):
 
 
 def empirical_baseline(task, x, y) -> float:
-    """Mean loss of ``task.baseline_predict(x)`` against the targets ``y`` under ``task.loss``.
+    """Mean loss of ``task.baseline_predict(x)`` on the inputs ``x`` against the targets ``y``
+    under ``task.loss``.
 
     For ``"mse"`` the mean of ``(prediction - y) ** 2`` over all elements; for
     ``"cross_entropy"`` the mean over all targets of ``-ln p[target]``, where the prediction
@@ -491,7 +494,8 @@ class CharCorpus:
 
     @classmethod
     def from_text(cls, text: str, vocab: str | None = None) -> CharCorpus:
-        """A corpus of the string ``text`` (same as ``CharCorpus(text, vocab)``)."""
+        """A corpus of the string ``text`` over the characters ``vocab`` (default: those of the
+        text), the same as ``CharCorpus(text, vocab)``."""
         return cls(text, vocab)
 
     @classmethod
@@ -599,7 +603,7 @@ class CharCorpus:
     ) -> tuple[CharCorpus, CharCorpus, CharCorpus]:
         """``(train, valid, test)``: the text cut twice, the parts in the order of the text.
 
-        With ``N`` characters, ``v = valid_fraction`` and ``t = test_fraction``, training is
+        With ``N`` characters, ``valid_fraction`` ``v`` and ``test_fraction`` ``t``, training is
         ``text[:a]``, validation ``text[a:b]`` and test ``text[b:]`` where
         ``a = floor(N (1 - (v + t)))`` and ``b = floor(N (1 - t))``. The default 90/5/5 keeps
         nanoGPT's training split of a text (its first ``int(0.9 N)`` characters) and cuts its
@@ -624,7 +628,8 @@ class CharCorpus:
     def batches(
         self, batch_size: int, seq_len: int, rng
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """One epoch of shuffled windows: an iterator of ``(x, y)`` int64 id arrays ``(B, T)``.
+        """One epoch of shuffled windows: an iterator of ``(x, y)`` int64 id arrays ``(B, T)``,
+        ``B`` = ``batch_size`` and ``T`` = ``seq_len``, drawn from ``rng`` (a seed or a Generator).
 
         The text is cut, from a random offset in ``[0, T)``, into non-overlapping windows
         ``x = ids[s : s + T]``, ``y = ids[s + 1 : s + T + 1]``; the windows are shuffled and
@@ -646,7 +651,8 @@ class CharCorpus:
         return ((self.ids[s[:, None] + steps], self.ids[s[:, None] + steps + 1]) for s in starts)
 
     def stream(self, batch_size: int) -> np.ndarray:
-        """The text as ``B`` parallel contiguous streams: ids of shape ``(B, N // B)``.
+        """The text as ``B`` = ``batch_size`` parallel contiguous streams: ids of shape ``(B, N //
+        B)``.
 
         Row ``b`` is ``ids[b * M : (b + 1) * M]`` with ``M = N // B``. For truncated
         backpropagation through time with chunks of ``T`` steps, chunk ``k`` is
@@ -679,6 +685,6 @@ class CharCorpus:
         return math.log(len(self.vocab))
 
     def baseline_predict(self, x) -> np.ndarray:
-        """The unigram probabilities for every input id: shape ``(B, T, V)``."""
+        """The unigram probabilities for every input id of ``x``: shape ``(B, T, V)``."""
         x = np.asarray(x)
         return np.broadcast_to(self.unigram, x.shape + (len(self.vocab),))

@@ -111,8 +111,9 @@ def minimum_parameter_count(config: TrainConfig, input_size: int, output_size: i
 
 
 def check_parameter_count(path: str, arrays: dict, config: TrainConfig, input_size: int, output_size: int) -> None:
-    """CheckpointError when the stored ``params.*`` hold fewer values than ``config`` needs:
-    refused before the model (and its memory) is built."""
+    """CheckpointError when the stored ``params.*`` of ``arrays`` (read from the checkpoint
+    ``path``) hold fewer values than ``config`` needs for data of ``input_size`` features in and
+    ``output_size`` out: refused before the model (and its memory) is built."""
     stored = sum(value.size for name, value in arrays.items() if name.startswith("params."))
     needed = minimum_parameter_count(config, input_size, output_size)
     if needed > stored:

@@ -43,19 +43,20 @@ class TrainingData(Protocol):
         it (None: zero)."""
 
     def carry(self, state) -> None:
-        """Takes the final state after a successful update on the last batch (None after a skipped
-        update); a stateless adapter ignores it."""
+        """Takes ``state``, the final state after a successful update on the last batch (None after
+        a skipped update); a stateless adapter ignores it."""
 
     def eval_batches(self, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """``(x, y)`` batches of the fixed ``"valid"`` or ``"test"`` set, the same every time."""
+        """``(x, y)`` batches of the fixed set that ``split`` names, ``"valid"`` or ``"test"``, the
+        same every time."""
 
     def state_dict(self) -> tuple[dict, dict]:
         """``(arrays, meta)``: every piece of state :meth:`next_batch` reads (arrays of numbers, JSON
         metadata), so that a resumed run draws the same batches."""
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
-        """Restores what :meth:`state_dict` returned, raising CheckpointError for stored state of the
-        wrong form."""
+        """Restores what :meth:`state_dict` returned, ``arrays`` and ``meta``, raising
+        CheckpointError for stored state of the wrong form."""
 
 
 def make_data(config: TrainConfig, seeds: list[np.random.SeedSequence]) -> TrainingData:
@@ -69,7 +70,8 @@ def make_data(config: TrainConfig, seeds: list[np.random.SeedSequence]) -> Train
 
 class TaskData:
     """A synthetic task: training batches from one generator, fixed validation and test sets
-    of ``config.eval_size`` sequences each."""
+    of ``config.eval_size`` sequences each. ``rng`` draws the training batches; ``valid_seed``
+    and ``test_seed`` (``numpy.random.SeedSequence``) the two fixed sets."""
 
     carries_state = False
 
@@ -90,10 +92,11 @@ class TaskData:
         return (*self._sample(self.batch_size, self.rng), None)
 
     def carry(self, state) -> None:
-        """Independent sequences: nothing is carried."""
+        """Independent sequences: nothing is carried (``state`` is ignored)."""
 
     def eval_batches(self, split: str):
-        """The split's fixed sequences in batches of at most ``EVAL_BATCH``."""
+        """The fixed sequences of ``split`` (``"valid"`` or ``"test"``) in batches of at most
+        ``EVAL_BATCH``."""
         x, y = self.sets[split]
         return ((x[i:i + EVAL_BATCH], y[i:i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH))
 
@@ -102,13 +105,14 @@ class TaskData:
         return {}, {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
-        """The generator's state."""
+        """The generator's state, from ``meta`` (``arrays`` is empty)."""
         _check_keys(arrays, meta, set(), {"rng"})
         set_generator_state(self.rng, meta["rng"], "data.rng")
 
 
 class StreamData:
-    """Character text as ``B`` parallel streams read in ``bptt``-step chunks, state carried.
+    """Character text as ``B`` parallel streams read in ``bptt``-step chunks, state carried, as
+    ``config`` (a character-model :class:`~numpy_rnn.config.TrainConfig`) says.
 
     The text is split 90/5/5 into training, validation and test parts (:meth:`CharCorpus.split`:
     validation and test together are the last 10%, nanoGPT's validation split); ``train_chars``
@@ -158,7 +162,8 @@ class StreamData:
         self.state = state
 
     def eval_batches(self, split: str):
-        """The split's whole text as streams, in ``bptt``-step chunks (the last possibly shorter)."""
+        """The whole text of ``split`` (``"valid"`` or ``"test"``) as streams, in ``bptt``-step
+        chunks (the last possibly shorter)."""
         s = self.sets[split]
         last = s.shape[1] - 1
         return ((s[:, k:min(k + self.bptt, last)], s[:, k + 1:min(k + self.bptt, last) + 1])
@@ -170,8 +175,8 @@ class StreamData:
         return arrays, {"position": self.position, "state_parts": parts}
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
-        """The stream position and carried state; the state's shape is checked by the model
-        when it is fed."""
+        """The stream position (from ``meta``) and carried state (from ``arrays``); the state's
+        shape is checked by the model when it is fed."""
         _check_keys(arrays, meta, set(arrays), {"position", "state_parts"})
         position = meta["position"]
         if not _is_int(position) or not 0 <= position <= self.chunks:
@@ -185,7 +190,9 @@ class TaskStreamData:
     ``bptt``-step chunks, the state carried from one chunk to the next (never reset).
 
     Validation and test: ``eval_size`` streams of ``seq_len`` steps each (fixed), read in the
-    same chunks with the state carried.
+    same chunks with the state carried. ``config`` is the run's
+    :class:`~numpy_rnn.config.TrainConfig`, ``rng`` draws the training streams, ``valid_seed``
+    and ``test_seed`` (``numpy.random.SeedSequence``) the two fixed sets.
     """
 
     carries_state = True
@@ -211,7 +218,7 @@ class TaskStreamData:
         self.state = state
 
     def eval_batches(self, split: str):
-        """The split's fixed streams in ``bptt``-step chunks."""
+        """The fixed streams of ``split`` (``"valid"`` or ``"test"``) in ``bptt``-step chunks."""
         x, y = self.sets[split]
         return ((x[:, k:k + self.bptt], y[:, k:k + self.bptt]) for k in range(0, x.shape[1], self.bptt))
 
@@ -221,7 +228,8 @@ class TaskStreamData:
         return {**arrays, "pending": self.pending}, {"rng": self.rng.bit_generator.state, "state_parts": parts}
 
     def load_state_dict(self, arrays: dict, meta: dict) -> None:
-        """The generator, the pending targets and the carried state (its shape is checked by the trainer)."""
+        """The generator (from ``meta``), the pending targets and the carried state (from
+        ``arrays``; the state's shape is checked by the trainer)."""
         _check_keys(arrays, meta, set(arrays), {"rng", "state_parts"})
         pending = arrays.get("pending")
         if pending is None or pending.shape != self.pending.shape or pending.dtype != self.pending.dtype:
