@@ -5,6 +5,7 @@ site resolves, and nothing is loaded from outside it (the site works offline). T
 extension that reads the docstrings (docs/hooks/griffe_rest.py) is tested on its own below."""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -130,18 +131,90 @@ def test_the_command_line_page_holds_every_command_s_help(built_site):
         assert f"usage: numpy-rnn {name}" in html, name
 
 
-def test_every_public_class_function_and_method_has_a_docstring():
-    missing = []
+def public_callables():
+    """``(module, label, object)`` for every public class and function of every public module and
+    every public method (static and class methods included) that such a class defines."""
     for name in MODULES:
         module = importlib.import_module(f"numpy_rnn.{name}")
         for obj_name in public_names(module):
             obj = getattr(module, obj_name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
-                members = [(n, m) for n, m in vars(obj).items() if inspect.isfunction(m) and not n.startswith("_")] \
-                    if inspect.isclass(obj) else []
-                missing += [f"{name}.{obj_name}{'.' + n if n else ''}" for n, m in [("", obj), *members]
-                            if not inspect.getdoc(m)]
+                yield module, f"{name}.{obj_name}", obj
+            if inspect.isclass(obj):
+                for member_name, member in vars(obj).items():
+                    function = getattr(member, "__func__", member)
+                    if inspect.isfunction(function) and not member_name.startswith("_"):
+                        yield module, f"{name}.{obj_name}.{member_name}", function
+
+
+def docstring(obj) -> str:
+    """``inspect.getdoc(obj)`` (an override without a docstring inherits its base's), less the one
+    that dataclasses and named tuples write from the fields (``Name(a, b)``), which says nothing."""
+    text = inspect.getdoc(obj) or ""
+    return "" if inspect.isclass(obj) and text.startswith(f"{obj.__name__}(") else text
+
+
+def test_every_public_class_function_and_method_has_a_docstring():
+    missing = [label for _, label, obj in public_callables() if not docstring(obj)]
     assert not missing, missing
+
+
+#: parameters that a module's docstring defines once for all its functions: module -> names
+MODULE_WIDE_PARAMETERS = {"init": {"shape", "rng", "dtype"},
+                          "optim": {"params", "lr", "weight_decay", "eps", "optimizer"},
+                          "gradcheck": {"rtol", "atol"},
+                          "losses": {"reduction", "lengths"},
+                          "cli": {"args"}}
+
+
+def names_in_code(text: str) -> set[str]:
+    """The names that a code span (``name`` or `name`) of ``text`` starts with, after any signs
+    or brackets (``-clip_value``)."""
+    return set(re.findall(r"`+[^`\w]*([A-Za-z_]\w*)", text))
+
+
+def documented_parameters(module, obj) -> set[str]:
+    """The parameter names that the documentation applying to ``obj`` names in code."""
+    text = docstring(obj)
+    if inspect.isclass(obj):
+        text += "\n" + (inspect.getdoc(obj.__init__) or "")
+    names = names_in_code(text) | MODULE_WIDE_PARAMETERS.get(module.__name__.rpartition(".")[2], set())
+    if dataclasses.is_dataclass(obj):
+        names |= {f.name for f in dataclasses.fields(obj) if f.metadata.get("help")}
+    return names
+
+
+def named_parameters(obj) -> list[str]:
+    """``obj``'s parameters but ``self``, ``cls``, ``*args``, ``**kwargs`` and private ones (a
+    leading underscore, e.g. a dataclass's internal field); none for an exception that keeps the
+    built-in constructor, which has no signature."""
+    try:
+        parameters = inspect.signature(obj).parameters.values()
+    except ValueError:
+        return []
+    return [p.name for p in parameters if p.name not in ("self", "cls") and not p.name.startswith("_")
+            and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def test_module_wide_parameters_are_defined_in_their_module_s_docstring():
+    for name, parameters in MODULE_WIDE_PARAMETERS.items():
+        module = importlib.import_module(f"numpy_rnn.{name}")
+        assert parameters <= names_in_code(module.__doc__), (name, parameters - names_in_code(module.__doc__))
+
+
+def test_every_public_parameter_is_named_in_the_documentation_that_applies():
+    """Every parameter (but ``self``, ``cls``, ``*args``, ``**kwargs`` and private ones) of every
+    public class (its constructor's, in the class or ``__init__`` docstring), function and method
+    is named in code (``name`` or `name`) in its docstring, or for an override without one in the
+    docstring it inherits (as the site shows it). Also accepted: a name that
+    MODULE_WIDE_PARAMETERS says the module's docstring defines once for all its functions (the
+    test above checks that it does), and a dataclass field carrying its own ``help`` text (a
+    TrainConfig flag: the site shows it in the signature, the command line in ``--help``)."""
+    missing = []
+    for module, label, obj in public_callables():
+        documented = documented_parameters(module, obj)
+        missing += [f"{label}({name})" for name in named_parameters(obj) if name not in documented]
+    assert not missing, f"{len(missing)} parameters not documented: {missing}"
 
 
 # ----------------------------------------------------------------------------- search, maths, links
