@@ -512,7 +512,8 @@ class LSTMCell(Cell):
         return (h, c), LSTMCache(i, f, g, o, c_prev, c, tanh_c, m)
 
     def step_backward(self, p, grads, d_state, cache):
-        """As :meth:`Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``): ``(d_xw, d_rec, d_state_prev)``."""
+        """As :meth:`Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is the contract's
+        ``g``, renamed: ``g`` is the candidate gate here): ``(d_xw, d_rec, d_state_prev)``."""
         dh, dc = d_state
         i, f, g, o, c_prev, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.c_prev, cache.tanh_c
         dm = dh @ p["W_hr"].T if self.proj_size else dh  # (B, H)

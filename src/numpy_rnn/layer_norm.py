@@ -199,7 +199,8 @@ class LayerNormLSTMCell(LayerNormCell):
         return (o * tanh_c, c), LayerNormLSTMCache(i, f, g, o, c_prev, tanh_c, *hats, c_hat, inv_c)
 
     def step_backward(self, p, grads, d_state, cache):
-        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``)."""
+        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is
+        the contract's ``g``, renamed: ``g`` is the candidate gate here)."""
         dh, dc = d_state
         i, f, g, o, tanh_c = cache.i, cache.f, cache.g, cache.o, cache.tanh_c
         dz_o = dh * tanh_c * o * (1.0 - o)
@@ -294,7 +295,8 @@ class LayerNormGRUCell(LayerNormCell):
         return (h,), LayerNormGRUCache(h_prev, r, z, n, rec_n, *hats)
 
     def step_backward(self, p, grads, d_state, cache):
-        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is ``g``)."""
+        """As :meth:`~numpy_rnn.cells.Cell.step_backward` (``p``, ``d_state``, ``cache``; ``grads`` is
+        the contract's ``g``, renamed: ``g`` is the candidate gate here)."""
         (dh,) = d_state
         h_prev, r, z, n = cache.h_prev, cache.r, cache.z, cache.n
         dn_pre = dh * (1.0 - z) * (1.0 - n * n)
