@@ -297,3 +297,15 @@ def test_a_rest_simple_table_becomes_a_markdown_table():
             "``a``  one | two\n       continued\nb      three\n=====  ==========\n\nAfter.")
     assert _extension().markdown_tables(text).splitlines() == [
         "Before:", "", "| key | value |", "| --- | --- |", "| ``a`` | one \\| two continued |", "| b | three |", "", "After."]
+
+
+def test_a_config_field_shows_its_default_and_its_help_in_the_signature_and_the_attributes():
+    import griffe
+
+    package = griffe.load("numpy_rnn", search_paths=[str(ROOT / "src")])
+    config = package["config.TrainConfig"]
+    _extension().show_option_fields(config)
+    assert str(config["train_chars"].value) == "0" and str(config["init"].value) == "{}"
+    assert config["task"].docstring.value == "task" and "first N characters" in config["train_chars"].docstring.value
+    defaults = {p.name: str(p.default) for p in config["__init__"].parameters}
+    assert defaults["hidden_size"] == "64" and defaults["cell"] == "None" and defaults["model"] == "'sequence'"

@@ -18,7 +18,10 @@ When the package has been loaded, before anything is rendered:
 * a simple table (columns marked by ``====  ====`` borders, a row whose first cell is empty
   continuing the row above) becomes a Markdown table;
 * inside a list, indentation is rounded up to Markdown's 4 spaces (reST nests a list under
-  ``1. `` with 3), so that nested lists stay nested.
+  ``1. `` with 3), so that nested lists stay nested;
+* a configuration field declared as ``name: type = _option(kind, default, help, ...)`` (the
+  fields of ``TrainConfig``) shows its default as its value, in the class's signature too, and
+  its help text as its docstring.
 """
 from __future__ import annotations
 
@@ -211,6 +214,35 @@ def unpacked_constants(module: griffe.Module) -> list[griffe.Attribute]:
     return found
 
 
+def option_field(attr: griffe.Object) -> tuple[str, str] | None:
+    """``(default, help)`` of an attribute declared as ``_option(kind, default, help, ...)``, or None."""
+    try:
+        call = ast.parse(str(attr.value), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "_option"
+            and len(call.args) >= 3 and isinstance(call.args[2], ast.Constant)):
+        return None
+    default = "{}" if ast.literal_eval(call.args[0]) == "init" else ast.unparse(call.args[1])
+    return default, call.args[2].value
+
+
+def show_option_fields(cls: griffe.Class) -> None:
+    """The default and help text of each ``_option`` field of ``cls``, in its attributes and its signature."""
+    fields = {name: found for name, attr in cls.members.items()
+              if attr.is_attribute and attr.value is not None and (found := option_field(attr))}
+    for name, (default, help_text) in fields.items():
+        attr = cls.members[name]
+        attr.value = default
+        if attr.docstring is None:
+            attr.docstring = griffe.Docstring(help_text, lineno=attr.lineno, parent=attr)
+    init = cls.all_members.get("__init__")
+    if fields and init is not None and not init.is_alias:
+        for parameter in init.parameters:
+            if parameter.name in fields:
+                parameter.default = fields[parameter.name][0]
+
+
 def walk(obj: griffe.Object):
     yield obj
     for member in obj.members.values():
@@ -227,6 +259,8 @@ class RestToMarkdown(griffe.Extension):
                 module.set_member(attr.name, attr)
                 attr.labels.add("module-attribute")
         objects = list(walk(pkg))
+        for cls in [obj for obj in objects if obj.is_class]:
+            show_option_fields(cls)
         for obj in objects:
             if obj.docstring is None and (text := missing_docstring(obj)):
                 obj.docstring = griffe.Docstring(text, lineno=obj.lineno, parent=obj)
