@@ -106,8 +106,7 @@ def test_resume_from_a_checkpoint_is_bit_identical(tmp_path, options, tiny_chars
     whole = Trainer(config)
     whole.run()
     first = Trainer(TrainConfig(**{**config.to_dict(), "out": str(tmp_path)}))
-    assert first.run(until=23) is None  # paused mid-interval, between checkpoints
-    first.save()
+    assert first.run(until=23) is None  # paused mid-interval, between checkpoints: the pause saves
     resumed = Trainer.resume(tmp_path)
     assert resumed.step == 23 and resumed.last_checkpoint == (str(tmp_path / "checkpoint.ckpt"), 23)
     resumed.run()
@@ -233,7 +232,16 @@ def test_run_folder_files(tmp_path):
 def test_a_run_folder_starts_with_a_checkpoint_of_the_initial_state(tmp_path):
     trainer = Trainer(TrainConfig(**TINY, out=str(tmp_path)))
     initial = {k: v.copy() for k, v in trainer.model.params.items()}
-    trainer.run(until=3)  # before the first periodic checkpoint
+    step = trainer.train_step
+
+    def step_then_crash():
+        if trainer.step == 3:  # before the first periodic checkpoint
+            raise MemoryError
+        return step()
+
+    trainer.train_step = step_then_crash
+    with pytest.raises(MemoryError):
+        trainer.run()
     resumed = Trainer.resume(tmp_path)
     assert resumed.step == 0 and resumed.config == trainer.config
     assert all(np.array_equal(v, resumed.model.params[k]) for k, v in initial.items())

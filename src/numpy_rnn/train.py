@@ -416,7 +416,8 @@ class Trainer:
     def run(self, until: int | None = None, *, progress: bool = False) -> dict | None:
         """Train to step ``until`` (default and at most ``config.steps``) or early stopping.
 
-        Returns the summary when the run is complete, None when it paused at ``until``.
+        Returns the summary when the run is complete, None when it paused at ``until`` (with a
+        run folder, the checkpoint then holds step ``until``: a resume goes on from there).
         The run folder is locked meanwhile (:func:`lock_run`; :class:`RunInUse` when another
         writer holds it). Ctrl-C and SIGTERM (:data:`STOP_SIGNALS`) are honoured between steps:
         a checkpoint is saved (when there is a run folder) and :class:`Interrupted` is raised.
@@ -451,7 +452,11 @@ class Trainer:
                     bar.update(1)
                 if interrupted:
                     raise Interrupted(self.step, self.save() if self.out else None)
-        return self.finish() if self.finished else None
+        if self.finished:
+            return self.finish()
+        if self.out and self.last_checkpoint != (os.fspath(self.out / CHECKPOINT_FILE), self.step):
+            self.save()  # a pause is a checkpoint, as an interruption is
+        return None
 
     def _periodic(self) -> None:
         c = self.config
