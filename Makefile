@@ -67,8 +67,9 @@ $(STAMP_TUTORIALS): pyproject.toml | $(PY)
 
 .PHONY: tutorials
 # the tutorial notebooks (docs/tutorials/, stored without outputs: run them there) in JupyterLab
+# (as root, in a container say, JupyterLab wants --allow-root)
 tutorials: $(STAMP_TUTORIALS)
-	$(PY) -m jupyter lab docs/tutorials
+	$(PY) -m jupyter lab docs/tutorials $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf $(VENV) build site dist src/*.egg-info .pytest_cache
