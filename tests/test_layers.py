@@ -632,3 +632,18 @@ def test_projections_with_the_shared_options_have_exact_gradients(options, rng):
     report = check_layer(layer, rng.standard_normal((B, T, D)), random_state(layer, rng), MIXED)
     assert report.passed, str(report)
     assert layer.forward(rng.standard_normal((B, T, D)))[0].shape[-1] == layer.output_size
+
+
+@pytest.mark.parametrize("layer, text", [
+    (lambda: SimpleRNN(3, 4), "SimpleRNN(3, 4, dtype=float64)"),
+    (lambda: SimpleRNN(3, 4, nonlinearity="relu", bidirectional=True), "SimpleRNN(3, 4, nonlinearity='relu', "
+                                                                        "bidirectional=True, dtype=float64)"),
+    (lambda: LSTM(3, 4, peepholes=True), "LSTM(3, 4, peepholes=True, dtype=float64)"),
+    (lambda: LSTM(3, 8, 2, proj_size=2, bias=False, dtype=np.float32),
+     "LSTM(3, 8, num_layers=2, proj_size=2, bias=False, dtype=float32)"),
+    (lambda: GRU(3, 4, reset_after=False, zoneout=0.1), "GRU(3, 4, reset_after=False, zoneout=(0.1,), dtype=float64)"),
+    (lambda: GRU(3, 4, layer_norm=True), "GRU(3, 4, layer_norm=True, dtype=float64)"),
+    (lambda: Recurrent(3, 4, cell=ElmanCell), "Recurrent(3, 4, cell=ElmanCell, dtype=float64)"),
+], ids=["rnn", "relu-bidir", "peepholes", "projection", "gru-cho", "gru-ln", "custom"])
+def test_repr_names_the_cell_and_every_option_that_is_not_its_default(layer, text):
+    assert repr(layer()) == text

@@ -693,8 +693,14 @@ class Recurrent(Module):
         d_state = self._check_state(d_state, batch, unbatched, False, arg="d_state")
         return _time_major(d_out), self._split_state(d_state, batch)
 
+    def _cell_options(self) -> str:
+        """The cell's options in :meth:`__repr__`: here the custom cell by its class name."""
+        return f", cell={type(self.cell).__name__}"
+
     def __repr__(self):
         opts = f", num_layers={self.num_layers}" if self.num_layers > 1 else ""
+        opts += self._cell_options()
+        opts += ", bias=False" if not self.bias else ""
         opts += ", bidirectional=True" if self.bidirectional else ""
         opts += f", dropout={self.dropout}" if self.dropout else ""
         opts += f", merge_mode={self.merge_mode!r}" if self.merge_mode != "concat" else ""
@@ -722,6 +728,9 @@ class SimpleRNN(Recurrent):
 
     def _make_cell(self):
         return ElmanCell(self.hidden_size, self.nonlinearity)
+
+    def _cell_options(self) -> str:
+        return f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh" else ""
 
 
 class LSTM(Recurrent):
@@ -776,6 +785,10 @@ class LSTM(Recurrent):
             return LayerNormLSTMCell(self.hidden_size, self.bias)
         return LSTMCell(self.hidden_size, self.peepholes, self.proj_size)
 
+    def _cell_options(self) -> str:
+        return ((", peepholes=True" if self.peepholes else "") + (", layer_norm=True" if self.layer_norm else "")
+                + (f", proj_size={self.proj_size}" if self.proj_size else ""))
+
 
 class GRU(Recurrent):
     """GRU layer with torch.nn.GRU's maths (gates ``r, z, n``; ``reset_after=True``) or the
@@ -806,6 +819,9 @@ class GRU(Recurrent):
         if self.layer_norm:
             return LayerNormGRUCell(self.hidden_size, self.bias)
         return GRUCell(self.hidden_size, self.reset_after, self.bias)
+
+    def _cell_options(self) -> str:
+        return (", reset_after=False" if not self.reset_after else "") + (", layer_norm=True" if self.layer_norm else "")
 
 
 class Linear(Module):
