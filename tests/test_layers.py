@@ -342,7 +342,8 @@ def test_backward_before_forward_and_wrong_upstream_shapes():
     with pytest.raises(RuntimeError, match=r"LSTM: backward\(\) called before forward\(\)"):
         layer.backward(np.zeros((B, T, H)))
     layer.forward(np.zeros((B, T, D)))
-    with pytest.raises(ValueError, match=r"expected d_out of shape \(3, 7, 5\), got \(3, 7, 4\)"):
+    with pytest.raises(ValueError, match=r"expected d_out \(the gradient of the latest forward's output\) of shape "
+                                         r"\(3, 7, 5\), got \(3, 7, 4\)"):
         layer.backward(np.zeros((B, T, 4)))
     with pytest.raises(ValueError, match=r"expected d_state\[0\] \(h\) of shape \(1, 3, 5\), got \(3, 5\)"):
         layer.backward(np.zeros((B, T, H)), (np.zeros((B, H)), None))
@@ -570,7 +571,8 @@ def test_projections_refuse_a_state_or_gradient_of_the_hidden_width(rng):
                                                    f"got (1, {B}, {H})")):
         layer.forward(x, (np.zeros((1, B, H)), np.zeros((1, B, H))))
     out, _ = layer.forward(x, (np.zeros((1, B, P)), np.zeros((1, B, H))))
-    with pytest.raises(ValueError, match=re.escape(f"LSTM: expected d_out of shape ({B}, {T}, {P}), got ({B}, {T}, {H})")):
+    with pytest.raises(ValueError, match=re.escape(f"LSTM: expected d_out (the gradient of the latest forward's output) of "
+                                                   f"shape ({B}, {T}, {P}), got ({B}, {T}, {H})")):
         layer.backward(np.zeros((B, T, H)))
     with pytest.raises(ValueError, match=re.escape(f"LSTM: expected d_state[1] (c) of shape (1, {B}, {H}), "
                                                    f"got (1, {B}, {P})")):

@@ -684,7 +684,7 @@ class Recurrent(Module):
         d_out = _checks.check_array(name, "d_out", d_out, self.dtype)
         F = self.output_size
         expected = (steps, F) if unbatched else (batch, steps, F)
-        _checks.check_shape(name, "d_out", d_out, expected)
+        _checks.check_shape(name, "d_out (the gradient of the latest forward's output)", d_out, expected)
         d_out = d_out[None] if unbatched else d_out
         widths = self.cell.state_widths
         if self.cell.state_size > 1 and isinstance(d_state, (tuple, list)) and len(d_state) == len(widths):
