@@ -649,3 +649,30 @@ def test_projections_with_the_shared_options_have_exact_gradients(options, rng):
 ], ids=["rnn", "relu-bidir", "peepholes", "projection", "gru-cho", "gru-ln", "custom"])
 def test_repr_names_the_cell_and_every_option_that_is_not_its_default(layer, text):
     assert repr(layer()) == text
+
+
+def test_activations_are_batch_first_in_input_order_for_both_directions_with_lengths():
+    layer = SimpleRNN(3, 4, bidirectional=True, rng=0)
+    x, lengths = np.random.default_rng(1).standard_normal((2, 6, 3)), np.array([6, 4])
+    out, _ = layer.forward(x, lengths=lengths)
+    acts = layer.activations()
+    assert sorted(acts) == ["l0", "l0_reverse"] and acts["l0"]["h"][0] == "tanh"
+    valid = np.arange(6)[None, :] < lengths[:, None]  # (B, T)
+    for name, half in (("l0", out[..., :4]), ("l0_reverse", out[..., 4:])):
+        values = acts[name]["h"][1]  # (B, T, H)
+        assert values.shape == (2, 6, 4) and np.allclose(values[valid], half[valid], rtol=0, atol=1e-15)
+
+
+def test_lstm_activations_are_its_gates_at_every_step():
+    lstm = LSTM(3, 5, rng=0)
+    x = np.random.default_rng(2).standard_normal((2, 7, 3))
+    out, _ = lstm.forward(x)
+    gates = lstm.activations()["l0"]
+    assert {name: kind for name, (kind, _) in gates.items()} == {
+        "i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid", "tanh_c": "tanh"}
+    assert np.allclose(gates["o"][1] * gates["tanh_c"][1], out, rtol=0, atol=1e-15)  # h = o * tanh(c)
+    h_prev = np.concatenate([np.zeros((2, 1, 5)), out[:, :-1]], axis=1)
+    z = x @ lstm.params["W"] + h_prev @ lstm.params["R"] + lstm.params["b"]  # (B, T, 4H)
+    assert np.allclose(gates["f"][1], 1 / (1 + np.exp(-z[..., 5:10])), rtol=0, atol=1e-15)
+    with pytest.raises(RuntimeError, match=r"LSTM: activations\(\) called before forward\(\)"):
+        LSTM(3, 5).activations()

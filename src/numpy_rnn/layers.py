@@ -543,8 +543,7 @@ class Recurrent(Module):
         """Gradients w.r.t. the input and the initial state; parameter gradients are added
         into ``grads``. ``d_out`` has the shape of ``out``; ``d_state`` that of the final
         state (``None``, or for LSTM ``None`` in either place, means zero)."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}: backward() called before forward()")
+        self._require_forward("backward()")
         runs, masks, step_mask, reverse_index, batch, layer_outs, unbatched = self._cache
         d_out_tm, d_state_n = self._check_upstream(d_out, d_state, runs[0][0].shape[0], batch, unbatched)
         d_state0 = [None] * len(runs)
@@ -589,10 +588,13 @@ class Recurrent(Module):
         the prefix without its dot (``l1_reverse``)."""
         return prefix.rstrip(".") or "l0"
 
+    def _require_forward(self, what: str) -> None:
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}: {what} called before forward()")
+
     def traces(self) -> list[RunTrace]:
         """What the last forward computed, one :class:`RunTrace` per run in :meth:`runs` order."""
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}: traces() called before forward()")
+        self._require_forward("traces()")
         runs, _, step_mask, reverse_index, *_ = self._cache
         traces = []
         for (_, _, direction, prefix), (seq, (_, caches), state0, cell) in zip(self._run_table, runs):
@@ -600,6 +602,25 @@ class Recurrent(Module):
             traces.append(RunTrace(self.run_name(prefix), direction, p, _project(seq, p["W"], p.get("b")), state0,
                                    caches, step_mask, reverse_index))
         return traces
+
+    def activations(self) -> dict[str, dict[str, tuple[str, np.ndarray]]]:
+        """What the cell's squashing functions gave at every step of the last forward, for
+        plots of gates over time: ``{run name: {activation: (kind, values (B, T, H))}}``,
+        batch-first and in the input's time order (a reverse run's steps put back in place).
+
+        The activations and their kinds (``"sigmoid"``, ``"tanh"``, ``"relu"``) are those of
+        :meth:`~numpy_rnn.cells.Cell.activations`: an LSTM's gates ``i, f, g, o`` and
+        ``tanh_c``, a GRU's ``r, z, n``, an Elman layer's ``h``; a custom cell without that
+        method has none. Past a sequence's length the values are padding. Read them after a
+        forward in evaluation mode: while training, regularisers wrap the cell's caches."""
+        self._require_forward("activations()")
+        by_run = {}
+        for trace in self.traces():
+            per_step = [self.cell.activations(cache) for cache in trace.caches]
+            by_run[trace.name] = {
+                name: (kind, np.moveaxis(trace.in_input_order(np.stack([acts[name][1] for acts in per_step])), 0, 1))
+                for name, (kind, _) in (per_step[0].items() if per_step else ())}
+        return by_run
 
     @staticmethod
     def _input_grads(p, g, seq, d_xw):
