@@ -125,9 +125,8 @@ def diagnose(model, x, y, *, loss: str | None = None, state=None, lengths=None, 
     layer = _recurrent_layer(work)
     layer.record_state_grads = True
     value = _forward_backward(work, x, y, loss, state, lengths)
-    activations = layer.activations()
-    runs = [_run_diagnostics(layer, trace, layer.state_grads[trace.name], activations[trace.name], jacobian_sequences,
-                             exact_max) for trace in layer.traces()]
+    runs = [_run_diagnostics(layer, trace, layer.state_grads[trace.name], jacobian_sequences, exact_max)
+            for trace in layer.traces()]
     return Diagnostics(value, runs[0].jacobian_norm.shape[1], runs[0].state_grad_norms["h"].shape[0], runs)
 
 
@@ -162,14 +161,13 @@ def _forward_backward(model, x, y, loss, state, lengths) -> float:
 
 
 # ----------------------------------------------------------------------------- one run
-def _run_diagnostics(layer, trace: RunTrace, state_grads, activations: dict, sequences: int,
-                     exact_max: int) -> RunDiagnostics:
+def _run_diagnostics(layer, trace: RunTrace, state_grads, sequences: int, exact_max: int) -> RunDiagnostics:
     cell = layer.cell
     norms = {name: _masked(trace, np.linalg.norm(grad, axis=-1), batch_first=True)
              for name, grad in zip(cell.state_names, state_grads)}
     jac, state_jac, method = _jacobian_norms(cell, trace, min(sequences, trace.xw.shape[1]), exact_max)
     return RunDiagnostics(trace.name, trace.direction, type(cell).__name__, norms, jac, state_jac, method,
-                          _recurrent_spectrum(cell, trace.params), _activation_stats(activations, trace))
+                          _recurrent_spectrum(cell, trace.params), _activation_stats(trace.activations(cell), trace))
 
 
 def _masked(trace: RunTrace, values: np.ndarray, batch_first: bool) -> np.ndarray:
@@ -337,7 +335,7 @@ def saturated(kind: str, values: np.ndarray) -> np.ndarray:
 
 
 def _activation_stats(activations: dict, trace: RunTrace) -> dict:
-    """Per activation of the run (:meth:`Recurrent.activations`: ``(kind, (B, T, H))``): the
+    """Per activation of the run (:meth:`RunTrace.activations`: ``(kind, (B, T, H))``): the
     saturated fraction and the mean over valid sequences and units, per step."""
     stats = {}
     for name, (kind, values) in activations.items():

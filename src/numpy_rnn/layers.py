@@ -238,6 +238,14 @@ class RunTrace(NamedTuple):
         """Run-ordered ``values (T, B, ...)`` in the input's time order (a reverse run's undone)."""
         return values if self.direction == 0 else _reverse(values, self.reverse_index)
 
+    def activations(self, cell) -> dict[str, tuple[str, np.ndarray]]:
+        """What ``cell``'s squashing functions gave at every step of this run
+        (:meth:`~numpy_rnn.cells.Cell.activations`): ``{name: (kind, values (B, T, H))}``,
+        batch-first in the input's time order."""
+        per_step = [cell.activations(cache) for cache in self.caches]
+        return {name: (kind, np.moveaxis(self.in_input_order(np.stack([acts[name][1] for acts in per_step])), 0, 1))
+                for name, (kind, _) in (per_step[0].items() if per_step else ())}
+
 
 #: Keras' ways of merging the two directions' outputs ``a`` (forward) and ``b`` (reverse)
 MERGE_MODES = {"concat": "[a, b] along features", "sum": "a + b", "mul": "a * b", "ave": "(a + b) / 2"}
@@ -614,13 +622,7 @@ class Recurrent(Module):
         method has none. Past a sequence's length the values are padding. Read them after a
         forward in evaluation mode: while training, regularisers wrap the cell's caches."""
         self._require_forward("activations()")
-        by_run = {}
-        for trace in self.traces():
-            per_step = [self.cell.activations(cache) for cache in trace.caches]
-            by_run[trace.name] = {
-                name: (kind, np.moveaxis(trace.in_input_order(np.stack([acts[name][1] for acts in per_step])), 0, 1))
-                for name, (kind, _) in (per_step[0].items() if per_step else ())}
-        return by_run
+        return {trace.name: trace.activations(self.cell) for trace in self.traces()}
 
     @staticmethod
     def _input_grads(p, g, seq, d_xw):
