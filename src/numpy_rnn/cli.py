@@ -24,14 +24,12 @@ shows the traceback of every error.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import importlib.util
 import os
 import re
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +47,7 @@ from .train import (
     RunInUse,
     TrainConfig,
     Trainer,
+    _handling_signals,
     remove_run,
     run_exists,
     sample_text,
@@ -525,20 +524,6 @@ def _message(exc: BaseException) -> str:
     return _PYTHON_OWNER.sub("", str(exc), count=1) or type(exc).__name__
 
 
-@contextlib.contextmanager
-def _sigterm_as_ctrl_c():
-    """While the command runs, SIGTERM raises KeyboardInterrupt, as Ctrl-C does (signal
-    handlers belong to the main thread: elsewhere nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _raise_keyboard_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -555,7 +540,7 @@ def main(argv=None) -> int:
         parser.exit(2, f"\nnumpy-rnn: error: a command is required. {HINT}\n")
     args = parser.parse_args(argv)
     try:
-        with _sigterm_as_ctrl_c():
+        with _handling_signals((signal.SIGTERM,), _raise_keyboard_interrupt):  # kill stops as Ctrl-C does
             code = args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

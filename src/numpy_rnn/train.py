@@ -715,29 +715,36 @@ def _optimizer_options(config: TrainConfig) -> dict:
 
 
 @contextlib.contextmanager
+def _handling_signals(signums, handler):
+    """``handler`` for the signals ``signums`` while the block runs, the previous handlers put
+    back after it. Signal handlers belong to the main thread: elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+@contextlib.contextmanager
 def _deferred_stop():
     """Turn Ctrl-C (SIGINT) and ``kill`` (SIGTERM) into a request the loop honours between steps
     (a second one interrupts at once).
 
-    Yields a list that becomes non-empty once one arrives. Outside the main thread, where signal
-    handlers cannot be set, both are left alone.
+    Yields a list that becomes non-empty once one arrives (outside the main thread: never).
     """
     requested: list = []
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
 
     def handler(signum, frame):
         if requested:
             raise KeyboardInterrupt
         requested.append(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
+    with _handling_signals(STOP_SIGNALS, handler):
         yield requested
-    finally:
-        for signum, action in previous.items():
-            signal.signal(signum, action)
 
 
 def _progress_bar(total: int, initial: int, desc: str):
