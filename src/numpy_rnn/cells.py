@@ -533,8 +533,7 @@ class LSTMCell(Cell):
 
     def forward_sequence(self, p, xw, state0):
         """As :meth:`Cell.forward_sequence` (``p``, ``xw (T, B, G*H)``, ``state0``).
-        The steps above in one loop that allocates nothing, the gates
-        stored gate-major:
+        The steps above in one loop that allocates nothing, the gates stored gate-major:
         ``gates[t] (4, B, H)`` holds ``i, f, g, o`` of step ``t``, each a contiguous ``(B, H)``
         block, so that every elementwise operation runs on contiguous arrays. Step ``t``:
         ``u = h(t-1) R`` (one GEMM into a ``(B, 4H)`` scratch), ``z = u + xw(t)`` written
@@ -756,8 +755,7 @@ class GRUCell(Cell):
 
     def forward_sequence(self, p, xw, state0):
         """As :meth:`Cell.forward_sequence` (``p``, ``xw (T, B, G*H)``, ``state0``).
-        The steps above in one loop that allocates nothing, every
-        elementwise pass on whole
+        The steps above in one loop that allocates nothing, every elementwise pass on whole
         contiguous arrays (a pass over a column block of a ``(B, 3H)`` row is 2-3x slower): the
         gates are stored gate-major, ``gates[t] (3, B, H)`` holds ``r, z, n``. The GEMM writes
         ``h(t-1) R_k`` into each block (``R_r, R_z`` alone when reset before), ``xw`` is added
