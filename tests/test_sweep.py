@@ -146,17 +146,46 @@ def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_
     assert json.loads((out / "cell=lstm" / "seed1" / "summary.json").read_text())["steps"] == 20  # dropped: left alone
 
 
-def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler, tmp_path, capsys):
+def test_a_diverged_run_is_a_result_recorded_in_its_folder_and_skipped_by_a_rerun(scheduler, tmp_path, capsys):
     path = _spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n')
     out = tmp_path / "sweep"
-    assert main(["sweep", str(path), "--out", str(out), "--scheduler", scheduler, "--no-progress"]) == 1
-    failed = out / "cell=lstm,lr=1e+308" / "seed0"  # diverges at step 2
-    line = (failed / "error.txt").read_text().split("\n\nTraceback (most recent call last):\n")[0]
-    assert line.startswith("NonFiniteError: non-finite loss or gradient at step 2")
+    command = ["sweep", str(path), "--out", str(out), "--scheduler", scheduler, "--no-progress"]
+    assert main(command) == 0
+    diverged = out / "cell=lstm,lr=1e+308" / "seed0"
+    record = json.loads((diverged / "diverged.json").read_text())
+    assert record["step"] == 2 and record["error"].startswith("NonFiniteError: non-finite loss or gradient at step 2")
     stdout, stderr = capsys.readouterr()
-    assert f"sweep {out}: 1 runs trained, 0 finished before, 1 failed" in stdout
+    assert f"sweep {out}: 1 runs trained, 1 diverged, 0 finished or diverged before, 0 failed" in stdout
+    assert f"diverged: {diverged}: {record['error']}\n" in stdout and stderr == ""
+    assert not (diverged / "error.txt").exists() and not (diverged / "summary.json").exists()
+    assert "| 1/1 (2) |" in (out / "results.md").read_text()
+    before = {p: p.read_bytes() for p in diverged.iterdir()}
+    assert main(command) == 0  # the rerun does not train it again
+    assert f"sweep {out}: 0 runs trained, 0 diverged, 2 finished or diverged before, 0 failed" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in diverged.iterdir()} == before
+    _spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n', steps=30)
+    assert main([*command, "--force"]) == 0  # a changed configuration: its divergence is deleted, and redone
+    assert f"redone (its configuration changed): {diverged}\n" in capsys.readouterr().out
+    assert json.loads((diverged / "config.json").read_text())["steps"] == 30
+    assert json.loads((diverged / "diverged.json").read_text()) == record  # the same step, the same message
+
+
+def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler, tmp_path, capsys):
+    path = _spec(tmp_path, 'seeds = [0]\n[grid]\ncell = ["gru", "lstm"]\n')
+    out = tmp_path / "sweep"
+    command = ["sweep", str(path), "--out", str(out), "--scheduler", scheduler, "--no-progress"]
+    assert main(command) == 0
+    failed = out / "cell=lstm" / "seed0"  # its last checkpoint damaged: the rerun cannot resume it
+    (failed / "summary.json").unlink()
+    (failed / "checkpoint.ckpt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(command) == 1
+    line = (failed / "error.txt").read_text().split("\n\nTraceback (most recent call last):\n")[0]
+    assert line.startswith("CheckpointError: ")
+    stdout, stderr = capsys.readouterr()
+    assert f"sweep {out}: 0 runs trained, 0 diverged, 1 finished or diverged before, 1 failed" in stdout
     assert stderr == f"numpy-rnn sweep: error: 1 run(s) failed (error.txt in each): {failed}: {line}\n"
-    assert (out / "cell=gru,lr=0.001" / "seed0" / "summary.json").is_file() and not (failed / "summary.json").exists()
+    assert "1 of 2 runs done; 1 failed. Failed: cell=lstm seed 0: CheckpointError: " in (out / "results.md").read_text()
 
 
 # ----------------------------------------------------------------------------- the command line
@@ -268,10 +297,12 @@ def test_a_task_waits_for_another_writer_then_skips_or_resumes(tmp_path):
     train(reference)
     _assert_same_run(folder, Path(reference.out))
     assert run_one(config.to_dict()) == {"status": "skipped", "error": None}
-    assert run_one({**config.to_dict(), "out": str(tmp_path / "diverges"), "lr": 1e308}) == {
-        "status": "failed", "error": "NonFiniteError: non-finite loss or gradient at step 2: loss nan, first parameter "
-                                     "with a non-finite gradient: rnn.W; last good checkpoint: "
-                                     f"{tmp_path / 'diverges' / 'checkpoint.ckpt'} (step 0)"}
+    diverges = {**config.to_dict(), "out": str(tmp_path / "diverges"), "lr": 1e308}
+    line = ("NonFiniteError: non-finite loss or gradient at step 2: loss nan, first parameter with a non-finite "
+            f"gradient: rnn.W; last good checkpoint: {tmp_path / 'diverges' / 'checkpoint.ckpt'} (step 0)")
+    assert run_one(diverges) == {"status": "diverged", "error": line}
+    assert json.loads((tmp_path / "diverges" / "diverged.json").read_text()) == {"step": 2, "error": line}
+    assert run_one(diverges) == {"status": "skipped", "error": None}  # a result: not trained again
 
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "sweeps").glob("*.toml")),

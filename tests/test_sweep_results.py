@@ -11,6 +11,7 @@ import pytest
 from conftest import TINY
 
 from numpy_rnn.sweep_results import (
+    DIVERGED_FILE,
     ERROR_FILE,
     FORMAT,
     SWEEP_FILE,
@@ -22,7 +23,7 @@ from numpy_rnn.sweep_results import (
     summarize,
     write_report,
 )
-from numpy_rnn.train import TrainConfig, Trainer, train
+from numpy_rnn.train import CHECKPOINT_FILE, NonFiniteError, TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,16 +46,27 @@ def run_config(out: Path, base: dict, varied: dict, name: str, seed: int) -> Tra
     return TrainConfig(**{**base, **varied, "seed": seed, "out": str(run_folder(out, name, seed))})
 
 
-def fail_like_the_sweep(config: TrainConfig) -> str:
-    """Train ``config`` until it fails; write error.txt as the sweep does; returns its first line."""
-    try:
+def diverge_like_the_sweep(config: TrainConfig) -> tuple[int, str]:
+    """Train ``config`` until it diverges; write diverged.json as the sweep does; returns the step
+    and the error's line."""
+    with pytest.raises(NonFiniteError) as caught:
         train(config)
-    except Exception as exc:
-        last = traceback.format_exception_only(exc)[-1].strip()
-        text = last + "\n\n" + "".join(traceback.format_exception(exc))
-        (Path(config.out) / ERROR_FILE).write_text(text, encoding="utf-8")
-        return last
-    raise AssertionError("the run was meant to fail")
+    line = f"NonFiniteError: {caught.value}"
+    (Path(config.out) / DIVERGED_FILE).write_text(json.dumps({"step": caught.value.step, "error": line}), encoding="utf-8")
+    return caught.value.step, line
+
+
+def fail_like_the_sweep(config: TrainConfig) -> str:
+    """Train ``config`` 20 steps, damage its checkpoint, resume it; write error.txt as the sweep
+    does; returns its first line."""
+    Trainer(config).run(until=20)
+    (Path(config.out) / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception) as caught:
+        Trainer.resume(config.out)
+    last = traceback.format_exception_only(caught.value)[-1].strip()
+    text = last + "\n\n" + "".join(traceback.format_exception(caught.value))
+    (Path(config.out) / ERROR_FILE).write_text(text, encoding="utf-8")
+    return last
 
 
 #: the finished sweep: a grid over the cell, 2 seeds, every run done
@@ -83,15 +95,20 @@ PARTIAL_CONFIGURATIONS = {"lr=0.01": {"lr": 0.01}, "lr=1000000.0": {"lr": 1e6}}
 
 @pytest.fixture(scope="module")
 def partial_sweep(tmp_path_factory):
-    """lr=0.01: seed 0 done, seed 1 stopped at step 20, seed 2 not started; lr=1e6: seeds 0 and 1
-    failed, seed 2 not started. Returns the folder, the done run's summary and the failed runs' error lines."""
+    """lr=0.01: seed 0 done, seed 1 stopped at step 20, seed 2 failed (its checkpoint damaged);
+    lr=1e6: seeds 0 and 1 diverged, seed 2 not started. Returns the folder, the done run's summary,
+    the diverged runs' (step, error line) and the failed run's error line."""
     out = tmp_path_factory.mktemp("partial")
     write_sweep_json(out, PARTIAL_BASE, PARTIAL_CONFIGURATIONS, [0, 1, 2], 0.3)
     _, summary = train(run_config(out, PARTIAL_BASE, {"lr": 0.01}, "lr=0.01", 0))
     assert Trainer(run_config(out, PARTIAL_BASE, {"lr": 0.01}, "lr=0.01", 1)).run(until=25) is None
-    errors = [fail_like_the_sweep(run_config(out, PARTIAL_BASE, {"lr": 1e6}, "lr=1000000.0", seed)) for seed in (0, 1)]
-    assert all(e.startswith("numpy_rnn.train.NonFiniteError: non-finite loss or gradient at step 3") for e in errors)
-    return out, summary, errors
+    error = fail_like_the_sweep(run_config(out, PARTIAL_BASE, {"lr": 0.01}, "lr=0.01", 2))
+    assert error.startswith("numpy_rnn.checkpoint.CheckpointError: ")
+    divergences = [diverge_like_the_sweep(run_config(out, PARTIAL_BASE, {"lr": 1e6}, "lr=1000000.0", seed))
+                   for seed in (0, 1)]
+    assert all(step == 3 and line.startswith("NonFiniteError: non-finite loss or gradient at step 3")
+               for step, line in divergences)
+    return out, summary, divergences, error
 
 
 # ----------------------------------------------------------------------------- collect
@@ -106,26 +123,30 @@ def test_collect_gives_one_row_per_run_with_the_summary_and_the_first_step_below
                        "seed": row["seed"], "status": "done", "test_loss": summary["test_loss"],
                        "baseline_loss": summary["baseline_loss"], "ratio_to_baseline": summary["ratio_to_baseline"],
                        "steps_done": 40, "first_step_below_target": first[0] if first else None,
-                       "seconds": summary["seconds"], "error": None}
+                       "seconds": summary["seconds"], "diverged_at": None, "error": None}
     # the target makes a difference between the runs: some get below it, at different steps, some never
     assert len({r["first_step_below_target"] for r in rows}) > 2 and None in {r["first_step_below_target"] for r in rows}
 
 
 def test_collect_reads_a_partly_finished_sweep(partial_sweep):
-    out, summary, errors = partial_sweep
+    out, summary, divergences, error = partial_sweep
     rows = {(r["configuration"], r["seed"]): r for r in collect(out)}
     assert {key: r["status"] for key, r in rows.items()} == {
-        ("lr=0.01", 0): "done", ("lr=0.01", 1): "unfinished", ("lr=0.01", 2): "missing",
-        ("lr=1000000.0", 0): "failed", ("lr=1000000.0", 1): "failed", ("lr=1000000.0", 2): "missing"}
+        ("lr=0.01", 0): "done", ("lr=0.01", 1): "unfinished", ("lr=0.01", 2): "failed",
+        ("lr=1000000.0", 0): "diverged", ("lr=1000000.0", 1): "diverged", ("lr=1000000.0", 2): "missing"}
     assert rows["lr=0.01", 0]["test_loss"] == summary["test_loss"]
     unfinished = rows["lr=0.01", 1]  # the progress so far: its last evaluation
     history = read_history(run_folder(out, "lr=0.01", 1))
     assert [r["step"] for r in history] == [10, 20]
     assert (unfinished["steps_done"], unfinished["seconds"], unfinished["test_loss"]) == (20, history[-1]["elapsed"], None)
-    failed = rows["lr=1000000.0", 0]
-    assert failed["error"] == errors[0] and failed["test_loss"] is None and failed["steps_done"] is None
-    missing = rows["lr=0.01", 2]
-    assert all(missing[key] is None for key in ("test_loss", "steps_done", "seconds", "first_step_below_target"))
+    diverged = rows["lr=1000000.0", 0]  # before its first evaluation
+    assert (diverged["diverged_at"], diverged["error"]) == divergences[0]
+    assert diverged["test_loss"] is None and diverged["steps_done"] is None
+    failed = rows["lr=0.01", 2]
+    assert (failed["error"], failed["diverged_at"], failed["test_loss"], failed["steps_done"]) == (error, None, None, 20)
+    missing = rows["lr=1000000.0", 2]
+    assert all(missing[key] is None for key in ("test_loss", "steps_done", "seconds", "first_step_below_target",
+                                                "diverged_at", "error"))
     assert rows["lr=1000000.0", 2]["lr"] == 1e6
 
 
@@ -228,13 +249,15 @@ def test_configurations_named_by_their_runs_entries_head_the_markdown_rows(done_
 
 
 def test_the_markdown_of_a_partly_finished_sweep_counts_the_runs_and_names_the_failures(partial_sweep):
-    out, summary, errors = partial_sweep
+    out, summary, _, error = partial_sweep
     text = markdown(read_sweep(out), collect(out))
-    _, _, done, failed = _table(text)
-    assert done[:3] == ["0.01", "1/3", f"{summary['test_loss']:.3g}"]  # one run done: no std
-    assert failed == ["1000000.0", "0/3", "-", "-", "0/3", "-", "-"]
-    assert text.rstrip().splitlines()[-1] == (f"1 of 6 runs done; 1 unfinished, 2 failed, 2 missing. Failed: "
-                                              f"lr=1000000.0 seed 0: {errors[0]}; lr=1000000.0 seed 1: {errors[1]}.")
+    header, _, done, diverged = _table(text)
+    assert header[-2:] == ["diverged (at step)", "wall time (s)"]
+    assert done[:3] == ["0.01", "1/3", f"{summary['test_loss']:.3g}"] and done[-2] == "0/3"  # one run done: no std
+    assert diverged == ["1000000.0", "0/3", "-", "-", "0/3", "-", "2/3 (3, 3)", "-"]
+    assert "Diverged: runs stopped by a non-finite loss or gradient, and the step" in text
+    assert text.rstrip().splitlines()[-1] == (f"1 of 6 runs done; 2 diverged, 1 unfinished, 1 failed, 1 missing. Failed: "
+                                              f"lr=0.01 seed 2: {error}.")
 
 
 # ----------------------------------------------------------------------------- the report
@@ -247,7 +270,7 @@ def test_write_report_writes_the_csv_the_markdown_and_the_curves(partial_sweep, 
         return savefig(fig, path, **kw)
 
     monkeypatch.setattr(Figure, "savefig", spy)
-    out, summary, _ = partial_sweep
+    out, summary, _, _ = partial_sweep
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     paths = write_report(out)
     assert paths == [out / "results.csv", out / "results.md", out / "results.png"]
@@ -261,9 +284,9 @@ def test_write_report_writes_the_csv_the_markdown_and_the_curves(partial_sweep, 
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     by_step, by_time, key = saved["axes"]
     lines = by_step.get_lines()
-    # lr=0.01: seed 0 (4 evaluations), seed 1 (2 evaluations); the failed runs never evaluated
+    # lr=0.01: seed 0 (4 evaluations), seed 1 and the failed seed 2 (2 evaluations); the diverged runs never evaluated
     assert [(list(line.get_xdata()), line.get_linestyle()) for line in lines if line.get_color() == "C0"] \
-        == [([10, 20, 30, 40], "-"), ([10, 20], "--")]
+        == [([10, 20, 30, 40], "-"), ([10, 20], "--"), ([10, 20], "-.")]
     assert [text.get_text() for text in key.get_legend().get_texts()] == ["lr=0.01"]
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [0.3, 0.3]] == [":"]
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [summary["baseline_loss"]] * 2] == ["--"]

@@ -1,6 +1,7 @@
 """The training loop: learning, determinism, resume, truncated BPTT, non-finite policy, run files."""
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -171,8 +172,9 @@ def test_non_finite_raise_names_step_loss_parameter_and_last_checkpoint(tmp_path
     trainer.run(until=5)
     trainer.model.params["rnn.R"][0, 0] = np.nan
     with pytest.raises(NonFiniteError, match=r"at step 6: loss nan, first parameter with a non-finite gradient: rnn\.W; "
-                                             r"last good checkpoint: .*checkpoint\.ckpt \(step 5\)"):
+                                             r"last good checkpoint: .*checkpoint\.ckpt \(step 5\)") as caught:
         trainer.run()
+    assert caught.value.step == 6
     fresh = Trainer(TrainConfig(**TINY))
     fresh.model.params["head.b"][0] = np.inf
     with pytest.raises(NonFiniteError, match="at step 1: .*no checkpoint was saved yet"):
@@ -201,9 +203,18 @@ def test_non_finite_skip_leaves_parameters_and_optimizer_untouched_then_gives_up
     trainer.train_step()
     assert trainer.skips == 0 and trainer.skipped == 1
     trainer.data.next_batch = poisoned
-    with pytest.raises(NonFiniteError, match="gave up after 3 non-finite steps in a row, at step 9"):
+    with pytest.raises(NonFiniteError, match="gave up after 3 non-finite steps in a row, at step 9") as caught:
         trainer.run()
-    assert trainer.skipped == 4
+    assert trainer.skipped == 4 and caught.value.step == 9
+
+
+@pytest.mark.parametrize("error", [NonFiniteError("non-finite loss or gradient at step 6: ...", 6),
+                                   Interrupted(7, "run/checkpoint.ckpt"), RunInUse("run", 1234)],
+                         ids=lambda error: type(error).__name__)
+def test_the_errors_pickle_whole(error):
+    """A Dask worker sends its exceptions back pickled: message and attributes arrive intact."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error) and vars(copy) == vars(error)
 
 
 def test_early_stopping_after_patience_evaluations_without_improvement():

@@ -368,7 +368,8 @@ def _rate(rate: float | None) -> str:
 
 def run_sweep_command(args) -> int:
     """Every run of the spec into ``--out`` on Dask, then the results; or ``--report DIR``
-    alone. Exit 1 naming the runs that failed; 130 on Ctrl-C (a rerun goes on)."""
+    alone. Exit 1 naming the runs that failed (a run that diverged is a result, not a failure);
+    130 on Ctrl-C (a rerun goes on)."""
     if args.report is not None:
         given = ["SPEC.toml"] * (args.spec is not None) + [_flag(name) for name in ("out", "scheduler", "workers", "force")
                                                             if getattr(args, name) not in (None, False)]
@@ -397,13 +398,16 @@ def run_sweep_command(args) -> int:
         return 130
     for folder in result["redone"]:
         print(f"redone (its configuration changed): {folder}")
-    done, skipped, failed = len(result["done"]), len(result["skipped"]), result["failed"]
-    print(f"sweep {args.out}: {done} runs trained, {skipped} finished before, {len(failed)} failed")
+    done, skipped, diverged, failed = (len(result[k]) for k in ("done", "skipped", "diverged", "failed"))
+    print(f"sweep {args.out}: {done} runs trained, {diverged} diverged, {skipped} finished or diverged before, "
+          f"{failed} failed")
+    for folder, line in result["diverged"].items():  # a result, not a failure: diverged.json in its folder
+        print(f"diverged: {folder}: {line}")
     for path in result["report"]:
         print(f"wrote {path}")
     if failed:
-        _print_error("sweep", f"{len(failed)} run(s) failed (error.txt in each): "
-                              + "; ".join(f"{folder}: {line}" for folder, line in failed.items()))
+        _print_error("sweep", f"{failed} run(s) failed (error.txt in each): "
+                              + "; ".join(f"{folder}: {line}" for folder, line in result["failed"].items()))
         return 1
     return 0
 

@@ -17,12 +17,15 @@ The contract, stated once:
   ``name`` replaces its generated name.
 - **Folders**: ``OUT/sweep.json`` (written before any run starts: the spec, the seeds, the
   target and every configuration; see :mod:`numpy_rnn.sweep_results`), and a normal run
-  folder per configuration and seed, ``OUT/<name>/seed<k>/`` (``error.txt`` when it failed).
-- **One task per run** (:func:`run_one`): skip it if it has a ``summary.json``, resume it from
-  its checkpoint if it has one, else train it from scratch. Another writer holding the folder
-  (:class:`~numpy_rnn.train.RunInUse`: a task Dask runs twice, another sweep) is waited for,
-  then the folder is looked at again: running elsewhere is not a failure. A failure is written
-  to ``error.txt`` and reported, never retried.
+  folder per configuration and seed, ``OUT/<name>/seed<k>/`` (``diverged.json`` when a
+  non-finite loss or gradient stopped it, ``error.txt`` when it failed otherwise).
+- **One task per run** (:func:`run_one`): skip it if it has a ``summary.json`` or a
+  ``diverged.json`` (a divergence is a result: the same run diverges again at the same step),
+  resume it from its checkpoint if it has one, else train it from scratch. Another writer
+  holding the folder (:class:`~numpy_rnn.train.RunInUse`: a task Dask runs twice, another
+  sweep) is waited for, then the folder is looked at again: running elsewhere is not a failure.
+  A failure is written to ``error.txt`` and reported, not retried in that sweep; a rerun
+  resumes the run from its last checkpoint.
 - **Nothing is lost**: a rerun skips finished runs and resumes the others bit-exact from their
   last checkpoint (every ``checkpoint_every`` steps); a worker that dies has its task
   rescheduled by Dask, which resumes it the same way; Ctrl-C cancels the runs not started and
@@ -50,12 +53,13 @@ from pathlib import Path
 from . import _checks
 from .config import TrainConfig
 from .plot import plot_history
-from .sweep_results import ERROR_FILE, FORMAT, SWEEP_FILE, run_folder, write_report
+from .sweep_results import DIVERGED_FILE, ERROR_FILE, FORMAT, SWEEP_FILE, run_folder, write_report
 from .train import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     PLOT_FILE,
     SUMMARY_FILE,
+    NonFiniteError,
     RunInUse,
     Trainer,
     lock_run,
@@ -263,8 +267,8 @@ def _name_value(value) -> str:
 def run_one(config: dict, stop_file=None) -> dict:
     """The task of one run, ``config`` (``TrainConfig.to_dict()``, its ``out`` the run folder): skip
     it, resume it or train it to the end (see the module docstring), stopping at a checkpoint once
-    ``stop_file`` exists. Returns ``{"status": "done" | "skipped" | "stopped" | "failed", "error":
-    the error's line or None}``."""
+    ``stop_file`` exists. Returns ``{"status": "done" | "skipped" | "stopped" | "diverged" |
+    "failed", "error": the error's line or None}``."""
     folder = Path(config["out"])
     with _blas_threads():
         while True:
@@ -273,6 +277,8 @@ def run_one(config: dict, stop_file=None) -> dict:
                 return {"status": status, "error": None}
             except (RunInUse, FileExistsError):  # another writer holds or just started the folder
                 time.sleep(WAIT_SECONDS)
+            except NonFiniteError as exc:  # a result: recorded in its folder
+                return {"status": "diverged", "error": _write_divergence(folder, exc)}
             except Exception as exc:  # the run failed: say why in its folder
                 return {"status": "failed", "error": _write_error(folder, exc)}
 
@@ -282,7 +288,7 @@ def _train_to_the_end(config: TrainConfig, stop_file: Path | None) -> str:
     stretch without), looking for ``stop_file`` in between; the stretches change nothing in
     the run (it goes on in memory)."""
     folder = Path(config.out)
-    if (folder / SUMMARY_FILE).is_file():
+    if (folder / SUMMARY_FILE).is_file() or (folder / DIVERGED_FILE).is_file():
         return "skipped"
     (folder / ERROR_FILE).unlink(missing_ok=True)
     if (folder / CHECKPOINT_FILE).is_file():
@@ -302,9 +308,20 @@ def _train_to_the_end(config: TrainConfig, stop_file: Path | None) -> str:
     return "done"
 
 
+def _error_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).splitlines())}"
+
+
+def _write_divergence(folder: Path, exc: NonFiniteError) -> str:
+    """``diverged.json``: the step and the error's line; returns the line."""
+    line = _error_line(exc)
+    (folder / DIVERGED_FILE).write_text(json.dumps({"step": exc.step, "error": line}) + "\n", encoding="utf-8")
+    return line
+
+
 def _write_error(folder: Path, exc: BaseException) -> str:
     """``error.txt``: the exception's line, then the whole traceback; returns the line."""
-    line = f"{type(exc).__name__}: {' '.join(str(exc).splitlines())}"
+    line = _error_line(exc)
     with contextlib.suppress(OSError):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / ERROR_FILE).write_text(line + "\n\n" + "".join(traceback.format_exception(exc)), encoding="utf-8")
@@ -342,8 +359,10 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     ``scheduler`` (``tcp://HOST:PORT``) sends the runs to an existing cluster (whose workers
     see ``out`` at the same path); else an embedded ``LocalCluster`` runs them with ``workers``
     single-threaded processes (default: one per core, at most one per run). Returns
-    ``{"done": [...], "skipped": [...], "stopped": [...], "failed": {folder: error line},
-    "redone": [...], "report": [paths]}`` (run folders as str; ``skipped``: finished before;
+    ``{"done": [...], "skipped": [...], "stopped": [...], "diverged": {folder: error line},
+    "failed": {folder: error line}, "redone": [...], "report": [paths]}`` (run folders as str;
+    ``skipped``: finished or diverged before; ``diverged``: stopped by a non-finite loss or
+    gradient in this call;
     ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted by ``force`` because
     their configuration changed). Ctrl-C stops the runs at their next checkpoint and raises
     KeyboardInterrupt; rerunning the same call goes on from there. ``progress`` shows a progress
@@ -405,7 +424,8 @@ def _remove_changed_runs(spec: SweepSpec, out: Path) -> list[str]:
         if run_exists(folder) and _stored_config(folder) != config.to_dict():
             with lock_run(folder):
                 remove_run(folder)
-                (folder / ERROR_FILE).unlink(missing_ok=True)
+                for name in (ERROR_FILE, DIVERGED_FILE):
+                    (folder / name).unlink(missing_ok=True)
             removed.append(str(folder))
     return removed
 
@@ -444,7 +464,7 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
         stale.unlink(missing_ok=True)
     futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False,
                              key=f"run-{config.out}-{time.time_ns()}"): config.out for config in runs}
-    outcome = {"done": [], "skipped": [], "stopped": [], "failed": {}}
+    outcome = {"done": [], "skipped": [], "stopped": [], "diverged": {}, "failed": {}}
     bar = _progress_bar(len(runs)) if progress else None
     pending = set(futures)
     try:
@@ -453,8 +473,8 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
             for future in finished:
                 folder = futures[future]
                 result = _result(future, Path(folder))
-                if result["status"] == "failed":
-                    outcome["failed"][folder] = result["error"]
+                if result["status"] in ("diverged", "failed"):
+                    outcome[result["status"]][folder] = result["error"]
                 else:
                     outcome[result["status"]].append(folder)
             pending -= finished
@@ -490,13 +510,13 @@ def _progress_bar(total: int):
 
 
 def _show(bar, client, pending: set, outcome: dict, newly_finished: int) -> None:
-    """The bar's counts: done (skipped included), running on a worker now, failed."""
+    """The bar's counts: done (skipped included), running on a worker now, diverged, failed."""
     keys = {future.key for future in pending}
     threads = client.nthreads() if pending else {}
     running = sum(min(sum(key in keys for key in tasks), threads.get(worker, 1))  # a worker queues some ahead
                   for worker, tasks in client.processing().items()) if pending else 0
     bar.set_postfix({"done": len(outcome["done"]) + len(outcome["skipped"]), "running": running,
-                     "failed": len(outcome["failed"])}, refresh=False)
+                     "diverged": len(outcome["diverged"]), "failed": len(outcome["failed"])}, refresh=False)
     bar.update(newly_finished)
     if not newly_finished:
         bar.refresh()

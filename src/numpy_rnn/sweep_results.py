@@ -9,13 +9,17 @@ A sweep folder ``OUT`` holds ``sweep.json``, written before any run starts::
 
 and one run folder per configuration and seed, ``OUT/<name>/seed<k>/``: a normal run folder of
 :mod:`numpy_rnn.train` (config.json, metrics.jsonl, checkpoint.ckpt, summary.json, loss.png), plus
-``error.txt`` when the run failed (the traceback's last line first, then the whole traceback).
-A run's status, from its folder:
+``diverged.json`` when a non-finite loss or gradient stopped the run
+(:class:`~numpy_rnn.train.NonFiniteError`: ``{"step": the step, "error": its message}``), or
+``error.txt`` when the run failed otherwise (the traceback's last line first, then the whole
+traceback). A divergence is a result, not a failure: the same run diverges again at the same
+step, bit-exact. A run's status, from its folder:
 
 ==============  ==================================================================
 ``done``        summary.json is there
-``failed``      error.txt is there and no summary.json
-``unfinished``  config.json is there and neither (not started to the end, or running now)
+``diverged``    diverged.json is there and no summary.json
+``failed``      error.txt is there and neither
+``unfinished``  config.json is there and none of these (not started to the end, or running now)
 ``missing``     no config.json (the run has not started)
 ==============  ==================================================================
 
@@ -35,15 +39,15 @@ from pathlib import Path
 from .config import TrainConfig
 from .train import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
-__all__ = ["ERROR_FILE", "FORMAT", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect", "first_below",
+__all__ = ["DIVERGED_FILE", "ERROR_FILE", "FORMAT", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect", "first_below",
            "markdown", "plot_sweep", "read_history", "read_sweep", "run_folder", "run_status", "summarize",
            "varied_fields", "write_csv", "write_report"]
 
-SWEEP_FILE, ERROR_FILE = "sweep.json", "error.txt"
+SWEEP_FILE, ERROR_FILE, DIVERGED_FILE = "sweep.json", "error.txt", "diverged.json"
 FORMAT = "numpy_rnn.sweep/1"
 #: what write_report writes into the sweep folder
 RESULT_FILES = ("results.csv", "results.md", "results.png")
-STATUSES = ("done", "unfinished", "failed", "missing")
+STATUSES = ("done", "diverged", "unfinished", "failed", "missing")
 
 
 # ----------------------------------------------------------------------------- reading the folders
@@ -100,11 +104,13 @@ def read_history(run) -> list[dict]:
 
 
 def run_status(run) -> str:
-    """The status of the run folder ``run``: done, failed, unfinished or missing (see the module
-    docstring)."""
+    """The status of the run folder ``run``: done, diverged, failed, unfinished or missing (see
+    the module docstring)."""
     run = Path(run)
     if (run / SUMMARY_FILE).is_file():
         return "done"
+    if (run / DIVERGED_FILE).is_file():
+        return "diverged"
     if (run / ERROR_FILE).is_file():
         return "failed"
     return "unfinished" if (run / CONFIG_FILE).is_file() else "missing"
@@ -146,7 +152,10 @@ def _run_row(run: Path, status: str, target: float | None) -> dict:
            "ratio_to_baseline": summary.get("ratio_to_baseline"),
            "steps_done": summary.get("steps", last.get("step")),
            "first_step_below_target": first_below(history, target) if target is not None else None,
-           "seconds": summary.get("seconds", last.get("elapsed")), "error": None}
+           "seconds": summary.get("seconds", last.get("elapsed")), "diverged_at": None, "error": None}
+    if status == "diverged":
+        divergence = _read_json(run / DIVERGED_FILE)
+        row["diverged_at"], row["error"] = divergence["step"], divergence["error"]
     if status == "failed":
         row["error"] = (run / ERROR_FILE).read_text(encoding="utf-8").strip().split("\n")[0]
     if target is None:
@@ -161,7 +170,8 @@ def collect(out) -> list[dict]:
     ``baseline_loss`` and ``ratio_to_baseline`` (done runs), ``steps_done`` and ``seconds`` (done:
     the summary's; otherwise at the last evaluation; ``steps_done``, not ``steps``: a sweep may vary
     the field ``steps``), ``first_step_below_target`` (only with a target: the first evaluation with
-    validation loss below it), ``error`` (failed runs: the error's line).
+    validation loss below it), ``diverged_at`` (diverged runs: the step), ``error`` (diverged and
+    failed runs: the error's line).
 
     A run folder holding another configuration than sweep.json's is an error (ValueError).
     """
@@ -195,7 +205,7 @@ def _median_first_step(steps: list[int | None]) -> float | None:
 
 def summarize(rows: list[dict], target: float | None) -> list[dict]:
     """Per configuration of ``rows`` (in :func:`collect`'s order; ``target`` the sweep's, or None):
-    ``runs`` and the count of each status; over its done runs: mean and std of ``test_loss`` and
+    ``runs`` and the count of each status, ``diverged_at`` (the diverged runs' steps); over its done runs: mean and std of ``test_loss`` and
     ``ratio_to_baseline``, ``below_target`` (runs whose test loss is below the target), the median
     first step below the target (:func:`_median_first_step`), mean ``seconds``."""
     configurations: dict[str, list[dict]] = {}
@@ -207,6 +217,7 @@ def summarize(rows: list[dict], target: float | None) -> list[dict]:
         tests = [r["test_loss"] for r in done if r["test_loss"] is not None]
         ratios = [r["ratio_to_baseline"] for r in done if r["ratio_to_baseline"] is not None]
         entry = {"configuration": name, "runs": len(runs), **{s: sum(r["status"] == s for r in runs) for s in STATUSES},
+                 "diverged_at": [r["diverged_at"] for r in runs if r["status"] == "diverged"],
                  "test_loss": _mean_std(tests), "ratio_to_baseline": _mean_std(ratios),
                  "seconds": _mean_std([r["seconds"] for r in done])[0]}
         if target is not None:
@@ -245,9 +256,9 @@ def markdown(sweep: dict, rows: list[dict]) -> str:
     :func:`collect`): a table with one row per configuration (its name where ``[[runs]]`` entries
     name themselves, its varied fields, runs done, mean ± std over the done runs of the test loss
     and of the test loss in % of the baseline; with a target, runs whose test loss is below it and
-    the median first step whose validation loss is; mean wall time), what the columns mean, and a
-    line saying how many runs are unfinished, failed or missing (and which failed, with their
-    error)."""
+    the median first step whose validation loss is; where any run diverged, how many did and at
+    which steps; mean wall time), what the columns mean, and a line saying how many runs diverged,
+    are unfinished, failed or missing (and which failed, with their error)."""
     target = sweep["target"]
     named = any("name" in entry for entry in sweep["spec"].get("runs", []))  # [[runs]] with names of their own
     fields = varied_fields(sweep)
@@ -255,6 +266,9 @@ def markdown(sweep: dict, rows: list[dict]) -> str:
     header = [*fields, "runs done", "test loss", "% of baseline"]
     if target is not None:
         header += [f"test loss < {_fmt(target)}", f"first step, val. loss < {_fmt(target)} (median)"]
+    diverged = any(row["status"] == "diverged" for row in rows)
+    if diverged:
+        header.append("diverged (at step)")
     header.append("wall time (s)")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     first_rows = {}
@@ -269,12 +283,20 @@ def markdown(sweep: dict, rows: list[dict]) -> str:
             median = entry["median_first_step"]
             cells += [f"{entry['below_target']}/{entry['runs']}",
                       "never" if median == math.inf else _fmt(median, 6)]
+        if diverged:
+            cells.append(_fmt_diverged(entry))
         cells.append(_fmt_seconds(entry["seconds"]))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, "", _explanation(sweep), "", _status_line(rows)]) + "\n"
+    return "\n".join([*lines, "", _explanation(sweep, diverged), "", _status_line(rows)]) + "\n"
 
 
-def _explanation(sweep: dict) -> str:
+def _fmt_diverged(entry: dict) -> str:
+    """``2/3 (62, 75)``: how many runs diverged, and at which steps."""
+    steps = ", ".join(str(step) for step in sorted(entry["diverged_at"]))
+    return f"{entry['diverged']}/{entry['runs']}" + (f" ({steps})" if steps else "")
+
+
+def _explanation(sweep: dict, diverged: bool) -> str:
     seeds = ", ".join(str(s) for s in sweep["seeds"])
     text = (f"Seeds {seeds}. Test loss: the final model on the test set, mean ± sample std over the runs done; "
             f"% of baseline: the same divided by the loss of the best memoryless predictor.")
@@ -282,13 +304,16 @@ def _explanation(sweep: dict) -> str:
         text += (f" Below target: runs whose test loss is below {_fmt(sweep['target'])}; first step: the first "
                  f"evaluation with validation loss below it, median over the runs done (never: half or more "
                  f"never got there).")
+    if diverged:
+        text += (" Diverged: runs stopped by a non-finite loss or gradient, and the step; such a run is a result "
+                 "(rerun, it diverges at the same step).")
     return text + " Wall time: mean over the runs done, evaluations included."
 
 
 def _status_line(rows: list[dict]) -> str:
     counts = {s: sum(r["status"] == s for r in rows) for s in STATUSES}
     line = f"{counts['done']} of {len(rows)} runs done"
-    others = [f"{counts[s]} {s}" for s in ("unfinished", "failed", "missing") if counts[s]]
+    others = [f"{counts[s]} {s}" for s in STATUSES[1:] if counts[s]]
     line += "; " + ", ".join(others) + "." if others else "."
     failed = [f"{r['configuration']} seed {r['seed']}: {r['error']}" for r in rows if r["status"] == "failed"]
     return line + ("" if not failed else " Failed: " + "; ".join(failed) + ".")

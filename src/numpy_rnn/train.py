@@ -105,8 +105,15 @@ MODEL_KINDS = {
 
 # ----------------------------------------------------------------------------- errors
 class NonFiniteError(FloatingPointError):
-    """A non-finite loss or gradient stopped the run; the message names the step, the loss,
-    the first parameter with a non-finite gradient and the last good checkpoint."""
+    """A non-finite loss or gradient stopped the run after ``step`` steps; the message names the
+    step, the loss, the first parameter with a non-finite gradient and the last good checkpoint."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+    def __reduce__(self):  # pickled whole (a Dask worker sends its exceptions back)
+        return type(self), (str(self), self.step)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -116,6 +123,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, step: int, checkpoint: str | None):
         super().__init__(f"interrupted at step {step}")
         self.step, self.checkpoint = step, checkpoint
+
+    def __reduce__(self):
+        return type(self), (self.step, self.checkpoint)
 
 
 class RunInUse(RuntimeError):
@@ -127,6 +137,9 @@ class RunInUse(RuntimeError):
         super().__init__(f"run folder '{folder}' is in use by {who}: one writer at a time; wait for it to end "
                          f"or stop it, then resume")
         self.folder, self.pid = os.fspath(folder), pid
+
+    def __reduce__(self):
+        return type(self), (self.folder, self.pid)
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -342,9 +355,10 @@ class Trainer:
                  if self.last_checkpoint else "no checkpoint was saved yet")
         what = f"loss {loss}, first parameter with a non-finite gradient: {bad}; {where}"
         if self.config.nonfinite == "raise":
-            raise NonFiniteError(f"non-finite loss or gradient at step {self.step}: {what}")
+            raise NonFiniteError(f"non-finite loss or gradient at step {self.step}: {what}", self.step)
         if self.skips >= self.config.max_skips:
-            raise NonFiniteError(f"gave up after {self.skips} non-finite steps in a row, at step {self.step}: {what}")
+            raise NonFiniteError(f"gave up after {self.skips} non-finite steps in a row, at step {self.step}: {what}",
+                                 self.step)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str = "valid") -> float:
