@@ -132,6 +132,12 @@ def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_
         run_sweep(more_seeds, out, scheduler=scheduler, progress=False)
     result = run_sweep(more_seeds, out, scheduler=scheduler, force=True, progress=False)
     assert not result["redone"] and len(result["skipped"]) == 2 and len(result["done"]) == 2
+    report_only = load_spec(_spec(tmp_path, 'seeds = [0, 1]\ntarget = 0.3\npanels = "cell"\n[grid]\ncell = ["gru", "lstm"]\n',
+                                  steps=20, name="c.toml"))
+    result = run_sweep(report_only, out, scheduler=scheduler, progress=False)  # no run changes: not refused
+    assert not result["redone"] and len(result["skipped"]) == 4 and not result["done"]
+    assert json.loads((out / "sweep.json").read_text())["target"] == 0.3
+    assert "| test loss < 0.3 |" in (out / "results.md").read_text()
     written_before_a_field_existed = out / "cell=lstm" / "seed0" / "config.json"
     config = json.loads(written_before_a_field_existed.read_text())
     written_before_a_field_existed.write_text(json.dumps({k: v for k, v in config.items() if k != "train_chars"}))
@@ -228,7 +234,9 @@ BAD_SPECS = [
     ("seeds = [0, 0]\n", r"seeds: expected each seed once, got \[0, 0\]"),
     ("seeds = []\n", r"seeds: expected a non-empty list of integers >= 0, got \[\]"),
     ("[base]\ntask = \"adding\"\n", r"seeds: expected a non-empty list of integers >= 0, got nothing"),
-    ("seeds = [0]\nseed = 1\n", r"seed: unknown key; expected seeds, target, base, grid, runs"),
+    ("seeds = [0]\nseed = 1\n", r"seed: unknown key; expected seeds, target, panels, base, grid, runs"),
+    ('seeds = [0]\npanels = "lr"\n[grid]\ncell = ["gru", "lstm"]\n',
+     r"panels: expected one of the fields the configurations vary \(cell\), got 'lr'"),
     ("seeds = [0]\n[base]\nout = \"x\"\n", r"\[base\] out: the sweep sets out and seed itself"),
     ("seeds = [0]\ntarget = -1\n", r"target: expected a number > 0, got -1"),
     ('seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "gru"\n',

@@ -287,7 +287,10 @@ def test_write_report_writes_the_csv_the_markdown_and_the_curves(partial_sweep, 
     # lr=0.01: seed 0 (4 evaluations), seed 1 and the failed seed 2 (2 evaluations); the diverged runs never evaluated
     assert [(list(line.get_xdata()), line.get_linestyle()) for line in lines if line.get_color() == "C0"] \
         == [([10, 20, 30, 40], "-"), ([10, 20], "--"), ([10, 20], "-.")]
-    assert [text.get_text() for text in key.get_legend().get_texts()] == ["lr=0.01"]
+    assert [text.get_text() for text in key.get_legend().get_texts()] == ["lr=0.01", "lr=1000000.0"]
+    diverged = [line for line in lines if line.get_color() == "C1"]  # no evaluation: only their step, at the top
+    assert [(list(line.get_xdata()), list(line.get_ydata()), line.get_marker()) for line in diverged] \
+        == [([3], [0.97], "x")] * 2
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [0.3, 0.3]] == [":"]
     assert [line.get_linestyle() for line in lines if list(line.get_ydata()) == [summary["baseline_loss"]] * 2] == ["--"]
     assert by_step.get_yscale() == "log" and by_time.get_xlabel() == "wall time (s)"
@@ -309,6 +312,31 @@ def test_write_report_of_a_finished_sweep_has_one_colour_per_configuration(done_
     out, _ = done_sweep
     write_report(out)
     assert colours["C0"] == ["-", "--"] and colours["C1"] == ["-", "--"]
+
+
+def test_panels_draw_one_panel_per_value_with_one_colour_per_other_configuration(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    saved, savefig = {}, Figure.savefig
+
+    def spy(fig, path, **kw):
+        saved["axes"], saved["title"] = fig.axes, fig._suptitle.get_text()
+        return savefig(fig, path, **kw)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    configurations = {f"cell={cell},seq_len={T}": {"cell": cell, "seq_len": T} for T in (5, 8) for cell in ("gru", "rnn")}
+    write_sweep_json(tmp_path, TINY, configurations, [0], None)
+    sweep = json.loads((tmp_path / SWEEP_FILE).read_text())
+    (tmp_path / SWEEP_FILE).write_text(json.dumps({**sweep, "spec": {**sweep["spec"], "panels": "seq_len"}}))
+    for name, varied in configurations.items():
+        train(run_config(tmp_path, TINY, varied, name, 0))
+    write_report(tmp_path)
+    *panels, key = saved["axes"]
+    assert [ax.get_title() for ax in panels] == ["seq_len = 5", "seq_len = 8"]
+    for ax in panels:  # the same colour for the same cell in every panel
+        assert [line.get_color() for line in ax.get_lines() if list(line.get_xdata()) == [10, 20, 30, 40]] == ["C0", "C1"]
+        assert ax.get_xlabel() == "step" and ax.get_yscale() == "log"
+    assert [text.get_text() for text in key.get_legend().get_texts()] == ["cell=gru", "cell=rnn"]
+    assert "x: diverged" not in saved["title"]
 
 
 # ----------------------------------------------------------------------------- the benchmark specs

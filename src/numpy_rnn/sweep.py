@@ -3,7 +3,8 @@
 The contract, stated once:
 
 - **Spec** (TOML): ``seeds = [...]`` (required; ints >= 0), ``target`` (optional, > 0: the
-  results give each run's first evaluation with ``val_loss < target``), ``[base]`` (any
+  results give each run's first evaluation with ``val_loss < target``), ``panels`` (optional:
+  a field the configurations vary; results.png then draws one panel per value of it), ``[base]`` (any
   :class:`~numpy_rnn.config.TrainConfig` field but ``out`` and ``seed``, which the sweep sets),
   ``[grid]`` (field = non-empty list; the configurations are the product) and ``[[runs]]``
   (each entry is ``base`` plus its fields: one more configuration, not crossed with the grid;
@@ -32,7 +33,8 @@ The contract, stated once:
   stops the others at their next checkpoint (a stop file of that sweep's own in ``OUT``). A spec that changed since
   ``sweep.json`` was written is refused with the fields that differ, unless ``force``: then the
   runs whose configuration changed are deleted and redone, the others kept (folders of
-  configurations the spec dropped are left alone).
+  configurations the spec dropped are left alone). ``target`` and ``panels`` change no run: a
+  new value is taken without ``force`` and the report follows it.
 - **Threads**: an embedded ``LocalCluster`` has single-threaded worker processes (one per core,
   or ``workers``) with BLAS pinned to one thread by their environment; inside every task, on
   any cluster, threadpoolctl limits BLAS to the worker's threads.
@@ -70,7 +72,9 @@ from .train import (
 __all__ = ["BLAS_ENV", "Configuration", "SweepSpec", "SweepSpecError", "load_spec", "run_one", "run_sweep"]
 
 #: the tables and keys a spec may have
-SPEC_KEYS = ("seeds", "target", "base", "grid", "runs")
+SPEC_KEYS = ("seeds", "target", "panels", "base", "grid", "runs")
+#: the spec's keys that change the report, not the runs
+REPORT_KEYS = ("target", "panels")
 #: TrainConfig fields the sweep sets itself
 SET_BY_SWEEP = ("out", "seed")
 #: the environment of an embedded cluster's workers: BLAS on one thread
@@ -172,7 +176,16 @@ def _parse(data: dict, path: str) -> SweepSpec:
     entries += runs
     configs = [_config({**base, **entry}, f"configuration {entry or 'base'}", fail) for entry in entries or [{}]]
     keys = list(dict.fromkeys([*grid, *(name for entry in runs for name in entry)]))
-    return SweepSpec(path, data, tuple(seeds), target, tuple(_named(configs, keys, fail, given_names)))
+    configurations = _named(configs, keys, fail, given_names)
+    _check_panels(data.get("panels"), configurations, fail)
+    return SweepSpec(path, data, tuple(seeds), target, tuple(configurations))
+
+
+def _check_panels(panels, configurations: list[Configuration], fail) -> None:
+    varied = list(dict.fromkeys(key for c in configurations for key in c.varied))
+    if panels is not None and panels not in varied:
+        fail("panels", f"expected one of the fields the configurations vary ({', '.join(varied) or 'none'}), "
+                       f"got {panels!r}")
 
 
 def _run_name(entry, where: str, fail) -> str | None:
@@ -392,7 +405,8 @@ def _prepare(spec: SweepSpec, out: Path, force: bool) -> list[str]:
             stored = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise ValueError(f"'{path}' is not a sweep record ({exc}): choose another --out") from None
-        changed = _differences(stored.get("spec") if isinstance(stored, dict) else None, record["spec"])
+        changed = _differences(_runs_part(stored.get("spec") if isinstance(stored, dict) else None),
+                               _runs_part(record["spec"]))
         if changed and not force:
             raise SweepSpecError(f"'{out}' holds a sweep of another spec (differing: {', '.join(changed)}): use another "
                                  f"--out, or --force to redo the runs whose configuration changed and keep the others")
@@ -402,6 +416,11 @@ def _prepare(spec: SweepSpec, out: Path, force: bool) -> list[str]:
     temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     os.replace(temporary, path)
     return redone
+
+
+def _runs_part(spec):
+    """A parsed spec without its :data:`REPORT_KEYS`."""
+    return {k: v for k, v in spec.items() if k not in REPORT_KEYS} if isinstance(spec, dict) else spec
 
 
 def _differences(old, new, where: str = "") -> list[str]:

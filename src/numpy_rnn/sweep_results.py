@@ -350,57 +350,111 @@ SEED_STYLES = ("-", "--", "-.", ":")
 
 
 def plot_sweep(out, path=None) -> str:
-    """Validation loss (log scale) against the step and against wall time of every run with an
-    evaluation: one colour per configuration, one line style per seed (:data:`SEED_STYLES`); the
-    target dotted, each task baseline (of the runs done) dashed; the key below the panels.
-    Read from the sweep folder ``out`` and written to ``path`` (default ``OUT/results.png``)."""
+    """Validation loss (log scale) of every run with an evaluation, read from the sweep folder
+    ``out`` and written to ``path`` (default ``OUT/results.png``): one line style per seed
+    (:data:`SEED_STYLES`), a diverged run's step marked ``x`` at the top, the target dotted, each
+    task baseline (of the runs done) dashed, the key below the panels.
+
+    Without ``panels`` in the spec: against the step and against wall time, one colour per
+    configuration. With ``panels = "FIELD"``: against the step, one panel per value of that
+    field, one colour per combination of the other varied fields (the same in every panel)."""
     from .plot import _figure, _save
 
     sweep = read_sweep(out)
-    n = len(sweep["configurations"])
-    fig = _figure((11, 4.5 + 0.2 * n))
-    grid = fig.add_gridspec(2, 2, height_ratios=[4.5, 0.2 * n + 0.4])
-    by_step = fig.add_subplot(grid[0, 0])
-    axes = (by_step, fig.add_subplot(grid[0, 1], sharey=by_step))
-    baselines = _draw_runs(axes, sweep, out)
-    for ax, xlabel in zip(axes, ("step", "wall time (s)")):
+    panel_field = sweep["spec"].get("panels")
+    fields = varied_fields(sweep)
+    if panel_field is None:
+        keys = [c["name"] for c in sweep["configurations"]]
+        panel_values = []
+    else:
+        others = [f for f in fields if f != panel_field]
+        keys = ["; ".join(f"{f}={_fmt_value(v)}" for f, v in zip(others, _values(c, others))) or panel_field
+                for c in sweep["configurations"]]
+        panel_values = list(dict.fromkeys(json.dumps(_values(c, [panel_field])[0]) for c in sweep["configurations"]))
+    colours = dict(zip(dict.fromkeys(keys), _colours(len(set(keys)))))
+    fig, panels = _panels(_figure, len(panel_values), len(colours))
+    if panel_field is None:
+        place = lambda i: [(panels[0], "step"), (panels[1], "elapsed")]  # noqa: E731
+    else:
+        place = lambda i: [(panels[panel_values.index(json.dumps(_values(sweep["configurations"][i], [panel_field])[0]))],
+                            "step")]  # noqa: E731
+        for ax, value in zip(panels, panel_values):
+            ax.set_title(f"{panel_field} = {_fmt_value(json.loads(value))}", fontsize=9)
+    baselines = _draw_runs(sweep, out, place, [colours[key] for key in keys], keys)
+    _finish(fig, panels, sweep, baselines, wall_time=panel_field is None)
+    fig.suptitle(f"{Path(out).resolve().name}: validation loss; "
+                 + ("dotted: target, dashed: baseline" if sweep["target"] is not None else "dashed: baseline")
+                 + ("; x: diverged at that step" if any(run_status(run_folder(out, c["name"], seed)) == "diverged"
+                                                          for c in sweep["configurations"] for seed in sweep["seeds"])
+                    else ""), fontsize=10)
+    return _save(fig, path)
+
+
+def _values(configuration: dict, fields: list[str]) -> list:
+    """The configuration's values of ``fields`` (varied, else as configured)."""
+    return [configuration["varied"].get(name, configuration["config"].get(name)) for name in fields]
+
+
+def _panels(figure, n_panels: int, n_keys: int):
+    """The figure and its data axes (the last axes: the key): with ``n_panels`` 0, two (against
+    the step, against wall time); else ``n_panels`` sharing y, at most 3 a row."""
+    columns = 2 if n_panels == 0 else min(n_panels, 3)
+    rows = 1 if n_panels == 0 else -(-n_panels // 3)
+    fig = figure((11, 4.5 * rows + 0.2 * n_keys))
+    grid = fig.add_gridspec(rows + 1, columns, height_ratios=[4.5] * rows + [0.2 * n_keys + 0.4])
+    panels = []
+    for i in range(max(n_panels, 2)):
+        panels.append(fig.add_subplot(grid[i // columns, i % columns], sharey=panels[0] if panels else None))
+    key = fig.add_subplot(grid[rows, :])
+    key.axis("off")
+    return fig, panels + [key]
+
+
+def _finish(fig, axes: list, sweep: dict, baselines: set[float], wall_time: bool) -> None:
+    """Target and baselines, log y, labels, the key (the last axes) with every labelled line."""
+    *panels, key = axes
+    for i, ax in enumerate(panels):
         if sweep["target"] is not None:
             ax.axhline(sweep["target"], color="grey", linestyle=":", linewidth=1)
         for baseline in sorted(baselines):
             ax.axhline(baseline, color="grey", linestyle="--", linewidth=1)
         ax.set_yscale("log")
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel("wall time (s)" if wall_time and i == 1 else "step")
         ax.grid(True, which="major", alpha=0.3)
-    by_step.set_ylabel("validation loss")
-    key = fig.add_subplot(grid[1, :])
-    key.axis("off")
-    handles, labels = by_step.get_legend_handles_labels()
-    if handles:
+    panels[0].set_ylabel("validation loss")
+    labelled = {}
+    for ax in panels:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labelled.setdefault(label, handle)
+    if labelled:
         seeds = ", ".join(str(s) for s in sweep["seeds"])
-        key.legend(handles, labels, loc="center", fontsize=8, frameon=False,
+        key.legend(list(labelled.values()), list(labelled), loc="center", fontsize=8, frameon=False,
                    title=f"configuration; line style: seed {seeds}", title_fontsize=8)
-    lines = "dotted: target, dashed: baseline" if sweep["target"] is not None else "dashed: baseline"
-    fig.suptitle(f"{Path(out).resolve().name}: validation loss; {lines}", fontsize=10)
-    return _save(fig, path)
 
 
-def _draw_runs(axes, sweep: dict, out) -> set[float]:
-    """Each run's validation curve on both axes (against step, against elapsed), the first of each
-    configuration labelled with its name; returns the baselines of the runs done."""
-    baselines = set()
-    for configuration, colour in zip(sweep["configurations"], _colours(len(sweep["configurations"]))):
-        label = configuration["name"]
+def _draw_runs(sweep: dict, out, place, colours: list, labels: list[str]) -> set[float]:
+    """Each run's validation curve on the axes ``place(i)`` gives configuration ``i`` (pairs of
+    axes and x: ``step`` or ``elapsed``), in its colour, labelled once; a diverged run's step
+    marked ``x`` at the top of its step axes. Returns the baselines of the runs done."""
+    baselines, labelled = set(), set()
+    for i, (configuration, colour, label) in enumerate(zip(sweep["configurations"], colours, labels)):
         for seed, style in zip(sweep["seeds"], itertools.cycle(SEED_STYLES)):
             run = run_folder(out, configuration["name"], seed)
-            if run_status(run) == "done":
+            status = run_status(run)
+            if status == "done":
                 baselines.add(_read_json(run / SUMMARY_FILE)["baseline_loss"])
-            points = [(r["step"], r["elapsed"], r["val_loss"]) for r in read_history(run) if r.get("val_loss") is not None]
-            if not points:
-                continue
-            steps, seconds, losses = zip(*points)
-            for ax, x in zip(axes, (steps, seconds)):
-                ax.plot(x, losses, color=colour, linestyle=style, linewidth=1.2, label=label)
-            label = None
+            records = [r for r in read_history(run) if r.get("val_loss") is not None]
+            for ax, x in place(i) if records else ():
+                ax.plot([r[x] for r in records], [r["val_loss"] for r in records], color=colour, linestyle=style,
+                        linewidth=1.2, label=None if label in labelled else label)
+                labelled.add(label)
+            if status == "diverged":
+                step = _read_json(run / DIVERGED_FILE)["step"]
+                for ax, x in place(i):
+                    if x == "step":
+                        ax.plot([step], [0.97], transform=ax.get_xaxis_transform(), marker="x", color=colour,
+                                linestyle="none", clip_on=False, label=None if label in labelled else label)
+                        labelled.add(label)
     return baselines
 
 
