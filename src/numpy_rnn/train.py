@@ -36,7 +36,9 @@ JSON object per evaluation), ``checkpoint.ckpt`` (from step 0 on), when the run 
 ``summary.json``, and the command line's ``loss.png``. One folder, one writer: while
 :meth:`Trainer.run` writes there it holds an OS lock on the folder's :data:`LOCK_FILE`
 (:func:`lock_run`; released by the kernel when the process dies, so a crash leaves no stale
-lock), and a second writer, in this or another process, is refused (:class:`RunInUse`).
+lock), and a second writer, in this or another process, is refused (:class:`RunInUse`). The
+lock file stays in the folder, empty, once its writer is done: removing it would let two
+writers lock two different files of the same name.
 """
 from __future__ import annotations
 
