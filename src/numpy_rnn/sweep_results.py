@@ -361,33 +361,34 @@ def plot_sweep(out, path=None) -> str:
     from .plot import _figure, _save
 
     sweep = read_sweep(out)
-    panel_field = sweep["spec"].get("panels")
-    fields = varied_fields(sweep)
-    if panel_field is None:
-        keys = [c["name"] for c in sweep["configurations"]]
-        panel_values = []
-    else:
-        others = [f for f in fields if f != panel_field]
-        keys = ["; ".join(f"{f}={_fmt_value(v)}" for f, v in zip(others, _values(c, others))) or panel_field
-                for c in sweep["configurations"]]
-        panel_values = list(dict.fromkeys(json.dumps(_values(c, [panel_field])[0]) for c in sweep["configurations"]))
+    titles, panel_of, keys = _layout(sweep)
     colours = dict(zip(dict.fromkeys(keys), _colours(len(set(keys)))))
-    fig, panels = _panels(_figure, len(panel_values), len(colours))
-    if panel_field is None:
-        place = lambda i: [(panels[0], "step"), (panels[1], "elapsed")]  # noqa: E731
-    else:
-        place = lambda i: [(panels[panel_values.index(json.dumps(_values(sweep["configurations"][i], [panel_field])[0]))],
-                            "step")]  # noqa: E731
-        for ax, value in zip(panels, panel_values):
-            ax.set_title(f"{panel_field} = {_fmt_value(json.loads(value))}", fontsize=9)
-    baselines = _draw_runs(sweep, out, place, [colours[key] for key in keys], keys)
-    _finish(fig, panels, sweep, baselines, wall_time=panel_field is None)
-    fig.suptitle(f"{Path(out).resolve().name}: validation loss; "
-                 + ("dotted: target, dashed: baseline" if sweep["target"] is not None else "dashed: baseline")
-                 + ("; x: diverged at that step" if any(run_status(run_folder(out, c["name"], seed)) == "diverged"
-                                                          for c in sweep["configurations"] for seed in sweep["seeds"])
-                    else ""), fontsize=10)
+    fig, axes = _panels(_figure, len(titles), len(colours))
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=9)
+    axes_of = [[(axes[p], "step")] if titles else [(axes[0], "step"), (axes[1], "elapsed")] for p in panel_of]
+    baselines, diverged = _draw_runs(sweep, out, axes_of, [colours[key] for key in keys], keys)
+    _finish(axes, sweep, baselines, wall_time=not titles)
+    lines = "dotted: target, dashed: baseline" if sweep["target"] is not None else "dashed: baseline"
+    fig.suptitle(f"{Path(out).resolve().name}: validation loss; {lines}" + ("; x: diverged at that step" if diverged else ""),
+                 fontsize=10)
     return _save(fig, path)
+
+
+def _layout(sweep: dict) -> tuple[list[str], list[int], list[str]]:
+    """The panels' titles (none without ``panels``), each configuration's panel and its key in
+    the legend (its name; with panels, its values of the other varied fields)."""
+    configurations = sweep["configurations"]
+    panel_field = sweep["spec"].get("panels")
+    if panel_field is None:
+        return [], [0] * len(configurations), [c["name"] for c in configurations]
+    values = [json.dumps(_values(c, [panel_field])[0]) for c in configurations]
+    panel_values = list(dict.fromkeys(values))
+    others = [f for f in varied_fields(sweep) if f != panel_field]
+    keys = ["; ".join(f"{f}={_fmt_value(v)}" for f, v in zip(others, _values(c, others))) or panel_field
+            for c in configurations]
+    titles = [f"{panel_field} = {_fmt_value(json.loads(value))}" for value in panel_values]
+    return titles, [panel_values.index(value) for value in values], keys
 
 
 def _values(configuration: dict, fields: list[str]) -> list:
@@ -396,8 +397,8 @@ def _values(configuration: dict, fields: list[str]) -> list:
 
 
 def _panels(figure, n_panels: int, n_keys: int):
-    """The figure and its data axes (the last axes: the key): with ``n_panels`` 0, two (against
-    the step, against wall time); else ``n_panels`` sharing y, at most 3 a row."""
+    """The figure and its axes: the panels, then the key's. With ``n_panels`` 0, two panels
+    (against the step, against wall time); else ``n_panels``, at most 3 a row; all share y."""
     columns = 2 if n_panels == 0 else min(n_panels, 3)
     rows = 1 if n_panels == 0 else -(-n_panels // 3)
     fig = figure((11, 4.5 * rows + 0.2 * n_keys))
@@ -410,7 +411,7 @@ def _panels(figure, n_panels: int, n_keys: int):
     return fig, panels + [key]
 
 
-def _finish(fig, axes: list, sweep: dict, baselines: set[float], wall_time: bool) -> None:
+def _finish(axes: list, sweep: dict, baselines: set[float], wall_time: bool) -> None:
     """Target and baselines, log y, labels, the key (the last axes) with every labelled line."""
     *panels, key = axes
     for i, ax in enumerate(panels):
@@ -432,30 +433,35 @@ def _finish(fig, axes: list, sweep: dict, baselines: set[float], wall_time: bool
                    title=f"configuration; line style: seed {seeds}", title_fontsize=8)
 
 
-def _draw_runs(sweep: dict, out, place, colours: list, labels: list[str]) -> set[float]:
-    """Each run's validation curve on the axes ``place(i)`` gives configuration ``i`` (pairs of
-    axes and x: ``step`` or ``elapsed``), in its colour, labelled once; a diverged run's step
-    marked ``x`` at the top of its step axes. Returns the baselines of the runs done."""
-    baselines, labelled = set(), set()
-    for i, (configuration, colour, label) in enumerate(zip(sweep["configurations"], colours, labels)):
+def _draw_runs(sweep: dict, out, axes_of: list, colours: list, labels: list[str]) -> tuple[set[float], bool]:
+    """Each run's validation curve on the axes of its configuration (``axes_of``: per
+    configuration, pairs of axes and x, ``step`` or ``elapsed``), in its colour, labelled once; a
+    diverged run's step marked ``x`` at the top of its step axes. Returns the baselines of the
+    runs done and whether any run diverged."""
+    baselines, labelled, diverged = set(), set(), False
+    for configuration, place, colour, label in zip(sweep["configurations"], axes_of, colours, labels):
         for seed, style in zip(sweep["seeds"], itertools.cycle(SEED_STYLES)):
             run = run_folder(out, configuration["name"], seed)
             status = run_status(run)
             if status == "done":
                 baselines.add(_read_json(run / SUMMARY_FILE)["baseline_loss"])
             records = [r for r in read_history(run) if r.get("val_loss") is not None]
-            for ax, x in place(i) if records else ():
+            for ax, x in place if records else ():
                 ax.plot([r[x] for r in records], [r["val_loss"] for r in records], color=colour, linestyle=style,
                         linewidth=1.2, label=None if label in labelled else label)
                 labelled.add(label)
             if status == "diverged":
-                step = _read_json(run / DIVERGED_FILE)["step"]
-                for ax, x in place(i):
-                    if x == "step":
-                        ax.plot([step], [0.97], transform=ax.get_xaxis_transform(), marker="x", color=colour,
-                                linestyle="none", clip_on=False, label=None if label in labelled else label)
-                        labelled.add(label)
-    return baselines
+                diverged, step = True, _read_json(run / DIVERGED_FILE)["step"]
+                for ax in (ax for ax, x in place if x == "step"):
+                    _mark_divergence(ax, step, colour, None if label in labelled else label)
+                    labelled.add(label)
+    return baselines, diverged
+
+
+def _mark_divergence(ax, step: int, colour, label: str | None) -> None:
+    """An ``x`` at ``step``, at the top of ``ax`` (whatever its y range)."""
+    ax.plot([step], [0.97], transform=ax.get_xaxis_transform(), marker="x", color=colour, linestyle="none",
+            clip_on=False, label=label)
 
 
 def write_report(out) -> list[Path]:
