@@ -205,9 +205,10 @@ def _median_first_step(steps: list[int | None]) -> float | None:
 
 def summarize(rows: list[dict], target: float | None) -> list[dict]:
     """Per configuration of ``rows`` (in :func:`collect`'s order; ``target`` the sweep's, or None):
-    ``runs`` and the count of each status, ``diverged_at`` (the diverged runs' steps); over its done runs: mean and std of ``test_loss`` and
-    ``ratio_to_baseline``, ``below_target`` (runs whose test loss is below the target), the median
-    first step below the target (:func:`_median_first_step`), mean ``seconds``."""
+    ``runs`` and the count of each status, ``diverged_at`` (the diverged runs' steps); over its
+    done runs: mean and std of ``test_loss`` and ``ratio_to_baseline``, ``below_target`` (runs
+    whose test loss is below the target), the median first step below the target
+    (:func:`_median_first_step`), mean ``seconds``."""
     configurations: dict[str, list[dict]] = {}
     for row in rows:
         configurations.setdefault(row["configuration"], []).append(row)
