@@ -107,7 +107,7 @@ MODEL_KINDS = {
 
 # ----------------------------------------------------------------------------- errors
 class NonFiniteError(FloatingPointError):
-    """A non-finite loss or gradient stopped the run after ``step`` steps; the message names the
+    """A non-finite loss or gradient stopped the run at step ``step``; ``message`` names the
     step, the loss, the first parameter with a non-finite gradient and the last good checkpoint."""
 
     def __init__(self, message: str, step: int):
