@@ -55,12 +55,11 @@ from pathlib import Path
 from . import _checks
 from .config import TrainConfig
 from .plot import plot_history
-from .sweep_results import DIVERGED_FILE, ERROR_FILE, FORMAT, SWEEP_FILE, run_folder, write_report
+from .sweep_results import DIVERGED_FILE, ERROR_FILE, FORMAT, OUTCOME_FILES, SWEEP_FILE, run_folder, run_status, write_report
 from .train import (
     CHECKPOINT_FILE,
     CONFIG_FILE,
     PLOT_FILE,
-    SUMMARY_FILE,
     NonFiniteError,
     RunInUse,
     Trainer,
@@ -301,7 +300,7 @@ def _train_to_the_end(config: TrainConfig, stop_file: Path | None) -> str:
     stretch without), looking for ``stop_file`` in between; the stretches change nothing in
     the run (it goes on in memory)."""
     folder = Path(config.out)
-    if (folder / SUMMARY_FILE).is_file() or (folder / DIVERGED_FILE).is_file():
+    if run_status(folder) in ("done", "diverged"):
         return "skipped"
     (folder / ERROR_FILE).unlink(missing_ok=True)
     if (folder / CHECKPOINT_FILE).is_file():
@@ -443,7 +442,7 @@ def _remove_changed_runs(spec: SweepSpec, out: Path) -> list[str]:
         if run_exists(folder) and _stored_config(folder) != config.to_dict():
             with lock_run(folder):
                 remove_run(folder)
-                for name in (ERROR_FILE, DIVERGED_FILE):
+                for name in OUTCOME_FILES:
                     (folder / name).unlink(missing_ok=True)
             removed.append(str(folder))
     return removed

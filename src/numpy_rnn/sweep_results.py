@@ -39,11 +39,13 @@ from pathlib import Path
 from .config import TrainConfig
 from .train import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
-__all__ = ["DIVERGED_FILE", "ERROR_FILE", "FORMAT", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect", "first_below",
-           "markdown", "plot_sweep", "read_history", "read_sweep", "run_folder", "run_status", "summarize",
+__all__ = ["DIVERGED_FILE", "ERROR_FILE", "FORMAT", "OUTCOME_FILES", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect",
+           "first_below", "markdown", "plot_sweep", "read_history", "read_sweep", "run_folder", "run_status", "summarize",
            "varied_fields", "write_csv", "write_report"]
 
 SWEEP_FILE, ERROR_FILE, DIVERGED_FILE = "sweep.json", "error.txt", "diverged.json"
+#: what the sweep adds to a run folder: how a run that did not finish ended
+OUTCOME_FILES = (ERROR_FILE, DIVERGED_FILE)
 FORMAT = "numpy_rnn.sweep/1"
 #: what write_report writes into the sweep folder
 RESULT_FILES = ("results.csv", "results.md", "results.png")
@@ -179,7 +181,7 @@ def collect(out) -> list[dict]:
     fields = varied_fields(sweep)
     rows = []
     for configuration in sweep["configurations"]:
-        values = {name: configuration["varied"].get(name, configuration["config"].get(name)) for name in fields}
+        values = dict(zip(fields, _values(configuration, fields)))
         for seed in sweep["seeds"]:
             run = run_folder(out, configuration["name"], seed)
             status = run_status(run)
