@@ -100,6 +100,15 @@ def test_four_runs_on_two_workers_equal_the_same_runs_one_by_one_and_a_rerun_ski
                                                                                      "results.png")]
 
 
+def test_runs_start_in_the_spec_order(tmp_path):
+    names = ["c", "a", "b"]  # neither alphabetical nor the order of their folders
+    spec = load_spec(_spec(tmp_path, "seeds = [1, 0]\n" + "".join(f'[[runs]]\nname = "{n}"\n' for n in names), steps=10))
+    out = tmp_path / "sweep"
+    run_sweep(spec, out, workers=1, progress=False)  # one worker: one run after another
+    started = sorted(out.glob("*/seed*/config.json"), key=lambda path: path.stat().st_mtime_ns)
+    assert [(path.parts[-3], path.parts[-2]) for path in started] == [(n, f"seed{k}") for n in names for k in (1, 0)]
+
+
 def test_a_worker_killed_mid_run_the_sweep_finishes_and_the_run_equals_an_uninterrupted_one(scheduler, tmp_path):
     spec = load_spec(_spec(tmp_path, "seeds = [3]\n", steps=800, eval_every=50))
     out = tmp_path / "sweep"

@@ -475,13 +475,14 @@ def _client(scheduler: str | None, workers: int | None, runs: int):
 
 
 def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -> dict:
-    """Submit one task per run and wait for them all (a progress bar over runs). On Ctrl-C (any
+    """Submit one task per run, to start in the spec's order (as Dask priorities, first highest),
+    and wait for them all (a progress bar over runs). On Ctrl-C (any
     exception) the runs are told to stop at their next checkpoint (``stop_file``), the tasks
     not started are cancelled, and the exception goes on."""
     for stale in stop_file.parent.glob(_STOP_FILES):  # of earlier sweeps, stopped
         stale.unlink(missing_ok=True)
-    futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False,
-                             key=f"run-{config.out}-{time.time_ns()}"): config.out for config in runs}
+    futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False, priority=len(runs) - i,
+                             key=f"run-{config.out}-{time.time_ns()}"): config.out for i, config in enumerate(runs)}
     outcome = {"done": [], "skipped": [], "stopped": [], "diverged": {}, "failed": {}}
     bar = _progress_bar(len(runs)) if progress else None
     pending = set(futures)
