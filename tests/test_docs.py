@@ -18,7 +18,8 @@ The markdown's side of the contract:
 * A block without a language tag, with another tag, or a shell command that is neither
   ``numpy-rnn`` nor ``python`` in a block that is not marked skipped, is an error.
 
-Besides the code, README and docs name only files of this repository.
+Besides the code, README and docs name only files of this repository, and the long-T table of
+docs/RESULTS.md is what the study's run folders in the repository hold.
 """
 from __future__ import annotations
 
@@ -155,7 +156,7 @@ def test_the_parser_reads_tags_markers_console_prompts_and_continuations(tmp_pat
 def workdir(tmp_path, monkeypatch):
     """A temporary working directory with the repository folders the docs read."""
     for name in COPIED_DIRS:
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "*.ckpt", ".lock"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     return tmp_path
@@ -263,3 +264,10 @@ def test_names_only_files_of_the_repository(path):
         if name.startswith(("../", "/")) or not any(any(base.glob(name)) for base in (ROOT, path.parent)):
             missing.append(name)
     assert not missing, f"{_rel(path)} names what is not in the repository: {sorted(missing)}"
+
+
+def test_the_long_adding_table_is_what_the_kept_runs_hold():
+    """RESULTS.md section 7's table is benchmarks/adding_long_table.py's, from the run folders in git."""
+    script = ROOT / "benchmarks" / "adding_long_table.py"
+    printed = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() in (ROOT / "docs" / "RESULTS.md").read_text(encoding="utf-8"), printed
