@@ -1,6 +1,7 @@
 """The table of docs/RESULTS.md, section 7, from the study's run folders alone.
 
     python benchmarks/adding_long_table.py [SWEEP_FOLDER]   # default: benchmarks/results/adding_long
+    python benchmarks/adding_long_table.py --write docs/RESULTS.md   # replace the table there
 
 One row per sequence length T, one column per model (the configuration's name without its
 ``-T<n>``), one cell per model and T: the test MSE of each seed (bold below the sweep's target),
@@ -57,10 +58,27 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def replace_table(text: str, new_table: str) -> str:
+    """``text`` with its one table whose header is :func:`table`'s replaced by ``new_table``."""
+    lines = text.split("\n")
+    header = new_table.split("\n")[0]
+    if lines.count(header) != 1:
+        raise SystemExit(f"expected one table headed {header!r}, found {lines.count(header)}")
+    start = lines.index(header)
+    end = next((k for k in range(start, len(lines)) if not lines[k].startswith("|")), len(lines))
+    return "\n".join(lines[:start] + new_table.split("\n") + lines[end:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", nargs="?", type=Path, default=STUDY, help="the sweep folder (default: %(default)s)")
-    print(table(parser.parse_args().out))
+    parser.add_argument("--write", type=Path, metavar="FILE", help="replace the table in FILE instead of printing it")
+    args = parser.parse_args()
+    new_table = table(args.out)
+    if args.write is None:
+        print(new_table)
+    else:
+        args.write.write_text(replace_table(args.write.read_text(encoding="utf-8"), new_table), encoding="utf-8")
 
 
 if __name__ == "__main__":
