@@ -100,13 +100,19 @@ def test_four_runs_on_two_workers_equal_the_same_runs_one_by_one_and_a_rerun_ski
                                                                                      "results.png")]
 
 
-def test_runs_start_in_the_spec_order(tmp_path):
-    names = ["c", "a", "b"]  # neither alphabetical nor the order of their folders
-    spec = load_spec(_spec(tmp_path, "seeds = [1, 0]\n" + "".join(f'[[runs]]\nname = "{n}"\n' for n in names), steps=10))
+def _started(run: Path) -> float:
+    """When a finished run started training: its summary's time less its training seconds."""
+    return (run / "summary.json").stat().st_mtime - json.loads((run / "summary.json").read_text())["seconds"]
+
+
+def test_runs_start_in_the_spec_order_when_a_long_run_holds_a_worker(tmp_path):
+    """No run waits in a busy worker's queue while the other worker takes the runs after it."""
+    names = ["long", "c", "a", "d", "b"]  # neither alphabetical nor the order of their folders
+    entries = "".join(f'[[runs]]\nname = "{n}"\nsteps = {1000 if n == "long" else 10}\n' for n in names)
     out = tmp_path / "sweep"
-    run_sweep(spec, out, workers=1, progress=False)  # one worker: one run after another
-    started = sorted(out.glob("*/seed*/config.json"), key=lambda path: path.stat().st_mtime_ns)
-    assert [(path.parts[-3], path.parts[-2]) for path in started] == [(n, f"seed{k}") for n in names for k in (1, 0)]
+    run_sweep(load_spec(_spec(tmp_path, "seeds = [0]\n" + entries)), out, workers=2, progress=False)
+    assert sorted(names[1:], key=lambda name: _started(out / name / "seed0")) == names[1:]
+    assert _started(out / "long" / "seed0") < _started(out / "a" / "seed0")
 
 
 def test_a_worker_killed_mid_run_the_sweep_finishes_and_the_run_equals_an_uninterrupted_one(scheduler, tmp_path):

@@ -475,36 +475,39 @@ def _client(scheduler: str | None, workers: int | None, runs: int):
 
 
 def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -> dict:
-    """Submit one task per run, to start in the spec's order (as Dask priorities, first highest),
-    and wait for them all (a progress bar over runs). On Ctrl-C (any
-    exception) the runs are told to stop at their next checkpoint (``stop_file``), the tasks
-    not started are cancelled, and the exception goes on."""
+    """Run one task per run and wait for them all (a progress bar over runs). The runs go to the
+    cluster in the spec's order, no more at a time than it has threads (counted again at every
+    look: workers come and go), so that none waits in a busy worker's queue while another worker
+    goes on with the runs after it. On Ctrl-C (any exception) the runs are told to stop at their
+    next checkpoint (``stop_file``), the rest are not started, and the exception goes on."""
     for stale in stop_file.parent.glob(_STOP_FILES):  # of earlier sweeps, stopped
         stale.unlink(missing_ok=True)
-    futures = {client.submit(run_one, config.to_dict(), str(stop_file), pure=False, priority=len(runs) - i,
-                             key=f"run-{config.out}-{time.time_ns()}"): config.out for i, config in enumerate(runs)}
+    waiting = [config.to_dict() for config in reversed(runs)]  # pop() gives the next run in spec order
+    in_flight = {}  # future -> its run folder
     outcome = {"done": [], "skipped": [], "stopped": [], "diverged": {}, "failed": {}}
     bar = _progress_bar(len(runs)) if progress else None
-    pending = set(futures)
     try:
-        while pending:
-            finished = {future for future in pending if future.done()}
+        while waiting or in_flight:
+            while waiting and len(in_flight) < max(1, sum(client.nthreads().values())):
+                config = waiting.pop()
+                future = client.submit(run_one, config, str(stop_file), pure=False, key=f"run-{config['out']}-{time.time_ns()}")
+                in_flight[future] = config["out"]
+            finished = [future for future in in_flight if future.done()]
             for future in finished:
-                folder = futures[future]
+                folder = in_flight.pop(future)
                 result = _result(future, Path(folder))
                 if result["status"] in ("diverged", "failed"):
                     outcome[result["status"]][folder] = result["error"]
                 else:
                     outcome[result["status"]].append(folder)
-            pending -= finished
             if bar is not None:
-                _show(bar, client, pending, outcome, len(finished))
-            if pending:
+                _show(bar, client, set(in_flight), outcome, len(finished))
+            if in_flight:
                 time.sleep(POLL_SECONDS)
     except BaseException:
         stop_file.touch()
         with contextlib.suppress(Exception):  # the scheduler may be the one that failed
-            client.cancel(list(pending), force=True)  # a running task goes on to its next checkpoint
+            client.cancel(list(in_flight), force=True)  # a running task goes on to its next checkpoint
         raise
     finally:
         if bar is not None:
@@ -532,7 +535,7 @@ def _show(bar, client, pending: set, outcome: dict, newly_finished: int) -> None
     """The bar's counts: done (skipped included), running on a worker now, diverged, failed."""
     keys = {future.key for future in pending}
     threads = client.nthreads() if pending else {}
-    running = sum(min(sum(key in keys for key in tasks), threads.get(worker, 1))  # a worker queues some ahead
+    running = sum(min(sum(key in keys for key in tasks), threads.get(worker, 1))  # at most its threads run at once
                   for worker, tasks in client.processing().items()) if pending else 0
     bar.set_postfix({"done": len(outcome["done"]) + len(outcome["skipped"]), "running": running,
                      "diverged": len(outcome["diverged"]), "failed": len(outcome["failed"])}, refresh=False)
