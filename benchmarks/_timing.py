@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import gc
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from numpy_rnn.train import run_environment
 
 PAUSE = 0.2  # seconds of idleness before each sample: longer than OpenBLAS's spin-wait
 GEMM_N = 2048
@@ -162,40 +163,20 @@ def matmul_gflops(dtype, n: int = GEMM_N, repeats: int = 7, probe: HealthProbe |
     return gemm_gflops(timing.medians["matmul"], n)
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _blas_lines() -> list[str]:
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
+def _blas_lines(blas: list[dict] | None) -> list[str]:
+    if blas is None:
         return ["- threadpoolctl not installed: BLAS unknown"]
-    lines = []
-    for pool in threadpool_info():
-        lines.append(
-            f"- {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')} "
-            f"kernel={pool.get('architecture', '-')} threads={pool.get('num_threads')} "
-            f"({os.path.basename(pool.get('filepath', ''))})"
-        )
-    return lines
+    return [f"- blas: {pool['internal_api']} {pool['version']} kernel={pool['architecture'] or '-'} "
+            f"threads={pool['num_threads']}" for pool in blas]
 
 
 def environment_header(extra: dict | None = None) -> str:
     """Markdown lines: versions, CPU, numpy's BLAS (threadpoolctl) and OpenBLAS variables."""
-    lines = [
-        f"- python {platform.python_version()}, numpy {np.__version__}, CPU {_cpu_model()} x {os.cpu_count()}",
-    ]
+    env = run_environment()
+    lines = [f"- python {env['python']}, numpy {env['numpy']}, CPU {env['cpu']} x {env['cpu_count']}"]
     for key, value in (extra or {}).items():
         lines.append(f"- {key}: {value}")
-    lines += _blas_lines()
+    lines += _blas_lines(env["blas"])
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         lines.append(f"- {var}={os.environ[var]}" if var in os.environ else f"- {var} unset")
     return "\n".join(lines)

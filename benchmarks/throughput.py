@@ -30,6 +30,7 @@ from numpy_rnn.losses import get_loss
 from numpy_rnn.models import ModelConfig, SequenceModel
 from numpy_rnn.optim import clip_grad_norm, get_optimizer
 from numpy_rnn.tasks import AddingTask
+from numpy_rnn.train import run_environment
 
 RUNS = Path(__file__).resolve().parents[1] / "runs" / "results"
 
@@ -130,16 +131,9 @@ def run_throughput(args) -> dict:
 
 # ----------------------------------------------------------------------------- main
 def machine() -> dict:
-    info = {"python": platform.python_version(), "numpy": np.__version__, "cpu_count": os.cpu_count(),
-            "machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+    """Where the table was measured: :func:`numpy_rnn.train.run_environment` and the thread variables."""
+    return {**run_environment(), "machine": platform.machine(),
             "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}}
-    try:
-        from threadpoolctl import threadpool_info
-        info["blas"] = [{k: d.get(k) for k in ("internal_api", "version", "num_threads", "threading_layer",
-                                               "architecture")} for d in threadpool_info()]
-    except ImportError:
-        pass
-    return info
 
 
 def parse_args(argv=None):

@@ -26,6 +26,7 @@ from numpy_rnn.train import (
     Trainer,
     lock_run,
     remove_run,
+    run_environment,
     sample_text,
     train,
 )
@@ -236,8 +237,17 @@ def test_run_folder_files(tmp_path):
     assert json.loads((out / "summary.json").read_text()) == summary
     assert {"task", "steps", "test_loss", "baseline_loss", "seconds", "best_val_loss"} <= set(summary)
     assert summary["final_train_loss"] == records[-1]["train_loss"]
+    assert summary["environment"] == run_environment()
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(TrainConfig(**TINY, out=str(out)))
+
+
+def test_the_environment_names_numpy_its_blas_kernel_and_the_cpu(monkeypatch):
+    env = run_environment()
+    assert env["numpy"] == np.__version__ and env["cpu_count"] == os.cpu_count() and env["cpu"]
+    assert env["blas"] and all(pool["internal_api"] and pool["num_threads"] >= 1 for pool in env["blas"])
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # not installed
+    assert run_environment()["blas"] is None
 
 
 def test_a_run_folder_starts_with_a_checkpoint_of_the_initial_state(tmp_path):

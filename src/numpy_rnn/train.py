@@ -29,7 +29,9 @@ with their step (``weights_step`` in the summary).
 Determinism: one seed feeds a ``SeedSequence`` whose children seed the weights (and dropout),
 the training batches, and the fixed validation and test sets. A checkpoint holds every piece
 of state the loop reads (see :mod:`numpy_rnn.train_state` for its layout), so a run stopped at
-any step and resumed ends bit-for-bit equal to one never interrupted.
+any step and resumed ends bit-for-bit equal to one never interrupted, on the same NumPy and
+BLAS kernel: another kernel rounds the same sums differently, and a long run can carry that
+far (the summary names where the run ended: :func:`run_environment`).
 
 A run folder (``config.out``) holds :data:`RUN_FILES`: ``config.json``, ``metrics.jsonl`` (one
 JSON object per evaluation), ``checkpoint.ckpt`` (from step 0 on), when the run ends
@@ -47,6 +49,7 @@ import copy
 import json
 import math
 import os
+import platform
 import signal
 import threading
 import time
@@ -74,7 +77,7 @@ except ImportError:  # Windows: run folders are not locked
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "LOCK_FILE", "METRICS_FILE", "PLOT_FILE", "RUN_FILES", "SUMMARY_FILE",
            "Interrupted", "NonFiniteError", "RunInUse", "TrainConfig", "Trainer", "lock_run", "remove_run", "run_exists",
-           "sample_text", "train"]
+           "run_environment", "sample_text", "train"]
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, SUMMARY_FILE, PLOT_FILE = (
     "config.json", "metrics.jsonl", "checkpoint.ckpt", "summary.json", "loss.png")
@@ -494,6 +497,7 @@ class Trainer:
             "baseline_loss": baseline, "ratio_to_baseline": _finite_or_none(test / baseline),
             "best_val_loss": _finite_or_none(self.best_val), "best_step": self.best_step,
             "final_train_loss": last.get("train_loss"), "skipped_steps": self.skipped, "seconds": self.elapsed,
+            "environment": run_environment(),
         }
         if self.out:
             summary["checkpoint"] = self.save()
@@ -801,6 +805,32 @@ def sample_text(trainer: Trainer, length: int, *, temperature: float = 1.0, prim
         rest = trainer.model.generate(first, length - 1, temperature=temperature, rng=gen) if length > 1 else []
         ids = np.concatenate([first, rest]).astype(np.int64)
     return corpus.decode(ids)
+
+
+def run_environment() -> dict:
+    """Where this process computes, as the summary records it: ``python`` and ``numpy``
+    versions, ``cpu`` (the model name), ``cpu_count``, and ``blas``: numpy's BLAS libraries
+    (``internal_api``, ``version``, ``architecture``: the kernel it chose, ``num_threads``), or
+    None without threadpoolctl (the ``fast`` extra), which reads them."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        blas = None
+    else:
+        blas = [{key: pool.get(key) for key in ("internal_api", "version", "architecture", "num_threads")}
+                for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return {"python": platform.python_version(), "numpy": np.__version__, "cpu": _cpu_model(),
+            "cpu_count": os.cpu_count(), "blas": blas}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine() or "unknown"
 
 
 def train(config: TrainConfig, *, progress: bool = False, force: bool = False) -> tuple[Trainer, dict]:
