@@ -47,6 +47,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -478,8 +479,10 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
     """Run one task per run and wait for them all (a progress bar over runs). The runs go to the
     cluster in the spec's order, no more at a time than it has threads (counted again at every
     look: workers come and go), so that none waits in a busy worker's queue while another worker
-    goes on with the runs after it. On Ctrl-C (any exception) the runs are told to stop at their
-    next checkpoint (``stop_file``), the rest are not started, and the exception goes on."""
+    goes on with the runs after it. On Ctrl-C (KeyboardInterrupt) the runs are told to stop at
+    their next checkpoint (``stop_file``) and waited for (a second Ctrl-C ends the wait: an
+    embedded cluster then takes them back to their last checkpoint), the rest are not started,
+    and the interrupt goes on; on any other exception the runs are told to stop, not waited for."""
     for stale in stop_file.parent.glob(_STOP_FILES):  # of earlier sweeps, stopped
         stale.unlink(missing_ok=True)
     waiting = [config.to_dict() for config in reversed(runs)]  # pop() gives the next run in spec order
@@ -504,8 +507,10 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
                 _show(bar, client, set(in_flight), outcome, len(finished))
             if in_flight:
                 time.sleep(POLL_SECONDS)
-    except BaseException:
+    except BaseException as exc:
         stop_file.touch()
+        if isinstance(exc, KeyboardInterrupt) and in_flight:
+            _wait_for_checkpoints(list(in_flight), bar)
         with contextlib.suppress(Exception):  # the scheduler may be the one that failed
             client.cancel(list(in_flight), force=True)  # a running task goes on to its next checkpoint
         raise
@@ -513,6 +518,19 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
         if bar is not None:
             bar.close()
     return outcome
+
+
+def _wait_for_checkpoints(futures: list, bar) -> None:
+    """Wait for the runs told to stop to reach their next checkpoint; a second Ctrl-C ends the wait."""
+    from distributed import wait
+
+    message = f"stopping {len(futures)} run(s) at their next checkpoint (Ctrl-C again: at once, back to the last)"
+    if bar is not None:
+        bar.set_description(message)
+    else:
+        print(message, file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt, Exception):  # a second Ctrl-C, or a scheduler gone
+        wait(futures)
 
 
 def _result(future, folder: Path) -> dict:
