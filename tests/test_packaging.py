@@ -28,6 +28,9 @@ except ImportError:  # Python 3.10
 
 #: top-level entries of the repository that are not part of the source release
 NOT_RELEASED = (".ci/", ".gitignore")
+#: a study's runs in progress keep their checkpoints in git, to go on in the next session; a
+#: release holds the study's results, not its state (MANIFEST.in leaves them out)
+STUDY_STATE = re.compile(r"benchmarks/results/.+/checkpoint\.ckpt")
 CHANGE_KINDS = ("Added", "Changed", "Deprecated", "Removed", "Fixed", "Security")
 RELEASE = re.compile(r"## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})")
 
@@ -89,7 +92,8 @@ def test_the_sdist_holds_every_file_of_the_source_tree(dist):
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: the tracked files to compare with are unknown")
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    tracked = {path for path in listed.splitlines() if not path.startswith(NOT_RELEASED) and (ROOT / path).exists()}
+    tracked = {path for path in listed.splitlines()
+               if not path.startswith(NOT_RELEASED) and not STUDY_STATE.fullmatch(path) and (ROOT / path).exists()}
     prefix = f"numpy_rnn-{__version__}/"
     with tarfile.open(_only(dist, "*.tar.gz")) as archive:
         held = {name.removeprefix(prefix) for name in archive.getnames()}
