@@ -167,6 +167,20 @@ def test_a_changed_spec_is_refused_naming_the_fields_and_force_redoes_only_what_
     assert json.loads((out / "cell=lstm" / "seed1" / "summary.json").read_text())["steps"] == 20  # dropped: left alone
 
 
+def test_named_runs_are_matched_by_name_so_a_new_order_is_no_change(scheduler, tmp_path):
+    entries = {name: f'[[runs]]\nname = "{name}"\ncell = "{cell}"\n' for name, cell in (("a", "gru"), ("b", "lstm"))}
+    out = tmp_path / "sweep"
+    run_sweep(load_spec(_spec(tmp_path, "seeds = [0]\n" + entries["a"] + entries["b"], steps=20)), out,
+              scheduler=scheduler, progress=False)
+    reordered = load_spec(_spec(tmp_path, "seeds = [0]\n" + entries["b"] + entries["a"], steps=20, name="b.toml"))
+    result = run_sweep(reordered, out, scheduler=scheduler, progress=False)
+    assert sorted(result["skipped"]) == [str(out / name / "seed0") for name in ("a", "b")] and not result["done"]
+    changed = load_spec(_spec(tmp_path, "seeds = [0]\n" + entries["b"] + 'lr = 0.01\n[[runs]]\nname = "c"\ncell = "rnn"\n',
+                              steps=20, name="c.toml"))
+    with pytest.raises(SweepSpecError, match=r"\(differing: runs\[b\]\.lr, runs\[a\], runs\[c\]\)"):
+        run_sweep(changed, out, scheduler=scheduler, progress=False)
+
+
 def test_a_diverged_run_is_a_result_recorded_in_its_folder_and_skipped_by_a_rerun(scheduler, tmp_path, capsys):
     path = _spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n')
     out = tmp_path / "sweep"

@@ -424,14 +424,26 @@ def _runs_part(spec):
 
 
 def _differences(old, new, where: str = "") -> list[str]:
-    """The dotted names of the fields that differ between two parsed specs."""
+    """The dotted names of the fields that differ between two parsed specs. ``[[runs]]`` entries
+    that all have names are matched by name (``runs[NAME].field``: a new order is no change),
+    others by place (``runs[2].field``)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [name for key in dict.fromkeys([*old, *new])
                 for name in _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and all(
-            isinstance(item, dict) for item in old + new):  # [[runs]] entries, field by field
-        return [name for i, (a, b) in enumerate(zip(old, new)) for name in _differences(a, b, f"{where}[{i + 1}]")]
+    if isinstance(old, list) and isinstance(new, list) and all(isinstance(item, dict) for item in old + new):
+        named_old, named_new = _by_name(old), _by_name(new)
+        if named_old is not None and named_new is not None:
+            return [name for key in dict.fromkeys([*named_old, *named_new])
+                    for name in _differences(named_old.get(key), named_new.get(key), f"{where}[{key}]")]
+        if len(old) == len(new):
+            return [name for i, (a, b) in enumerate(zip(old, new)) for name in _differences(a, b, f"{where}[{i + 1}]")]
     return [] if old == new else [where or "the whole spec"]
+
+
+def _by_name(entries: list[dict]) -> dict | None:
+    """``[[runs]]`` entries by their names, or None where one has none."""
+    names = [entry.get("name") for entry in entries]
+    return dict(zip(names, entries)) if all(isinstance(name, str) for name in names) else None
 
 
 def _remove_changed_runs(spec: SweepSpec, out: Path) -> list[str]:
