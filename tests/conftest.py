@@ -1,5 +1,6 @@
 """Shared fixtures: a seeded generator and a lazy, CI-enforced torch import; the tiny training run
-the config, trainer and checkpoint-state tests share (``from conftest import TINY``); the tutorial
+the config, trainer and checkpoint-state tests share (``from conftest import TINY``); a cell of your
+own in a module of the working directory (``custom_cell``); the tutorial
 notebooks, each executed once per session (``executed_tutorials``); the documentation site built
 from them, once per session (``built_site``)."""
 import math
@@ -16,6 +17,44 @@ import pytest
 
 #: TrainConfig options of a tiny run: a GRU with 8 units, 40 steps of the memory task (well under a second)
 TINY = dict(task="memory", cell="gru", hidden_size=8, batch_size=16, steps=40, eval_every=10, eval_size=64)
+
+
+#: a module of your own with a leaky Elman cell, h(t) = (1 - a) h(t-1) + a tanh(xw(t) + h(t-1) R), a = 0.5
+LEAKY_CELL_MODULE = """
+import numpy as np
+
+from numpy_rnn.cells import Cell
+
+
+class LeakyCell(Cell):
+    num_gates = 1
+    leak = 0.5
+
+    def step(self, p, xw, state):
+        (h_prev,) = state
+        a = np.tanh(xw + h_prev @ p["R"])
+        return ((1 - self.leak) * h_prev + self.leak * a,), a
+
+    def step_backward(self, p, g, d_state, a):
+        (dh,) = d_state
+        ds = dh * self.leak * (1 - a * a)
+        return ds, ds, ((1 - self.leak) * dh + ds @ p["R"].T,)
+
+
+def not_a_cell(hidden_size):
+    return LeakyCell(hidden_size)
+"""
+
+
+@pytest.fixture
+def custom_cell(tmp_path, monkeypatch):
+    """``"my_cells:LeakyCell"``: the working directory is a fresh folder holding ``my_cells.py``
+    (:data:`LEAKY_CELL_MODULE`), not on ``sys.path``; the module is forgotten afterwards."""
+    (tmp_path / "my_cells.py").write_text(LEAKY_CELL_MODULE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "my_cells", raising=False)
+    yield "my_cells:LeakyCell"
+    sys.modules.pop("my_cells", None)
 
 
 @pytest.fixture

@@ -523,6 +523,25 @@ def test_proj_size_trains_an_lstm_with_projections_and_resumes_it(tmp_path, caps
     assert code == 2 and "--proj-size applies with cell lstm only, got --cell 'gru'" in err
 
 
+def test_a_cell_of_your_own_trains_from_the_working_directory_and_resumes(custom_cell, tmp_path, capsys):
+    out = tmp_path / "leaky"
+    options = ["--task", "adding", "--seq-len", "12", "--hidden-size", "5", "--eval-every", "2", "--no-progress"]
+    code, _, _ = run_cli(["train", "--cell", custom_cell, "--steps", "4", *options, "--out", str(out)], capsys)
+    assert code == 0 and json.loads((out / "config.json").read_text())["cell"] == "my_cells:LeakyCell"
+    del sys.modules["my_cells"]  # a new process: a stored run imports nothing until told
+    code, _, err = run_cli(["train", "--resume", str(out), "--steps", "6", "--no-progress"], capsys)
+    assert code == 1 and "expected module 'my_cells' to be imported" in err and "--import my_cells" in err
+    code, stdout, _ = run_cli(["train", "--resume", str(out), "--steps", "6", "--no-progress", "--import", "my_cells"],
+                              capsys)
+    assert code == 0 and "after 6 steps" in stdout
+    trainer = Trainer.resume(out)
+    assert type(trainer.model.rnn.cell).__name__ == "LeakyCell" and trainer.step == 6
+    code, _, err = run_cli(["train", "--cell", "my_cells:not_a_cell", "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == (
+        "numpy-rnn train: error: argument --cell: expected cell 'my_cells:not_a_cell' to name a numpy_rnn.cells.Cell "
+        "subclass in module 'my_cells', got function there")
+
+
 def test_eval_of_a_file_says_it_is_a_file(tmp_path, capsys):
     path = tmp_path / "notes.txt"
     path.write_text("not a run")

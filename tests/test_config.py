@@ -80,8 +80,11 @@ def test_config_round_trips_and_unknown_fields_are_named():
 
 def test_every_field_declares_its_kind_and_the_kind_decides_the_check():
     kinds = {f.name: TrainConfig.field_kind(f.name) for f in dataclasses.fields(TrainConfig)}
-    assert set(kinds.values()) == {"int", "float", "choice", "bool", "path", "init"}
-    assert kinds["text"] == kinds["out"] == "path" and kinds["cell"] == "choice" and kinds["init"] == "init"
+    assert set(kinds.values()) == {"int", "float", "choice", "cell", "bool", "path", "init"}
+    assert kinds["text"] == kinds["out"] == "path" and kinds["task"] == "choice" and kinds["init"] == "init"
+    assert kinds["cell"] == "cell" and TrainConfig.check_value("cell", "gru") == "gru"
+    with pytest.raises(ValueError, match="TrainConfig: unknown cell 'grue'; valid names: rnn, lstm, gru"):
+        TrainConfig.check_value("cell", "grue")
     assert TrainConfig.check_value("text", "a/b.txt") == "a/b.txt"
     with pytest.raises(TypeError, match="expected text to be a path"):
         TrainConfig.check_value("text", {"R": "identity"})  # not taken for an init dict

@@ -1,7 +1,11 @@
 """The notebook's RNN: its equations, its methods, its demonstration cell, and bad input."""
 import contextlib
 import io
+import json
+import os
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +271,41 @@ def test_a_projected_lstm_feeds_the_head_its_projected_h(rng):
     assert y.shape == (3, 2) and h.shape == (2, 3, 2) and c.shape == (2, 3, H)
     with pytest.raises(ValueError, match=r"ModelConfig: proj_size applies to cell 'lstm' only, got proj_size=2 with 'gru'"):
         ModelConfig(D, 2, cell="gru", hidden_size=H, proj_size=2)
+
+
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "bidirectional": True, "sequence_output": True}],
+                         ids=["seq2one", "seq2seq-deep-bidir"])
+def test_a_cell_of_your_own_by_module_and_class_builds_the_generic_layer(custom_cell, options, rng):
+    config = ModelConfig(D, 2, cell=custom_cell, hidden_size=H, **options)
+    model = SequenceModel(config, rng=1)
+    assert type(model.rnn).__name__ == "Recurrent" and type(model.rnn.cell).__name__ == "LeakyCell"
+    assert "my_cells" in sys.modules and os.getcwd() not in sys.path  # imported from the working directory
+    report = model_gradient_report(model, rng.standard_normal((2, T, D)), np.array([T, 3]), rng)
+    assert report.passed, str(report)
+    assert ModelConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_a_cell_of_your_own_that_cannot_be_found_is_named_in_the_error(custom_cell, monkeypatch):
+    missing = r"ModelConfig: cell 'my_celz:LeakyCell': expected module 'my_celz' to be importable \(installed, " \
+              r"on PYTHONPATH or in the current directory .+\), found none"
+    with pytest.raises(ValueError, match=missing):
+        ModelConfig(D, 1, cell="my_celz:LeakyCell")
+    monkeypatch.syspath_prepend(os.getcwd())  # as under python -m
+    with pytest.raises(ValueError, match=missing):
+        ModelConfig(D, 1, cell="my_celz:LeakyCell")
+    with pytest.raises(ValueError, match=r"ModelConfig: expected cell 'my_cells:not_a_cell' to name a "
+                                         r"numpy_rnn.cells.Cell subclass in module 'my_cells', got function there"):
+        ModelConfig(D, 1, cell="my_cells:not_a_cell")
+    with pytest.raises(ValueError, match=r"ModelConfig: expected cell to be one of rnn, lstm, gru or 'MODULE:CLASS' "
+                                         r"\(a dotted module name, a class name\), got 'my_cells:'"):
+        ModelConfig(D, 1, cell="my_cells:")
+    with pytest.raises(ValueError, match=r"expected cell 'my_cells:Nothing' to name .+, got nothing there"):
+        ModelConfig(D, 1, cell="my_cells:Nothing")
+    (Path(os.getcwd()) / "broken_cells.py").write_text("import a_module_nobody_has\n")
+    with pytest.raises(ModuleNotFoundError, match="a_module_nobody_has"):  # the module's own import error, as is
+        ModelConfig(D, 1, cell="broken_cells:Cell")
+    with pytest.raises(ValueError, match=r"ModelConfig: nonlinearity applies to cell 'rnn' only"):
+        ModelConfig(D, 1, cell=custom_cell, nonlinearity="relu")
 
 
 def test_sequence_model_bad_config_and_input():

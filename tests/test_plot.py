@@ -1,5 +1,6 @@
 """The loss plot and the diagnostics plots."""
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -81,3 +82,15 @@ def test_saturation_plot_has_one_panel_per_run(tmp_path, monkeypatch):
     (ax,) = saved["axes"]
     labels = [line.get_label() for line in ax.get_lines()]
     assert "f (sigmoid) saturated" in labels and "f mean" in labels and ax.get_title() == "l0 (LSTMCell)"
+
+
+def test_a_cell_that_reports_no_activations_gets_a_panel_that_says_so(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    data = diagnose(LSTM(2, 3, rng=0), rng.standard_normal((2, 6, 2)), rng.standard_normal((2, 6, 3))).to_dict()
+    data["layers"][0].update(activations={}, cell="MyCell")
+    saved = _spy_axes(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "no artists with labels" warning from the legend
+        plot_saturation(data, tmp_path / "sat.png")
+    (ax,) = saved["axes"]
+    assert [text.get_text() for text in ax.texts] == ["MyCell reports no activations (Cell.activations)"]

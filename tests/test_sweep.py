@@ -181,6 +181,15 @@ def test_named_runs_are_matched_by_name_so_a_new_order_is_no_change(scheduler, t
         run_sweep(changed, out, scheduler=scheduler, progress=False)
 
 
+def test_a_cell_of_your_own_runs_on_the_embedded_cluster_from_the_working_directory(custom_cell, tmp_path):
+    spec = load_spec(_spec(tmp_path, f'seeds = [0]\n[grid]\ncell = ["gru", "{custom_cell}"]\n', steps=20))
+    out = tmp_path / "sweep"
+    result = run_sweep(spec, out, workers=1, progress=False)  # its worker process starts in this directory
+    assert not result["failed"] and sorted(result["done"]) == [str(out / f"cell={name}" / "seed0")
+                                                                for name in ("gru", custom_cell)]
+    _assert_equal_to_runs_one_by_one(spec, out, tmp_path)
+
+
 def test_a_diverged_run_is_a_result_recorded_in_its_folder_and_skipped_by_a_rerun(scheduler, tmp_path, capsys):
     path = _spec(tmp_path, 'seeds = [0]\n[[runs]]\ncell = "gru"\n[[runs]]\ncell = "lstm"\nlr = 1e308\n')
     out = tmp_path / "sweep"

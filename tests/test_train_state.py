@@ -80,19 +80,41 @@ def test_metadata_out_of_schema_is_refused_in_one_line(stored, change, message):
     assert re.search(message, text), text
 
 
-@pytest.mark.parametrize("config", [
-    TrainConfig(model="notebook", hidden_size=7),
-    TrainConfig(cell="rnn", hidden_size=7, num_layers=3, bidirectional=True),
-    TrainConfig(cell="lstm", hidden_size=5, num_layers=2),
-    TrainConfig(task="chars", cell="gru", hidden_size=6, embedding_size=4, eval_size=1000),
-])
-def test_the_minimum_parameter_count_bounds_the_model_and_is_exact_for_elman(config):
+def test_a_stored_cell_of_your_own_imports_nothing_so_loading_never_runs_code(stored, custom_cell, tmp_path):
+    (tmp_path / "side_effect.py").write_text("open('ran', 'w').close()\n")
+    with pytest.raises(CheckpointError, match=r"invalid stored config: TrainConfig: cell 'side_effect:Cell': expected "
+                                              r"module 'side_effect' to be imported, as a stored configuration imports "
+                                              r"nothing .+ \(numpy-rnn: --import side_effect\)"):
+        check_meta("p", _changed(stored[1], "config", "cell", "side_effect:Cell"))
+    assert not (tmp_path / "ran").exists()
+    mine = _changed(stored[1], "config", "cell", custom_cell)
+    with pytest.raises(CheckpointError, match="expected module 'my_cells' to be imported"):
+        check_meta("p", mine)
+    TrainConfig(cell=custom_cell)  # the user's own configuration imports it
+    assert check_meta("p", mine).cell == custom_cell
+
+
+@pytest.mark.parametrize("options, exact", [
+    ({"model": "notebook", "hidden_size": 7}, True),
+    ({"cell": "rnn", "hidden_size": 7, "num_layers": 3, "bidirectional": True}, True),
+    ({"cell": "rnn", "hidden_size": 7, "num_layers": 2, "bias": False}, True),
+    ({"cell": "lstm", "hidden_size": 5, "num_layers": 2}, False),
+    ({"cell": "lstm", "hidden_size": 40, "proj_size": 2, "num_layers": 2, "bidirectional": True}, False),
+    ({"cell": "gru", "hidden_size": 6, "layer_norm": True, "bias": False}, False),
+    ({"task": "chars", "cell": "gru", "hidden_size": 6, "embedding_size": 4, "eval_size": 1000}, False),
+    ({"cell": "custom", "hidden_size": 7, "num_layers": 2, "bidirectional": True}, True),  # the leaky Elman cell
+], ids=["notebook", "rnn-deep-bidir", "rnn-no-bias", "lstm", "lstm-proj", "gru-layer-norm-no-bias", "gru-chars",
+        "custom-cell"])
+def test_the_minimum_parameter_count_bounds_the_model_and_is_exact_for_elman(options, exact, request):
+    if options.get("cell") == "custom":
+        options = {**options, "cell": request.getfixturevalue("custom_cell")}
+    config = TrainConfig(**options)
     D, K = 3, 11
     model = (RNN(D, config.hidden_size, K) if config.model == "notebook"
              else SequenceModel(config.model_config(D, K), rng=0))
     count = sum(p.size for p in model.params.values())
     bound = minimum_parameter_count(config, D, K)
-    assert bound == count if config.cell_used == "rnn" else bound < count
+    assert bound == count if exact else bound < count
 
 
 def test_a_config_asking_for_more_parameters_than_stored_is_refused_before_any_allocation(stored):

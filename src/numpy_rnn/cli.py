@@ -39,7 +39,7 @@ from .checkpoint import CheckpointError
 from .config import TASK_DEFAULTS
 from .diagnostics import DIAGNOSTICS_FILE, FLOW_PLOT, SATURATION_PLOT, diagnose
 from .gradcheck import gradient_check, require_float64
-from .models import RNN
+from .models import CELLS, RNN, import_cells
 from .train import (
     PLOT_FILE,
     Interrupted,
@@ -145,6 +145,14 @@ def run_gradcheck(args) -> int:
 
 
 # ----------------------------------------------------------------------------- training
+def _imported(module_name: str):
+    """An argparse type: import the module (:func:`numpy_rnn.models.import_cells`)."""
+    try:
+        return import_cells(module_name).__name__
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(_message(exc)) from None
+
+
 def _config_type(f: dataclasses.Field):
     """An argparse type: parse the text as the field's kind, then check it as TrainConfig does."""
     parse = {"int": int, "float": float}.get(f.metadata["kind"], str)
@@ -190,6 +198,8 @@ def _add_config_options(parser: argparse.ArgumentParser, out_help: str = "run fo
             group.add_argument(flag, type=_init_pair, action="append", metavar="NAME=INIT", **options)
         elif meta["kind"] == "choice":
             group.add_argument(flag, choices=meta["choices"], **options)
+        elif meta["kind"] == "cell":
+            group.add_argument(flag, type=_config_type(f), metavar="{" + ",".join(CELLS) + "}|MODULE:CLASS", **options)
         else:
             group.add_argument(flag, type=_config_type(f), metavar=f.name.upper(), **options)
 
@@ -441,6 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run, parser=sub)
         # after the command too; SUPPRESS keeps a --debug given before it
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+        if name in ("train", "eval", "sample", "diagnose", "sweep"):  # the commands that read stored runs
+            sub.add_argument("--import", type=_imported, action="append", metavar="MODULE", dest="imports",
+                             help="import MODULE first (installed, on PYTHONPATH or in the current directory): the "
+                                  "cells of your own that a stored run names (MODULE:CLASS); repeatable")
         return sub
 
     check = command("gradcheck", run_gradcheck, "the notebook's gradient check",

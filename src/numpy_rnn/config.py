@@ -9,6 +9,8 @@ kind        value                                                        limits 
 ``int``     an int (not a bool)                                          ``min``, ``max``
 ``float``   a finite real number                                         ``low``, ``high``
 ``choice``  one of a registry's names                                    ``choices``
+``cell``    None, a built-in cell's name or ``"MODULE:CLASS"``, a cell     --
+            of your own (:func:`~numpy_rnn.models.cell_class`)
 ``bool``    True or False                                                --
 ``path``    None or a file-system path (str or os.PathLike), kept a str  --
 ``init``    a dict of parameter name -> initialiser name                 --
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from . import _checks
 from .cells import NONLINEARITIES
 from .init import get_initializer
-from .models import CELLS, ModelConfig
+from .models import CELLS, ModelConfig, cell_class
 from .optim import OPTIMIZERS
 from .tasks import TASKS, make_task
 
@@ -135,8 +137,8 @@ class TrainConfig(_checks.PlainConfig):
     delay: int = _option("int", 8, "recall: the target is the input of delay steps ago", min=1)
     # the model
     model: str = _option("choice", "sequence", "model kind: 'notebook' is the notebook's Elman RNN", choices=MODELS)
-    cell: str | None = _option("choice", None, "recurrent cell (default: lstm; the notebook model is always rnn)",
-                               choices=tuple(CELLS))
+    cell: str | None = _option("cell", None, "recurrent cell: " + ", ".join(CELLS) + ", or MODULE:CLASS, a Cell "
+                                             "subclass of your own (default: lstm; the notebook model is always rnn)")
     hidden_size: int = _option("int", 64, "hidden units H", min=1)
     num_layers: int = _option("int", 1, "stacked recurrent layers", min=1)
     bidirectional: bool = _option("bool", False, "read the sequence in both directions")
@@ -340,6 +342,13 @@ def _check_choice(f, value):
     return _checks.lookup("TrainConfig", f.name, value, {name: name for name in f.metadata["choices"]})
 
 
+def _check_cell(f, value):
+    if value is None:
+        return None
+    cell_class(value, "TrainConfig")
+    return value
+
+
 def _check_path(f, value):
     if value is None:
         return None
@@ -359,7 +368,7 @@ def _check_init(f, value):
 
 
 _CHECKERS = {
-    "int": _check_int, "float": _check_float, "choice": _check_choice,
+    "int": _check_int, "float": _check_float, "choice": _check_choice, "cell": _check_cell,
     "bool": lambda f, value: _checks.check_bool("TrainConfig", f.name, value),
     "path": _check_path, "init": _check_init,
 }

@@ -9,18 +9,94 @@ Both are :class:`~numpy_rnn.module.Module` s: ``params``, ``grads``, ``zero_grad
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import importlib
+import os
+import re
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _checks
+from .cells import Cell
 from .init import identity, lecun_uniform, zeros
-from .layers import GRU, LSTM, Embedding, Linear, SimpleRNN, State
+from .layers import GRU, LSTM, Embedding, Linear, Recurrent, SimpleRNN, State
 from .module import Module
 from .rtrl import RTRL
 
 #: ``ModelConfig.cell`` names -> layer classes
 CELLS = {"rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+#: a cell of your own: ``MODULE:CLASS``
+_CELL_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+#: False while a stored configuration is read (:func:`stored_configuration`)
+_MAY_IMPORT = contextvars.ContextVar("numpy_rnn_may_import", default=True)
+
+
+def cell_class(name: str, owner: str = "ModelConfig") -> type:
+    """The layer class of a built-in cell name (:data:`CELLS`), or the cell of your own that
+    ``"MODULE:CLASS"`` names: a :class:`~numpy_rnn.cells.Cell` subclass that takes
+    ``hidden_size`` alone (``examples.indrnn:IndRNNCell``), from the module as
+    :func:`import_cells` imports it, or as already imported while a stored configuration is
+    read. ``owner`` begins the errors."""
+    if not isinstance(name, str) or ":" not in name:
+        return _checks.lookup(owner, "cell", name, CELLS)
+    if not _CELL_PATH.fullmatch(name):
+        raise ValueError(f"{owner}: expected cell to be one of {', '.join(CELLS)} or 'MODULE:CLASS' (a dotted module "
+                         f"name, a class name), got {name!r}")
+    module_name, _, class_name = name.partition(":")
+    if _MAY_IMPORT.get():
+        module = import_cells(module_name, f"{owner}: cell {name!r}")
+    elif (module := sys.modules.get(module_name)) is None:
+        raise ValueError(f"{owner}: cell {name!r}: expected module {module_name!r} to be imported, as a stored "
+                         f"configuration imports nothing (loading a run never runs code); import it first "
+                         f"(numpy-rnn: --import {module_name})")
+    cell = getattr(module, class_name, None)
+    if not (isinstance(cell, type) and issubclass(cell, Cell)):
+        raise ValueError(f"{owner}: expected cell {name!r} to name a numpy_rnn.cells.Cell subclass in module "
+                         f"{module_name!r}, got {type(cell).__name__ if cell is not None else 'nothing'} there")
+    return cell
+
+
+@contextlib.contextmanager
+def stored_configuration():
+    """Inside the ``with`` block a ``"MODULE:CLASS"`` cell resolves from an imported module only,
+    so that reading a stored configuration (a checkpoint's, a run folder's config.json) never
+    runs code, whoever wrote it."""
+    token = _MAY_IMPORT.set(False)
+    try:
+        yield
+    finally:
+        _MAY_IMPORT.reset(token)
+
+
+def import_cells(module_name: str, owner: str = "import_cells"):
+    """Import the module ``module_name`` (cells of your own) from ``sys.path``, else from the
+    current directory, as ``python -m`` would find it; returns the module. A module found
+    nowhere is a ValueError beginning with ``owner``; errors inside the module propagate."""
+    here = os.getcwd()
+    added = here not in sys.path
+    if added:
+        sys.path.append(here)  # last: an installed module of the same name comes first
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if not _missing_is(exc, module_name):
+            raise
+        raise ValueError(f"{owner}: expected module {module_name!r} to be importable (installed, on PYTHONPATH "
+                         f"or in the current directory {here}), found none") from None
+    finally:
+        if added:
+            sys.path.remove(here)
+
+
+def _missing_is(exc: ModuleNotFoundError, module_name: str) -> bool:
+    """Whether the module not found is ``module_name`` or a package above it (not one it imports)."""
+    return exc.name is not None and (module_name == exc.name or module_name.startswith(exc.name + "."))
+
 
 # the notebook's names -> (sub-layer, its parameter name)
 _NAMES = {"W": ("rnn", "W"), "R": ("rnn", "R"), "V": ("head", "W"), "bs": ("rnn", "b"), "by": ("head", "b")}
@@ -187,9 +263,10 @@ class ModelConfig(_checks.PlainConfig):
 
     ``input_size`` is the number of features, or the vocabulary size when ``tokens``;
     ``output_size`` the head's width ``K``. ``cell`` names the layer (:data:`CELLS`: ``"rnn"``,
-    ``"lstm"``, ``"gru"``) of ``hidden_size`` ``H``, ``num_layers`` deep, ``bidirectional`` or
-    not, with ``dropout`` between stacked layers; ``nonlinearity`` (``"tanh"`` or ``"relu"``)
-    applies to ``"rnn"`` only. ``dtype`` is ``"float64"`` or ``"float32"``.
+    ``"lstm"``, ``"gru"``; or ``"MODULE:CLASS"``, a cell of your own in the generic
+    :class:`~numpy_rnn.layers.Recurrent` layer, :func:`cell_class`) of ``hidden_size`` ``H``,
+    ``num_layers`` deep, ``bidirectional`` or not, with ``dropout`` between stacked layers;
+    ``nonlinearity`` (``"tanh"`` or ``"relu"``) applies to ``"rnn"`` only. ``dtype`` is ``"float64"`` or ``"float32"``.
     ``embedding_size`` 0 feeds tokens one-hot, > 0 through a learned embedding. ``init`` maps
     parameter names of the layer (``W``, ``R``, ``b``, ...) to initialiser names.
     ``bias`` False builds the recurrent layer without biases (the head keeps its own).
@@ -224,7 +301,7 @@ class ModelConfig(_checks.PlainConfig):
     proj_size: int = 0
 
     def __post_init__(self):
-        _checks.lookup("ModelConfig", "cell", self.cell, CELLS)
+        cell_class(self.cell)
         if self.nonlinearity != "tanh" and self.cell != "rnn":
             raise ValueError(f"ModelConfig: nonlinearity applies to cell 'rnn' only, "
                              f"got {self.nonlinearity!r} with {self.cell!r}")
@@ -276,10 +353,13 @@ class SequenceModel(Module):
         if c.proj_size:
             options["proj_size"] = c.proj_size
         zoneout = (c.zoneout, c.zoneout_c) if c.cell == "lstm" else c.zoneout
-        self.rnn = CELLS[c.cell](features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
-                                 dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype,
-                                 input_dropout=c.input_dropout, recurrent_dropout=c.recurrent_dropout,
-                                 zoneout=zoneout, **options)
+        layer = cell_class(c.cell)
+        if issubclass(layer, Cell):  # a cell of your own: the generic layer builds it
+            layer, options = Recurrent, {"cell": layer}
+        self.rnn = layer(features, c.hidden_size, c.num_layers, bidirectional=c.bidirectional,
+                         dropout=c.dropout, bias=c.bias, init=dict(c.init), rng=rng, dtype=dtype,
+                         input_dropout=c.input_dropout, recurrent_dropout=c.recurrent_dropout,
+                         zoneout=zoneout, **options)
         self.head = Linear(self.rnn.num_directions * self.rnn.h_size, c.output_size, rng=rng, dtype=dtype)
         self.dtype = dtype
         self.params, self.grads = {}, {}

@@ -105,7 +105,11 @@ def plot_saturation(diagnostics: dict, path, *, title: str | None = None) -> str
         ax.set_xlabel("step t")
         ax.set_ylabel("fraction / mean")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="x-small", ncol=2)
+        if run["activations"]:
+            ax.legend(fontsize="x-small", ncol=2)
+        else:  # a cell of your own without Cell.activations
+            ax.text(0.5, 0.5, f"{run['cell']} reports no activations (Cell.activations)", ha="center",
+                    va="center", transform=ax.transAxes)
     if title:
         fig.suptitle(title)
     return _save(fig, path)

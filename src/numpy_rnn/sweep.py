@@ -55,6 +55,7 @@ from pathlib import Path
 
 from . import _checks
 from .config import TrainConfig
+from .models import stored_configuration
 from .plot import plot_history
 from .sweep_results import DIVERGED_FILE, ERROR_FILE, FORMAT, OUTCOME_FILES, SWEEP_FILE, run_folder, run_status, write_report
 from .train import (
@@ -465,7 +466,8 @@ def _stored_config(folder: Path) -> dict | None:
     """The run's config.json as a whole configuration (a field added to TrainConfig since it was
     written at its default); None where it is not one."""
     try:
-        return TrainConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))).to_dict()
+        with stored_configuration():
+            return TrainConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))).to_dict()
     except (ValueError, TypeError):
         return None
 

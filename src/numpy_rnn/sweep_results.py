@@ -37,6 +37,7 @@ import statistics
 from pathlib import Path
 
 from .config import TrainConfig
+from .models import stored_configuration
 from .train import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 __all__ = ["DIVERGED_FILE", "ERROR_FILE", "FORMAT", "OUTCOME_FILES", "RESULT_FILES", "STATUSES", "SWEEP_FILE", "collect",
@@ -130,8 +131,9 @@ def _read_json(path: Path) -> dict:
 
 def _check_run_config(run: Path, configuration: dict, seed: int) -> None:
     """The run's config.json is the configuration of sweep.json with this seed (its ``out`` aside)."""
-    stored = TrainConfig.from_dict(_read_json(run / CONFIG_FILE)).to_dict()
-    expected = TrainConfig.from_dict({**configuration["config"], "seed": seed, "out": stored["out"]}).to_dict()
+    with stored_configuration():
+        stored = TrainConfig.from_dict(_read_json(run / CONFIG_FILE)).to_dict()
+        expected = TrainConfig.from_dict({**configuration["config"], "seed": seed, "out": stored["out"]}).to_dict()
     differ = [name for name in stored if stored[name] != expected[name]]
     if differ:
         raise ValueError(f"collect: {run} holds a run of another configuration than {SWEEP_FILE}'s "

@@ -41,8 +41,12 @@ a :class:`~numpy_rnn.checkpoint.CheckpointError` with a one-line message.
 """
 from __future__ import annotations
 
+import math
+
+from .cells import Cell
 from .checkpoint import CheckpointError, check_schema
 from .config import TrainConfig
+from .models import cell_class, stored_configuration
 
 __all__ = ["FORMAT", "META_SCHEMA", "RECORD_SCHEMA", "check_meta", "check_parameter_count"]
 
@@ -75,7 +79,8 @@ def check_meta(path: str, meta: dict) -> TrainConfig:
                               f"got {found!r:.80}")
     check_schema(path, meta, META_SCHEMA)
     try:
-        config = TrainConfig.from_dict(meta["config"])
+        with stored_configuration():
+            config = TrainConfig.from_dict(meta["config"])
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint '{path}': invalid stored config: {exc}") from None
     step, most = meta["step"], meta["step"] // config.eval_every + 1
@@ -99,15 +104,25 @@ def check_meta(path: str, meta: dict) -> TrainConfig:
 
 def minimum_parameter_count(config: TrainConfig, input_size: int, output_size: int) -> int:
     """A lower bound on the parameter values of the model ``config`` builds, from its sizes
-    alone: every recurrent layer holds at least ``W (D, H)``, ``R (H, H)``, ``b (H,)`` per
-    direction (exact for the Elman cell), the head ``(dirs*H, K)`` and ``(K,)``."""
+    alone (no array is made): per direction of every layer ``W (D_l, H)`` at least (one gate
+    block), the cell's recurrent parameters (a built-in cell's ``R (h, H)`` at least, ``h`` the
+    width of its output, ``proj_size`` or ``H``; a cell of your own: exactly what it declares),
+    ``b (H,)`` where an Elman or a gated cell without layer norm has it, then the head
+    ``(dirs*h, K)`` and ``(K,)``. Exact for the Elman cell."""
     H, K = config.hidden_size, output_size
     dirs = 2 if config.bidirectional else 1
     D = config.embedding_size or input_size
     L = config.num_layers  # in closed form: a stored num_layers may be huge
-    recurrent = dirs * D * H + (L - 1) * dirs * (dirs * H) * H + L * dirs * (H * H + H)
-    embedding = input_size * config.embedding_size
-    return embedding + recurrent + dirs * H * K + K
+    cell = cell_class(config.cell_used, "checkpoint")
+    if issubclass(cell, Cell):  # a cell of your own declares its shapes; making one makes no arrays
+        own = cell(H)
+        h, recurrent = own.state_widths[0], sum(math.prod(shape) for shape in own.param_shapes().values())
+        bias = own.num_gates * H if config.bias and own.input_bias else 0
+    else:
+        h = config.proj_size or H
+        recurrent, bias = h * H, H if config.bias and not config.layer_norm else 0
+    per_direction = L * (recurrent + bias) + (D + (L - 1) * dirs * h) * H
+    return input_size * config.embedding_size + dirs * per_direction + dirs * h * K + K
 
 
 def check_parameter_count(path: str, arrays: dict, config: TrainConfig, input_size: int, output_size: int) -> None:
