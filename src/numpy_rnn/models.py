@@ -37,8 +37,8 @@ _MAY_IMPORT = contextvars.ContextVar("numpy_rnn_may_import", default=True)
 
 
 def cell_class(name: str, owner: str = "ModelConfig") -> type:
-    """The layer class of a built-in cell name (:data:`CELLS`), or the cell of your own that
-    ``"MODULE:CLASS"`` names: a :class:`~numpy_rnn.cells.Cell` subclass that takes
+    """The layer class of the built-in cell ``name`` (:data:`CELLS`), or the cell of your own
+    that a ``name`` ``"MODULE:CLASS"`` names: a :class:`~numpy_rnn.cells.Cell` subclass that takes
     ``hidden_size`` alone (``examples.indrnn:IndRNNCell``), from the module as
     :func:`import_cells` imports it, or as already imported while a stored configuration is
     read. ``owner`` begins the errors."""
