@@ -79,8 +79,11 @@ def _assert_equal_to_runs_one_by_one(spec, out: Path, tmp_path: Path) -> None:
 def test_four_runs_on_two_workers_equal_the_same_runs_one_by_one_and_a_rerun_skips_them(scheduler, tmp_path, capsys):
     spec = load_spec(_spec(tmp_path, 'seeds = [0, 1]\ntarget = 0.3\n[grid]\ncell = ["gru", "lstm"]\n'))
     out = tmp_path / "sweep"
-    result = run_sweep(spec, out, scheduler=scheduler, progress=False)
+    ended = []
+    result = run_sweep(spec, out, scheduler=scheduler, progress=False,
+                       on_result=lambda folder, result: ended.append((folder, result["status"])))
     assert len(result["done"]) == 4 and not result["skipped"] and not result["failed"]
+    assert sorted(ended) == sorted((folder, "done") for folder in result["done"])  # as each ended
     assert [Path(p).name for p in result["report"]] == ["results.csv", "results.md", "results.png"]
     record = json.loads((out / "sweep.json").read_text())
     assert record["format"] == "numpy_rnn.sweep/1" and record["seeds"] == [0, 1] and record["target"] == 0.3
@@ -199,8 +202,13 @@ def test_a_diverged_run_is_a_result_recorded_in_its_folder_and_skipped_by_a_reru
     record = json.loads((diverged / "diverged.json").read_text())
     assert record["step"] == 2 and record["error"].startswith("NonFiniteError: non-finite loss or gradient at step 2")
     stdout, stderr = capsys.readouterr()
+    gru = out / "cell=gru,lr=0.001" / "seed0"
+    trained = json.loads((gru / "summary.json").read_text())
+    assert sorted(stdout.splitlines()[:2]) == [
+        f"diverged: {diverged}: {record['error']}",  # one line as each run ends
+        f"done: {gru} (test loss {trained['test_loss']:.4g}, {trained['seconds'] / 60:.1f} min)"]
     assert f"sweep {out}: 1 runs trained, 1 diverged, 0 finished or diverged before, 0 failed" in stdout
-    assert f"diverged: {diverged}: {record['error']}\n" in stdout and stderr == ""
+    assert stdout.count("diverged: ") == 1 and stderr == ""
     assert not (diverged / "error.txt").exists() and not (diverged / "summary.json").exists()
     assert "| 1/1 (2) |" in (out / "results.md").read_text()
     before = {p: p.read_bytes() for p in diverged.iterdir()}

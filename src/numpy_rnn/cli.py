@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -42,6 +43,7 @@ from .gradcheck import gradient_check, require_float64
 from .models import CELLS, RNN, import_cells
 from .train import (
     PLOT_FILE,
+    SUMMARY_FILE,
     Interrupted,
     NonFiniteError,
     RunInUse,
@@ -398,7 +400,7 @@ def run_sweep_command(args) -> int:
     progress = not args.no_progress and importlib.util.find_spec("tqdm") is not None
     try:
         result = run_sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers, force=args.force,
-                           progress=progress)
+                           progress=progress, on_result=_print_run_result)
     except ImportError as exc:  # Dask is an extra
         _print_error("sweep", str(exc))
         return 1
@@ -411,8 +413,6 @@ def run_sweep_command(args) -> int:
     done, skipped, diverged, failed = (len(result[k]) for k in ("done", "skipped", "diverged", "failed"))
     print(f"sweep {args.out}: {done} runs trained, {diverged} diverged, {skipped} finished or diverged before, "
           f"{failed} failed")
-    for folder, line in result["diverged"].items():  # a result, not a failure: diverged.json in its folder
-        print(f"diverged: {folder}: {line}")
     for path in result["report"]:
         print(f"wrote {path}")
     if failed:
@@ -420,6 +420,19 @@ def run_sweep_command(args) -> int:
                               + "; ".join(f"{folder}: {line}" for folder, line in result["failed"].items()))
         return 1
     return 0
+
+
+def _print_run_result(folder: str, result: dict) -> None:
+    """One line as a run of the sweep ends: trained (its test loss and time), diverged (a result,
+    not a failure: diverged.json in its folder) or failed (error.txt); nothing for one skipped or
+    stopped."""
+    status = result["status"]
+    if status == "done":
+        summary = json.loads((Path(folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
+        test = "not finite" if summary["test_loss"] is None else f"{summary['test_loss']:.4g}"
+        print(f"done: {folder} (test loss {test}, {summary['seconds'] / 60:.1f} min)", flush=True)
+    elif status in ("diverged", "failed"):
+        print(f"{status}: {folder}: {result['error']}", flush=True)
 
 
 def run_demo(args) -> int:

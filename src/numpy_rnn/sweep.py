@@ -367,7 +367,7 @@ def _blas_threads():
 
 # ----------------------------------------------------------------------------- the sweep
 def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: int | None = None,
-              force: bool = False, progress: bool = True) -> dict:
+              force: bool = False, progress: bool = True, on_result=None) -> dict:
     """Run every run of ``spec`` into sweep folder ``out`` on Dask, then write the report.
 
     ``scheduler`` (``tcp://HOST:PORT``) sends the runs to an existing cluster (whose workers
@@ -380,7 +380,8 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted by ``force`` because
     their configuration changed). Ctrl-C stops the runs at their next checkpoint and raises
     KeyboardInterrupt; rerunning the same call goes on from there. ``progress`` shows a progress
-    bar over the runs.
+    bar over the runs. ``on_result(folder, result)``, if given, is called as each run ends in this
+    call, ``result`` as :func:`run_one` returns it (skipped runs included).
     """
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"run_sweep: expected a SweepSpec (load_spec(path)), got {type(spec).__name__}")
@@ -390,7 +391,7 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     redone = _prepare(spec, out, force)
     runs = spec.runs(out)
     with _client(scheduler, workers, len(runs)) as client:
-        outcome = _execute(client, runs, out / f".stop-{os.getpid()}-{time.time_ns()}", progress)
+        outcome = _execute(client, runs, out / f".stop-{os.getpid()}-{time.time_ns()}", progress, on_result)
     return {**outcome, "redone": redone, "report": [str(path) for path in write_report(out)]}
 
 
@@ -489,8 +490,9 @@ def _client(scheduler: str | None, workers: int | None, runs: int):
         yield client
 
 
-def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -> dict:
-    """Run one task per run and wait for them all (a progress bar over runs). The runs go to the
+def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool, on_result) -> dict:
+    """Run one task per run and wait for them all (a progress bar over runs; ``on_result`` called
+    as each ends, see :func:`run_sweep`). The runs go to the
     cluster in the spec's order, no more at a time than it has threads (counted again at every
     look: workers come and go), so that none waits in a busy worker's queue while another worker
     goes on with the runs after it. On Ctrl-C (KeyboardInterrupt) the runs are told to stop at
@@ -517,6 +519,9 @@ def _execute(client, runs: list[TrainConfig], stop_file: Path, progress: bool) -
                     outcome[result["status"]][folder] = result["error"]
                 else:
                     outcome[result["status"]].append(folder)
+                if on_result is not None:
+                    with bar.external_write_mode() if bar is not None else contextlib.nullcontext():
+                        on_result(folder, result)
             if bar is not None:
                 _show(bar, client, set(in_flight), outcome, len(finished))
             if in_flight:
