@@ -18,6 +18,7 @@ from numpy_rnn.optim import (
     clip_grad_norm,
     clip_grad_value,
     get_optimizer,
+    l2_norm,
 )
 
 SHAPES = {"layers.0.W": (3, 5), "layers.0.b": (5,), "V": (5, 2)}
@@ -457,3 +458,24 @@ def test_clip_errors_and_non_finite_norm():
         TypeError, match=r"clip_grad_norm: expected grads\['W'\] to be a float32 or float64 ndarray, got list"
     ):
         clip_grad_norm({"W": [1.0]}, 1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_l2_norm_is_numpy_s_to_the_last_bit_and_finite_where_the_squares_overflow(dtype, rng):
+    values = rng.standard_normal(1000).astype(dtype)
+    assert l2_norm(values) == np.linalg.norm(values) and l2_norm(values).dtype == dtype
+    huge = np.full(400, 3e19 if dtype == np.float32 else 1e200, dtype=dtype)  # its squares overflow, not its values
+    with np.errstate(over="ignore"):
+        assert np.isinf(np.linalg.norm(huge))
+    with np.errstate(over="raise"):  # handled: no warning either
+        assert l2_norm(huge) == pytest.approx(20 * float(huge[0]), rel=1e-6)
+    assert np.isinf(l2_norm(np.array([3.0, np.inf], dtype=dtype))) and np.isnan(l2_norm(np.array([np.nan, 1.0])))
+
+
+def test_clip_grad_norm_clips_finite_float32_gradients_whose_squares_overflow():
+    """float32 squares overflow from about 1.8e19: such gradients are finite, so clipping applies."""
+    grads = {"W": np.full((10, 10), 2e19, dtype=np.float32), "b": np.ones(10, dtype=np.float32)}
+    norm = clip_grad_norm(grads, 1.0)
+    assert norm == pytest.approx(2e20, rel=1e-6)
+    assert l2_norm([l2_norm(g) for g in grads.values()]) == pytest.approx(1.0, rel=1e-5)
+    assert grads["W"].dtype == np.float32 and np.all(np.isfinite(grads["W"]))

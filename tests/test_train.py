@@ -182,6 +182,26 @@ def test_non_finite_raise_names_step_loss_parameter_and_last_checkpoint(tmp_path
         fresh.run()
 
 
+def test_finite_gradients_whose_float32_norm_overflows_are_clipped_not_taken_for_non_finite():
+    """The IRNN at T = 1000 reaches gradients of 1e20 and more at its second step: finite, but
+    their float32 squares overflow; clipping must see a finite norm and update."""
+    trainer = Trainer(TrainConfig(**{**TINY, "dtype": "float32", "clip_norm": 1.0}))
+    backward = trainer.model.backward
+
+    def huge_gradients(dy):
+        backward(dy)
+        for g in trainer.model.grads.values():
+            g.fill(2e19)  # float32 max is 3.4e38: the squares overflow, the values do not
+
+    trainer.model.backward = huge_gradients
+    before = {k: v.copy() for k, v in trainer.model.params.items()}
+    loss, norm = trainer.train_step()
+    count = sum(g.size for g in trainer.model.grads.values())
+    assert norm == pytest.approx(2e19 * count ** 0.5, rel=1e-5) and trainer.skipped == 0
+    assert all(not np.array_equal(v, trainer.model.params[k]) for k, v in before.items())  # updated
+    assert all(np.all(np.isfinite(v)) for v in trainer.model.params.values())
+
+
 def test_non_finite_skip_leaves_parameters_and_optimizer_untouched_then_gives_up():
     trainer = Trainer(TrainConfig(**TINY, nonfinite="skip", max_skips=3))
     trainer.run(until=4)

@@ -516,19 +516,35 @@ class WarmupLR(LRScheduler):
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "after"})
 
 
+def l2_norm(values) -> np.floating:
+    """``||values||_2`` of an array (or a list of numbers), finite whenever every value is: a
+    NumPy scalar of their dtype, ``np.linalg.norm``'s to the last bit, except where its squares
+    overflow (float32 from about 1.8e19, float64 from about 1.3e154); there it is measured
+    again in float64, scaled by the largest ``|value|``."""
+    with np.errstate(over="ignore"):
+        norm = np.linalg.norm(values)
+    if np.isinf(norm):
+        values = np.asarray(values, dtype=np.float64)
+        largest = np.max(np.abs(values))
+        if np.isfinite(largest):
+            norm = largest * np.linalg.norm(values / largest)
+    return norm
+
+
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
     """Scale all gradients ``grads`` (name -> array) IN PLACE so that their global L2 norm is
     at most ``max_norm``.
 
-    ``norm = sqrt(sum over arrays of ||g||^2)`` is returned as measured BEFORE clipping. As in
-    ``torch.nn.utils.clip_grad_norm_``, every array is multiplied by
+    ``norm = sqrt(sum over arrays of ||g||^2)`` is returned as measured BEFORE clipping, finite
+    whenever every gradient is (:func:`l2_norm`: float32 squares overflow long before the
+    gradients do). As in ``torch.nn.utils.clip_grad_norm_``, every array is multiplied by
     ``coef = max_norm / (norm + 1e-6)`` when ``coef < 1`` and left alone otherwise. A non-finite
     norm leaves the gradients unchanged (torch would fill them with NaN); check
     ``math.isfinite`` on the result to skip such a step.
     """
     grads = _check_arrays("clip_grad_norm", "grads", grads)
     max_norm = check_real("clip_grad_norm", "max_norm", max_norm, **_POSITIVE)
-    norm = float(np.linalg.norm([np.linalg.norm(g) for g in grads.values()]))
+    norm = float(l2_norm([l2_norm(g) for g in grads.values()]))
     coef = max_norm / (norm + 1e-6)
     if math.isfinite(norm) and coef < 1:
         for g in grads.values():

@@ -65,7 +65,7 @@ from .config import TrainConfig
 from .losses import get_loss
 from .models import RNN, SequenceModel
 from .module import Module
-from .optim import CosineLR, WarmupLR, clip_grad_norm, get_optimizer
+from .optim import CosineLR, WarmupLR, clip_grad_norm, get_optimizer, l2_norm
 from .rtrl import RTRL
 from .train_state import FORMAT, check_meta, check_parameter_count
 from .training_data import TrainingData, make_data, set_generator_state
@@ -300,7 +300,7 @@ class Trainer:
         self.step += 1
         with np.errstate(over="ignore", invalid="ignore"):
             loss, state_n = self._bptt(x, y, state) if self.rtrl is None else self._rtrl(x, y, state)
-            grad_norms = {name: float(np.linalg.norm(g)) for name, g in self.model.grads.items()}
+            grad_norms = {name: float(l2_norm(g)) for name, g in self.model.grads.items()}
             norm = clip_grad_norm(self.model.grads, self.config.clip_norm or np.finfo(np.float64).max)
         if math.isfinite(loss) and math.isfinite(norm):
             before = self.model.state_dict()
