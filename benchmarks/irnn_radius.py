@@ -1,6 +1,6 @@
-"""Why the IRNN of docs/RESULTS.md section 7 diverges under Adam at long T: the spectral radius
-of its recurrent matrix R over the first training steps, Adam against SGD and against Adam with
-Le et al.'s small input weights (a benchmark, not a test).
+"""How Adam's first steps blow up the IRNN of docs/RESULTS.md section 7 at long T: the spectral
+radius of its recurrent matrix R over the first training steps, Adam against SGD and against
+Adam with Le et al.'s small input weights (a benchmark, not a test).
 
     python benchmarks/irnn_radius.py                          # T = 400, seed 1, 100 steps (about a minute)
     python benchmarks/irnn_radius.py --seq-len 200 --seed 2 --steps 80
@@ -12,6 +12,7 @@ BLAS kernels. Printed per step: the spectral radius rho(R) = max |eigenvalue|, t
 |entry| of R - I (how far the update moved any weight), rho(R)**T (how much a state direction can
 grow over the sequence) and the training loss. With R = I the state integrates its input with
 no margin: an update that lifts rho(R) by 0.5% grows the state by 1.005**T, 7x at T = 400.
+A run stopped by a non-finite loss or gradient ends its table with "diverged at" its step.
 """
 from __future__ import annotations
 
