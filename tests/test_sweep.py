@@ -220,6 +220,12 @@ def test_a_diverged_run_is_a_result_recorded_in_its_folder_and_skipped_by_a_reru
     assert f"redone (its configuration changed): {diverged}\n" in capsys.readouterr().out
     assert json.loads((diverged / "config.json").read_text())["steps"] == 30
     assert json.loads((diverged / "diverged.json").read_text()) == record  # the same step, the same message
+    finished = {p: p.read_bytes() for p in gru.iterdir() if p.name != LOCK_FILE}
+    (diverged / "diverged.json").write_text(json.dumps({**record, "step": 999}))  # as an earlier version wrote it
+    assert main([*command, "--retry-diverged"]) == 0  # trained again; the finished run is left alone
+    assert f"redone (its configuration changed, or it had diverged): {diverged}\n" in capsys.readouterr().out
+    assert json.loads((diverged / "diverged.json").read_text()) == record
+    assert {p: p.read_bytes() for p in gru.iterdir() if p.name != LOCK_FILE} == finished
 
 
 def test_a_failed_run_is_named_with_exit_1_and_its_error_in_its_folder(scheduler, tmp_path, capsys):

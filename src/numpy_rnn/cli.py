@@ -383,7 +383,8 @@ def run_sweep_command(args) -> int:
     alone. Exit 1 naming the runs that failed (a run that diverged is a result, not a failure);
     130 on Ctrl-C (a rerun goes on)."""
     if args.report is not None:
-        given = ["SPEC.toml"] * (args.spec is not None) + [_flag(name) for name in ("out", "scheduler", "workers", "force")
+        options = ("out", "scheduler", "workers", "force", "retry_diverged")
+        given = ["SPEC.toml"] * (args.spec is not None) + [_flag(name) for name in options
                                                             if getattr(args, name) not in (None, False)]
         if given:
             args.parser.error(f"--report rebuilds the results of a sweep folder alone; got also {', '.join(given)}")
@@ -400,7 +401,7 @@ def run_sweep_command(args) -> int:
     progress = not args.no_progress and importlib.util.find_spec("tqdm") is not None
     try:
         result = run_sweep(spec, args.out, scheduler=args.scheduler, workers=args.workers, force=args.force,
-                           progress=progress, on_result=_print_run_result)
+                           retry_diverged=args.retry_diverged, progress=progress, on_result=_print_run_result)
     except ImportError as exc:  # Dask is an extra
         _print_error("sweep", str(exc))
         return 1
@@ -409,7 +410,7 @@ def run_sweep_command(args) -> int:
               file=sys.stderr)
         return 130
     for folder in result["redone"]:
-        print(f"redone (its configuration changed): {folder}")
+        print(f"redone (its configuration changed{', or it had diverged' if args.retry_diverged else ''}): {folder}")
     done, skipped, diverged, failed = (len(result[k]) for k in ("done", "skipped", "diverged", "failed"))
     print(f"sweep {args.out}: {done} runs trained, {diverged} diverged, {skipped} finished or diverged before, "
           f"{failed} failed")
@@ -522,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes of the embedded cluster (default: one per core)")
     sweep.add_argument("--force", action="store_true",
                        help="run a changed spec into DIR: redo the runs whose configuration changed, keep the others")
+    sweep.add_argument("--retry-diverged", action="store_true",
+                       help="train again the runs recorded as diverged (after a new version of numpy-rnn, or on "
+                            "another machine); a rerun otherwise skips them")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     sweep.add_argument("--report", metavar="DIR", help="only rebuild the results of the sweep folder DIR")
 

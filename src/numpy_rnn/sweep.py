@@ -21,7 +21,8 @@ The contract, stated once:
   folder per configuration and seed, ``OUT/<name>/seed<k>/`` (``diverged.json`` when a
   non-finite loss or gradient stopped it, ``error.txt`` when it failed otherwise).
 - **One task per run** (:func:`run_one`): skip it if it has a ``summary.json`` or a
-  ``diverged.json`` (a divergence is a result: the same run diverges again at the same step),
+  ``diverged.json`` (a divergence is a result: the same run diverges again at the same step;
+  ``retry_diverged`` deletes those runs first, for a new version of the library or a machine),
   resume it from its checkpoint if it has one, else train it from scratch. Another writer
   holding the folder (:class:`~numpy_rnn.train.RunInUse`: a task Dask runs twice, another
   sweep) is waited for, then the folder is looked at again: running elsewhere is not a failure.
@@ -367,7 +368,7 @@ def _blas_threads():
 
 # ----------------------------------------------------------------------------- the sweep
 def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: int | None = None,
-              force: bool = False, progress: bool = True, on_result=None) -> dict:
+              force: bool = False, retry_diverged: bool = False, progress: bool = True, on_result=None) -> dict:
     """Run every run of ``spec`` into sweep folder ``out`` on Dask, then write the report.
 
     ``scheduler`` (``tcp://HOST:PORT``) sends the runs to an existing cluster (whose workers
@@ -376,12 +377,12 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
     ``{"done": [...], "skipped": [...], "stopped": [...], "diverged": {folder: error line},
     "failed": {folder: error line}, "redone": [...], "report": [paths]}`` (run folders as str;
     ``skipped``: finished or diverged before; ``diverged``: stopped by a non-finite loss or
-    gradient in this call;
-    ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted by ``force`` because
-    their configuration changed). Ctrl-C stops the runs at their next checkpoint and raises
-    KeyboardInterrupt; rerunning the same call goes on from there. ``progress`` shows a progress
-    bar over the runs. ``on_result(folder, result)``, if given, is called as each run ends in this
-    call, ``result`` as :func:`run_one` returns it (skipped runs included).
+    gradient in this call; ``stopped``: at a checkpoint, by a stop request; ``redone``: deleted
+    by ``force`` because their configuration changed, or by ``retry_diverged`` because they had
+    diverged). Ctrl-C stops the runs at their next checkpoint and raises KeyboardInterrupt;
+    rerunning the same call goes on from there. ``progress`` shows a progress bar over the runs.
+    ``on_result(folder, result)``, if given, is called as each run ends in this call, ``result``
+    as :func:`run_one` returns it (skipped runs included).
     """
     if not isinstance(spec, SweepSpec):
         raise TypeError(f"run_sweep: expected a SweepSpec (load_spec(path)), got {type(spec).__name__}")
@@ -389,6 +390,8 @@ def run_sweep(spec: SweepSpec, out, *, scheduler: str | None = None, workers: in
         workers = _checks.check_size("run_sweep", "workers", workers)
     out = Path(out).absolute()
     redone = _prepare(spec, out, force)
+    if retry_diverged:
+        redone += _remove_runs(spec, out, _diverged)
     runs = spec.runs(out)
     with _client(scheduler, workers, len(runs)) as client:
         outcome = _execute(client, runs, out / f".stop-{os.getpid()}-{time.time_ns()}", progress, on_result)
@@ -412,7 +415,7 @@ def _prepare(spec: SweepSpec, out: Path, force: bool) -> list[str]:
         if changed and not force:
             raise SweepSpecError(f"'{out}' holds a sweep of another spec (differing: {', '.join(changed)}): use another "
                                  f"--out, or --force to redo the runs whose configuration changed and keep the others")
-    redone = _remove_changed_runs(spec, out) if force else []
+    redone = _remove_runs(spec, out, _changed) if force else []
     out.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{SWEEP_FILE}.{os.getpid()}.tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
@@ -448,19 +451,28 @@ def _by_name(entries: list[dict]) -> dict | None:
     return dict(zip(names, entries)) if all(isinstance(name, str) for name in names) else None
 
 
-def _remove_changed_runs(spec: SweepSpec, out: Path) -> list[str]:
-    """Delete the run files of every run of the sweep whose stored config.json is not its
-    configuration now; returns their folders."""
+def _remove_runs(spec: SweepSpec, out: Path, which) -> list[str]:
+    """Delete the run files and outcome of every run of the sweep for which ``which(folder,
+    config)`` holds; returns their folders."""
     removed = []
     for config in spec.runs(out):
         folder = Path(config.out)
-        if run_exists(folder) and _stored_config(folder) != config.to_dict():
+        if which(folder, config):
             with lock_run(folder):
                 remove_run(folder)
                 for name in OUTCOME_FILES:
                     (folder / name).unlink(missing_ok=True)
             removed.append(str(folder))
     return removed
+
+
+def _changed(folder: Path, config: TrainConfig) -> bool:
+    """Whether the folder holds a run whose stored config.json is not ``config``."""
+    return run_exists(folder) and _stored_config(folder) != config.to_dict()
+
+
+def _diverged(folder: Path, config: TrainConfig) -> bool:
+    return run_status(folder) == "diverged"
 
 
 def _stored_config(folder: Path) -> dict | None:
