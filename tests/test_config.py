@@ -6,6 +6,7 @@ import pytest
 from conftest import TINY
 
 from numpy_rnn.config import APPLIES, MAX_VALUES, TASK_DEFAULTS, TrainConfig
+from numpy_rnn.models import CELLS
 
 
 @pytest.mark.parametrize("options, error, message", [
@@ -83,6 +84,8 @@ def test_every_field_declares_its_kind_and_the_kind_decides_the_check():
     assert set(kinds.values()) == {"int", "float", "choice", "cell", "bool", "path", "init"}
     assert kinds["text"] == kinds["out"] == "path" and kinds["task"] == "choice" and kinds["init"] == "init"
     assert kinds["cell"] == "cell" and TrainConfig.check_value("cell", "gru") == "gru"
+    cell_help = {f.name: f for f in dataclasses.fields(TrainConfig)}["cell"].metadata["help"]
+    assert f"recurrent cell: {', '.join(CELLS)}, or MODULE:CLASS" in cell_help  # a literal for the site: kept in step
     with pytest.raises(ValueError, match="TrainConfig: unknown cell 'grue'; valid names: rnn, lstm, gru"):
         TrainConfig.check_value("cell", "grue")
     assert TrainConfig.check_value("text", "a/b.txt") == "a/b.txt"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from . import _checks
 from .cells import NONLINEARITIES
 from .init import get_initializer
-from .models import CELLS, ModelConfig, cell_class
+from .models import ModelConfig, cell_class
 from .optim import OPTIMIZERS
 from .tasks import TASKS, make_task
 
@@ -137,8 +137,8 @@ class TrainConfig(_checks.PlainConfig):
     delay: int = _option("int", 8, "recall: the target is the input of delay steps ago", min=1)
     # the model
     model: str = _option("choice", "sequence", "model kind: 'notebook' is the notebook's Elman RNN", choices=MODELS)
-    cell: str | None = _option("cell", None, "recurrent cell: " + ", ".join(CELLS) + ", or MODULE:CLASS, a Cell "
-                                             "subclass of your own (default: lstm; the notebook model is always rnn)")
+    cell: str | None = _option("cell", None, "recurrent cell: rnn, lstm, gru, or MODULE:CLASS, a Cell subclass of your "
+                                             "own (default: lstm; the notebook model is always rnn)")
     hidden_size: int = _option("int", 64, "hidden units H", min=1)
     num_layers: int = _option("int", 1, "stacked recurrent layers", min=1)
     bidirectional: bool = _option("bool", False, "read the sequence in both directions")
