@@ -472,6 +472,7 @@ def _changed(folder: Path, config: TrainConfig) -> bool:
 
 
 def _diverged(folder: Path, config: TrainConfig) -> bool:
+    """Whether the folder holds a run that diverged (its diverged.json)."""
     return run_status(folder) == "diverged"
 
 
