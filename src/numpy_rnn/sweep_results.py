@@ -362,7 +362,8 @@ def plot_sweep(out, path=None) -> str:
 
     Without ``panels`` in the spec: against the step and against wall time, one colour per
     configuration. With ``panels = "FIELD"``: against the step, one panel per value of that
-    field, one colour per combination of the other varied fields (the same in every panel)."""
+    field (numbers ascending, other values in the spec's order), one colour per combination of
+    the other varied fields (the same in every panel)."""
     from .plot import _figure, _save
 
     sweep = read_sweep(out)
@@ -388,7 +389,10 @@ def _layout(sweep: dict) -> tuple[list[str], list[int], list[str]]:
     if panel_field is None:
         return [], [0] * len(configurations), [c["name"] for c in configurations]
     values = [json.dumps(_values(c, [panel_field])[0]) for c in configurations]
-    panel_values = list(dict.fromkeys(values))
+    panel_values = list(dict.fromkeys(values))  # in the spec's order; numbers ascending
+    numbers = [json.loads(value) for value in panel_values]
+    if all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+        panel_values = [value for _, value in sorted(zip(numbers, panel_values))]
     others = [f for f in varied_fields(sweep) if f != panel_field]
     keys = ["; ".join(f"{f}={_fmt_value(v)}" for f, v in zip(others, _values(c, others))) or panel_field
             for c in configurations]
