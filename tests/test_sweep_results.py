@@ -15,6 +15,7 @@ from numpy_rnn.sweep_results import (
     ERROR_FILE,
     FORMAT,
     SWEEP_FILE,
+    _layout,
     collect,
     markdown,
     read_history,
@@ -337,6 +338,23 @@ def test_panels_draw_one_panel_per_value_with_one_colour_per_other_configuration
         assert ax.get_xlabel() == "step" and ax.get_yscale() == "log"
     assert [text.get_text() for text in key.get_legend().get_texts()] == ["cell=gru", "cell=rnn"]
     assert "x: diverged" not in saved["title"]
+
+
+def test_panel_keys_leave_out_defaults_that_are_no_grid_axis():
+    """[[runs]] of different cells: an LSTM's unused nonlinearity=tanh and init=default stay out
+    of its key, a grid axis at its default stays in, and a configuration at every default keeps
+    its whole key."""
+    def sweep(spec, varied_of):
+        return {"spec": {"panels": "seq_len", **spec},
+                "configurations": [{"name": f"c{k}", "varied": varied, "config": {}} for k, varied in enumerate(varied_of)]}
+
+    irnn = {"seq_len": 5, "cell": "rnn", "nonlinearity": "relu", "init": {"R": "identity"}}
+    lstm = {"seq_len": 5, "cell": "lstm", "nonlinearity": "tanh", "init": {}}
+    assert _layout(sweep({}, [irnn, lstm]))[2] == ["cell=rnn; nonlinearity=relu; init=R=identity", "cell=lstm"]
+    assert _layout(sweep({"grid": {"nonlinearity": ["relu", "tanh"]}}, [irnn, lstm]))[2] == [
+        "cell=rnn; nonlinearity=relu; init=R=identity", "cell=lstm; nonlinearity=tanh"]
+    at_defaults = {"seq_len": 8, "lr": 0.001, "steps": 1000}
+    assert _layout(sweep({}, [at_defaults, {"seq_len": 8, "lr": 0.1, "steps": 1000}]))[2] == ["lr=0.001; steps=1000", "lr=0.1"]
 
 
 # ----------------------------------------------------------------------------- the benchmark specs

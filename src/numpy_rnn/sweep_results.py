@@ -383,7 +383,7 @@ def plot_sweep(out, path=None) -> str:
 
 def _layout(sweep: dict) -> tuple[list[str], list[int], list[str]]:
     """The panels' titles (none without ``panels``), each configuration's panel and its key in
-    the legend (its name; with panels, its values of the other varied fields)."""
+    the legend (its name; with panels, its values of the other varied fields, :func:`_key`)."""
     configurations = sweep["configurations"]
     panel_field = sweep["spec"].get("panels")
     if panel_field is None:
@@ -394,10 +394,21 @@ def _layout(sweep: dict) -> tuple[list[str], list[int], list[str]]:
     if all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
         panel_values = [value for _, value in sorted(zip(numbers, panel_values))]
     others = [f for f in varied_fields(sweep) if f != panel_field]
-    keys = ["; ".join(f"{f}={_fmt_value(v)}" for f, v in zip(others, _values(c, others))) or panel_field
-            for c in configurations]
+    axes = set(sweep["spec"].get("grid", {}))
+    keys = [_key(others, _values(c, others), axes) or panel_field for c in configurations]
     titles = [f"{panel_field} = {_fmt_value(json.loads(value))}" for value in panel_values]
     return titles, [panel_values.index(value) for value in values], keys
+
+
+def _key(fields: list[str], values: list, axes: set[str]) -> str:
+    """A configuration's key in the legend, ``field=value; ...``: without the fields at
+    TrainConfig's default that are not grid axes (an LSTM's ``nonlinearity=tanh`` beside an IRNN),
+    unless no field is left. Still one key per configuration: of two that differ in a field, at
+    least one shows it."""
+    pairs = list(zip(fields, values))
+    defaults = TrainConfig().to_dict()
+    shown = [(f, v) for f, v in pairs if f in axes or v != defaults.get(f)] or pairs
+    return "; ".join(f"{f}={_fmt_value(v)}" for f, v in shown)
 
 
 def _values(configuration: dict, fields: list[str]) -> list:
