@@ -394,20 +394,20 @@ def _layout(sweep: dict) -> tuple[list[str], list[int], list[str]]:
     if all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
         panel_values = [value for _, value in sorted(zip(numbers, panel_values))]
     others = [f for f in varied_fields(sweep) if f != panel_field]
-    axes = set(sweep["spec"].get("grid", {}))
-    keys = [_key(others, _values(c, others), axes) or panel_field for c in configurations]
+    axes = sweep["spec"].get("grid", {})
+    unnamed = {f: v for f, v in TrainConfig().to_dict().items() if f not in axes}  # defaults a key leaves out
+    keys = [_key(others, _values(c, others), unnamed) or panel_field for c in configurations]
     titles = [f"{panel_field} = {_fmt_value(json.loads(value))}" for value in panel_values]
     return titles, [panel_values.index(value) for value in values], keys
 
 
-def _key(fields: list[str], values: list, axes: set[str]) -> str:
-    """A configuration's key in the legend, ``field=value; ...``: without the fields at
-    TrainConfig's default that are not grid axes (an LSTM's ``nonlinearity=tanh`` beside an IRNN),
-    unless no field is left. Still one key per configuration: of two that differ in a field, at
-    least one shows it."""
+def _key(fields: list[str], values: list, unnamed: dict) -> str:
+    """A configuration's key in the legend, ``field=value; ...``: without the fields at their
+    value in ``unnamed`` (TrainConfig's defaults but the grid axes: an LSTM's ``nonlinearity=tanh``
+    beside an IRNN), unless no field is left. Still one key per configuration: of two that differ
+    in a field, at least one shows it."""
     pairs = list(zip(fields, values))
-    defaults = TrainConfig().to_dict()
-    shown = [(f, v) for f, v in pairs if f in axes or v != defaults.get(f)] or pairs
+    shown = [(f, v) for f, v in pairs if f not in unnamed or v != unnamed[f]] or pairs
     return "; ".join(f"{f}={_fmt_value(v)}" for f, v in shown)
 
 
