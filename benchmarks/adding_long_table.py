@@ -20,7 +20,8 @@ from numpy_rnn.sweep_results import collect, read_sweep
 
 STUDY = Path(__file__).resolve().parent / "results" / "adding_long"
 #: column title of each model, in the table's order
-MODELS = {"irnn": "IRNN", "lstm": "LSTM, forget bias 1", "lstm-chrono": "LSTM, chrono", "gru": "GRU"}
+MODELS = {"irnn": "IRNN", "lstm": "LSTM, forget bias 1", "lstm-chrono": "LSTM, chrono", "gru": "GRU",
+          "gru-chrono": "GRU, chrono"}
 
 
 def seed_cell(row: dict, target: float) -> str:
