@@ -180,7 +180,7 @@ def test_named_runs_are_matched_by_name_so_a_new_order_is_no_change(scheduler, t
     assert sorted(result["skipped"]) == [str(out / name / "seed0") for name in ("a", "b")] and not result["done"]
     changed = load_spec(_spec(tmp_path, "seeds = [0]\n" + entries["b"] + 'lr = 0.01\n[[runs]]\nname = "c"\ncell = "rnn"\n',
                               steps=20, name="c.toml"))
-    with pytest.raises(SweepSpecError, match=r"\(differing: runs\[b\]\.lr, runs\[a\], runs\[c\]\)"):
+    with pytest.raises(SweepSpecError, match=r"\(differing: runs\[b\]\.lr added, runs\[a\] removed, runs\[c\] added\)"):
         run_sweep(changed, out, scheduler=scheduler, progress=False)
 
 

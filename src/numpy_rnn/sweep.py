@@ -431,7 +431,8 @@ def _runs_part(spec):
 def _differences(old, new, where: str = "") -> list[str]:
     """The dotted names of the fields that differ between two parsed specs. ``[[runs]]`` entries
     that all have names are matched by name (``runs[NAME].field``: a new order is no change),
-    others by place (``runs[2].field``)."""
+    others by place (``runs[2].field``); a field or entry on one side only is named with
+    ``added`` or ``removed``."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [name for key in dict.fromkeys([*old, *new])
                 for name in _differences(old.get(key), new.get(key), f"{where}.{key}" if where else key)]
@@ -442,7 +443,10 @@ def _differences(old, new, where: str = "") -> list[str]:
                     for name in _differences(named_old.get(key), named_new.get(key), f"{where}[{key}]")]
         if len(old) == len(new):
             return [name for i, (a, b) in enumerate(zip(old, new)) for name in _differences(a, b, f"{where}[{i + 1}]")]
-    return [] if old == new else [where or "the whole spec"]
+    if old == new:
+        return []
+    name = where or "the whole spec"
+    return [f"{name} added" if old is None else f"{name} removed" if new is None else name]
 
 
 def _by_name(entries: list[dict]) -> dict | None:
